@@ -1,0 +1,26 @@
+"""aicircle: system dynamics of the AI capital circle.
+
+Compile any non-subscripted Vensim or XMILE model that PySD reads into
+vectorised numpy code, integrate it with Euler, RK4 or scipy's ``solve_ivp``,
+calibrate it, and find its tipping points.
+
+>>> import aicircle as ac
+>>> model = ac.load(ac.shipped_model())      # doctest: +SKIP
+>>> df = model.simulate()                    # doctest: +SKIP
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import (AicircleError, IntegrationError, InvalidInput, ModelReadError,
+                     TargetFileError, UnknownName, UnsupportedFeature)
+from .model import Model, load
+
+try:
+    __version__ = version("aicircle")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "AicircleError", "IntegrationError", "InvalidInput", "Model", "ModelReadError",
+    "TargetFileError", "UnknownName", "UnsupportedFeature", "load", "__version__",
+]

@@ -1,0 +1,323 @@
+"""Integrators for compiled models.
+
+- ``euler``: Vensim's (and PySD's) fixed-step Euler, with its rules for which
+  times are saved and when the run ends, so that results equal PySD's.
+- ``rk4``: classic fourth-order Runge-Kutta at TIME STEP.
+- ``rk23, rk45, dop853, lsoda, radau, bdf``: :func:`scipy.integrate.solve_ivp`,
+  whose failures raise :class:`~aicircle.errors.IntegrationError`.
+
+All of them integrate ``n`` parameter sets at once: the state has shape
+``(n_states, n)``. The adaptive solvers run one set at a time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import IntegrationError, InvalidInput, UnknownName, UnsupportedFeature
+
+SOLVERS = ("euler", "rk4", "rk23", "rk45", "dop853", "lsoda", "radau", "bdf")
+_IVP = {"rk23": "RK23", "rk45": "RK45", "dop853": "DOP853", "lsoda": "LSODA",
+        "radau": "Radau", "bdf": "BDF"}
+_RPREC = 1e-5  # PySD's relative precision for the final time and the saving times
+
+
+def solver_name(solver: str) -> str:
+    """Canonical (lower-case) solver name; raise UnknownName for anything else."""
+    name = str(solver).strip().lower()
+    if name not in SOLVERS:
+        raise UnknownName(f"unknown solver '{solver}'; choose one of {', '.join(SOLVERS)}")
+    return name
+
+
+def progress(iterable, enabled: bool, desc: str, **kw):
+    """Wrap ``iterable`` in a tqdm progress bar when ``enabled``."""
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, leave=False, **kw)
+
+
+def _scalar(name, value):
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim and arr.size:
+        if not np.all(arr == arr.flat[0]):
+            raise InvalidInput(f"{name} must be the same for every parameter set in a batch")
+        return float(arr.flat[0])
+    return float(arr)
+
+
+def static_times(prog, P):
+    """(INITIAL TIME, TIME STEP) of a program for parameter vector ``P``."""
+    c = prog.controls(P, 0.0)
+    t0 = _scalar("INITIAL TIME", c["initial_time"])
+    dt = _scalar("TIME STEP", prog.controls(P, t0)["time_step"])
+    return t0, dt
+
+
+def euler_grid(t0, final, dt, saveper):
+    """PySD's time grid: the step times and which of them are saved.
+
+    Time advances by repeated addition of ``dt`` (as PySD does, so the floats
+    are the same); the run goes on while ``t + dt*1e-5 < final``; a time is
+    saved when it is within ``dt*1e-5`` of a multiple of SAVEPER from the start.
+    """
+    if not (math.isfinite(t0) and math.isfinite(final) and math.isfinite(dt) and math.isfinite(saveper)):
+        raise InvalidInput(f"time settings must be finite: INITIAL TIME={t0}, FINAL TIME={final}, "
+                           f"TIME STEP={dt}, SAVEPER={saveper}")
+    if dt <= 0 or saveper <= 0:
+        raise InvalidInput(f"TIME STEP and SAVEPER must be positive (got {dt} and {saveper})")
+    if final < t0:
+        raise InvalidInput(f"FINAL TIME ({final}) is before INITIAL TIME ({t0})")
+    n_steps = (final - t0) / dt
+    if n_steps > 5e7:
+        raise InvalidInput(f"the run would take {n_steps:.3g} steps; use a larger TIME STEP")
+    times = []
+    saved = []
+    prec = dt * _RPREC
+    t = t0
+    while True:
+        delay = t - t0
+        times.append(t)
+        saved.append(delay % saveper < prec or -delay % saveper < prec)
+        if not t + prec < final:
+            break
+        t = t + dt
+    return np.array(times), np.array(saved)
+
+
+def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None):
+    """Integrate ``n`` parameter sets.
+
+    Parameters
+    ----------
+    prog : aicircle.compiler.Program
+    P : list
+        One entry per ``prog.params``: a float or an ndarray of shape (n,).
+    initial : dict
+        State variable id -> initial value overriding the model's.
+    n : int
+        Number of parameter sets.
+    solver : str
+        A canonical name from :data:`SOLVERS`.
+
+    Returns
+    -------
+    times : ndarray, shape (n_times,)
+    data : ndarray, shape (n_outputs, n_times, n)
+    """
+    c0 = prog.controls(P, 0.0)
+    t0 = _scalar("INITIAL TIME", c0["initial_time"])
+    ctrl = prog.controls(P, t0)
+    dt = _scalar("TIME STEP", ctrl["time_step"])
+    consts, y0, delay_times = prog.initialise(P, t0, dt, n)
+    for vid, value in initial.items():
+        y0[prog.state_index[vid]] = value
+    if prog.dynamic_controls:
+        if solver != "euler":
+            raise UnsupportedFeature(
+                f"{prog.source}: time settings that change with time need solver='euler'")
+        return _euler_dynamic(prog, P, consts, y0, delay_times, t0, n)
+    final = _scalar("FINAL TIME", ctrl["final_time"])
+    saveper = _scalar("SAVEPER", ctrl["saveper"])
+    times, saved = euler_grid(t0, final, dt, saveper)
+    if solver == "euler":
+        return _euler(prog, consts, y0, delay_times, times, saved, dt, n)
+    if prog.discrete:
+        names = sorted({prog.vars[vid].builtin for vid in prog.discrete})
+        raise UnsupportedFeature(
+            f"{prog.source}: {', '.join(names).replace('_', ' ')} keeps discrete state; "
+            f"solver '{solver}' needs a continuous model (use solver='euler')")
+    if solver == "rk4":
+        return _rk4(prog, consts, y0, times, saved, dt, n)
+    return _adaptive(prog, P, y0, times[saved], dt, n, solver, rtol, atol, max_step)
+
+
+class _Rings:
+    """DELAY FIXED pipelines: PySD's ring buffers, one per discrete delay."""
+
+    def __init__(self, prog, y0, delay_times, dt):
+        nc = len(prog.stocks)
+        self.rows = [nc + i for i in prog.delay_fixed]
+        self.pipes = []
+        for row, dtime in zip(self.rows, delay_times):
+            order = max(_scalar("DELAY FIXED delay time", dtime) / dt, 1)
+            order = round(order + 1e-6)  # PySD rounds 0.5 up
+            self.pipes.append([np.repeat(y0[row][None], order, axis=0), 0])
+
+    def push(self, Y, inputs):
+        for (row, pipe), value in zip(zip(self.rows, self.pipes), inputs):
+            buf, ptr = pipe
+            buf[ptr] = value
+            ptr = (ptr + 1) % len(buf)
+            pipe[1] = ptr
+            Y[row] = buf[ptr]
+
+
+def _discrete_update(prog, Y, nexts, rings, nc):
+    """Apply the discrete updates computed (before the step) in ``nexts``."""
+    fixed = set(prog.delay_fixed)
+    ring_inputs = []
+    for i, value in enumerate(nexts):
+        if i in fixed:
+            ring_inputs.append(value)
+        else:
+            Y[nc + i] = value
+    if ring_inputs:
+        rings.push(Y, ring_inputs)
+
+
+def _euler(prog, consts, Y, delay_times, times, saved, dt, n):
+    n_out = len(prog.outputs)
+    out = np.empty((n_out, int(saved.sum()), n))
+    dY, B = prog.buffers(n)
+    nc = len(prog.stocks)
+    Yc = Y[:nc]
+    inc = np.empty_like(Yc)
+    rhs = prog._rhs
+    nn = prog.non_negative
+    rings = _Rings(prog, Y, delay_times, dt) if prog.delay_fixed else None
+    k = 0
+    last = len(times) - 1
+    multiply, add, maximum = np.multiply, np.add, np.maximum
+    for i in range(len(times)):
+        t = times[i]
+        nexts, outs = rhs(t, dt, Y, consts, B)
+        if saved[i]:
+            for j in range(n_out):
+                out[j, k] = outs[j]
+            k += 1
+        if i == last:
+            break
+        if nexts:
+            nexts = [np.array(x, dtype=float, copy=True) for x in nexts]
+        multiply(dY, dt, out=inc)
+        add(Yc, inc, out=Yc)
+        for r in nn:
+            maximum(Yc[r], 0.0, out=Yc[r])
+        if nexts:
+            _discrete_update(prog, Y, nexts, rings, nc)
+    return times[saved], out
+
+
+def _euler_dynamic(prog, P, consts, Y, delay_times, t0, n):
+    """Euler with time settings that are functions of time (PySD's semantics)."""
+    dY, B = prog.buffers(n)
+    nc = len(prog.stocks)
+    rows, times = [], []
+    rings = None
+    t = t0
+    while True:
+        c = prog.controls(P, t)
+        dt = _scalar("TIME STEP", c["time_step"])
+        final = _scalar("FINAL TIME", c["final_time"])
+        saveper = _scalar("SAVEPER", c["saveper"])
+        if rings is None and prog.delay_fixed:
+            rings = _Rings(prog, Y, delay_times, dt)
+        prec = dt * _RPREC
+        delay = t - t0
+        nexts, outs = prog.rhs(t, dt, Y, consts, B)
+        if delay % saveper < prec or -delay % saveper < prec:
+            times.append(t)
+            rows.append([np.broadcast_to(o, (n,)).copy() for o in outs])
+        if not t + prec < final:
+            break
+        nexts = [np.array(x, dtype=float, copy=True) for x in nexts]
+        Y[:nc] += dY * dt
+        for r in prog.non_negative:
+            np.maximum(Y[r], 0.0, out=Y[r])
+        if nexts:
+            _discrete_update(prog, Y, nexts, rings, nc)
+        t = t + dt
+    data = np.array(rows).transpose(1, 0, 2) if rows and prog.outputs else \
+        np.empty((len(prog.outputs), len(times), n))
+    return np.array(times), data
+
+
+def _rk4(prog, consts, Y, times, saved, dt, n):
+    n_out = len(prog.outputs)
+    out = np.empty((n_out, int(saved.sum()), n))
+    dY, B = prog.buffers(n)
+    nc = len(prog.stocks)
+    rhs = prog._rhs
+    k1, k2, k3 = (np.empty_like(dY) for _ in range(3))
+    Ys = Y.copy()
+    k = 0
+    last = len(times) - 1
+    for i in range(len(times)):
+        t = times[i]
+        _, outs = rhs(t, dt, Y, consts, B)
+        if saved[i]:
+            for j in range(n_out):
+                out[j, k] = outs[j]
+            k += 1
+        if i == last:
+            break
+        k1[...] = dY
+        Ys[:nc] = Y[:nc] + 0.5 * dt * k1
+        rhs(t + 0.5 * dt, dt, Ys, consts, B)
+        k2[...] = dY
+        Ys[:nc] = Y[:nc] + 0.5 * dt * k2
+        rhs(t + 0.5 * dt, dt, Ys, consts, B)
+        k3[...] = dY
+        Ys[:nc] = Y[:nc] + dt * k3
+        rhs(t + dt, dt, Ys, consts, B)
+        Y[:nc] += (dt / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + dY)
+        for r in prog.non_negative:
+            np.maximum(Y[r], 0.0, out=Y[r])
+    return times[saved], out
+
+
+def _adaptive(prog, P, y0, save_times, dt, n, solver, rtol, atol, max_step):
+    from scipy.integrate import solve_ivp
+
+    nc = len(prog.stocks)
+    n_out = len(prog.outputs)
+    out = np.empty((n_out, len(save_times), n))
+    nn = np.array(prog.non_negative, dtype=int)
+    kwargs = {"rtol": rtol, "atol": atol}
+    if max_step is not None:
+        kwargs["max_step"] = max_step
+    for s in range(n):
+        Ps = [p[s] if np.ndim(p) else p for p in P]
+        consts, _, _ = prog.initialise(Ps, save_times[0], dt, 1)
+        dY, B = prog.buffers(1)
+        rhs = prog._rhs
+
+        def fun(t, y, consts=consts, dY=dY, B=B):
+            Y = y.reshape(nc, 1)
+            rhs(t, dt, Y, consts, B)
+            d = dY[:, 0].copy()
+            if nn.size:
+                blocked = (y[nn] <= 0.0) & (d[nn] < 0.0)
+                d[nn[blocked]] = 0.0
+            return d
+
+        t_span = (save_times[0], save_times[-1])
+        if nc == 0 or t_span[1] == t_span[0]:
+            Yt = np.repeat(y0[:, s:s + 1], len(save_times), axis=1)
+        else:
+            try:
+                sol = solve_ivp(fun, t_span, y0[:nc, s], method=_IVP[solver],
+                                t_eval=save_times, **kwargs)
+            except (ValueError, ArithmeticError, FloatingPointError) as err:
+                raise IntegrationError(
+                    f"{prog.source}: solver {solver} failed: {err}; try solver='bdf' or 'radau' "
+                    f"for a stiff model, or a smaller max_step") from err
+            if sol.status < 0 or sol.y.shape[1] != len(save_times):
+                reached = sol.t[-1] if sol.t.size else t_span[0]
+                raise IntegrationError(
+                    f"{prog.source}: solver {solver} gave up at t={reached:g}: {sol.message}; "
+                    f"try solver='bdf' or 'radau' for a stiff model, or a smaller max_step")
+            Yt = sol.y
+        # evaluate the outputs at every saved time at once (columns = times)
+        m = len(save_times)
+        consts_t, _, _ = prog.initialise(Ps, save_times[0], dt, m)
+        _, Bt = prog.buffers(m)
+        _, outs = rhs(save_times, dt, np.ascontiguousarray(Yt), consts_t, Bt)
+        for j in range(n_out):
+            out[j, :, s] = outs[j]
+    return save_times, out

@@ -1,0 +1,435 @@
+"""Load a Vensim or XMILE model and run it.
+
+:func:`load` parses a model with PySD's translators (writing nothing), lowers it
+with :mod:`aicircle.compiler` and returns an immutable :class:`Model`. Every run
+starts from the model's own values plus what that run is given; nothing
+persists between runs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import compiler, integrate
+from .compiler import CONTROL_NAMES, clean_name
+from .errors import InvalidInput, ModelReadError, UnknownName, UnsupportedFeature
+
+__all__ = ["Model", "load"]
+
+_MODEL_SUFFIXES = {".mdl": "vensim", ".xmile": "xmile", ".xml": "xmile", ".stmx": "xmile"}
+
+
+def _parse(path: Path):
+    """Parse a model file into PySD's AbstractModel, writing nothing."""
+    if not path.exists():
+        raise ModelReadError(f"model file not found: {path}")
+    if not path.is_file():
+        raise ModelReadError(f"not a model file: {path}")
+    kind = _MODEL_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise ModelReadError(
+            f"{path}: unknown model format '{path.suffix}' (expected .mdl, .xmile, .xml or .stmx)")
+    try:
+        text = path.read_text(encoding="utf-8", errors="strict")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ModelReadError(f"{path}: cannot read the file: {err}") from err
+    if not text.strip():
+        raise ModelReadError(f"{path}: the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if kind == "vensim":
+                from pysd.translators.vensim.vensim_file import VensimFile
+
+                parsed = VensimFile(path)
+                parsed.parse()
+            else:
+                from pysd.translators.xmile.xmile_file import XmileFile
+
+                parsed = XmileFile(path)
+                parsed.parse()
+            return parsed.get_abstract_model()
+    except UnsupportedFeature:
+        raise
+    except Exception as err:  # PySD raises many kinds; all mean "cannot read"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelReadError(f"{path}: not a model PySD can read ({type(err).__name__}: {first})") from err
+
+
+def load(path) -> "Model":
+    """Read a ``.mdl`` or ``.xmile`` model and compile it.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The model file. It is parsed once, with PySD's translators; nothing is
+        written anywhere.
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    ModelReadError
+        The file is missing, unreadable or not a model.
+    UnsupportedFeature
+        The model uses a construct aicircle cannot compile (subscripts, data, ...).
+    """
+    path = Path(path)
+    abstract = _parse(path)
+    vars_, lookups, scope, delay_orders = compiler.lower(abstract, path.name)
+    return Model(path, vars_, lookups, scope)
+
+
+def _check_number(name, value):
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"value of '{name}' is not a number: {value!r}") from None
+    if not np.all(np.isfinite(arr)):
+        raise InvalidInput(f"value of '{name}' is not a finite number: {value!r}")
+    return arr
+
+
+class Model:
+    """A compiled system-dynamics model. Build it with :func:`load`.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    parameters : pandas.DataFrame
+        One row per numeric constant, in the order of the model file, indexed
+        by name: ``value, units, min, max, doc`` (``min``/``max`` NaN where the
+        model declares none).
+    stocks : tuple of str
+        The model's own stocks.
+    state_names : tuple of str
+        Every state integrated: the stocks and the hidden states of builtins.
+    variables : tuple of str
+        Every variable a run can return, in file order.
+    """
+
+    def __init__(self, path, vars_, lookups, scope):
+        self.path = Path(path)
+        self._vars = vars_
+        self._lookups = lookups
+        self._programs: OrderedDict = OrderedDict()
+        visible = [v for v in vars_ if not v.hidden]
+        self._by_clean = {clean_name(v.name): v.vid for v in visible}
+        self._controls = {}
+        for key, label in CONTROL_NAMES.items():
+            vid = self._by_clean.get(key)
+            if vid is None:
+                raise ModelReadError(f"{self.path}: the model does not define {label}")
+            self._controls[key] = vid
+        # a control variable that the user's model defines as a constant is
+        # still a control: it is set through final_time= etc., not params=
+        self.variables = tuple(v.name for v in visible)
+        self.stocks = tuple(v.name for v in visible if v.kind == "stock")
+        rows = []
+        for v in visible:
+            if v.kind == "const" and not v.unchangeable:
+                lo, hi = (v.limits + (None, None))[:2]
+                rows.append({"name": v.name, "value": v.expr[1], "units": v.units,
+                             "min": _limit(lo), "max": _limit(hi), "doc": v.doc})
+        self.parameters = pd.DataFrame(rows, columns=["name", "value", "units", "min", "max", "doc"]
+                                       ).set_index("name")
+        base = self._program(frozenset(), ())
+        self.state_names = tuple(vars_[vid].name for vid in base.states)
+        self._observable_defaults = None
+
+    # ------------------------------------------------------------------
+    # names
+    # ------------------------------------------------------------------
+    def resolve(self, name: str) -> str:
+        """Return the model's own spelling of ``name`` (Vensim's matching rule)."""
+        return self._vars[self._vid(name)].name
+
+    def _vid(self, name: str) -> int:
+        key = clean_name(name)
+        if key in self._by_clean:
+            return self._by_clean[key]
+        close = [v for v in self.variables if key[:4] in clean_name(v)][:5]
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise UnknownName(f"unknown variable '{name}' in {self.path.name}{hint}")
+
+    @property
+    def time(self) -> dict:
+        """The model's own time settings: initial_time, final_time, time_step, saveper."""
+        prog = self._program(frozenset(), ())
+        P = self._default_P(prog)
+        t0 = float(prog.controls(P, 0.0)["initial_time"])
+        return {k: float(v) for k, v in prog.controls(P, t0).items()}
+
+    # ------------------------------------------------------------------
+    # programs (generated code), cached per overridden names and outputs
+    # ------------------------------------------------------------------
+    def _program(self, overrides: frozenset, outputs: tuple) -> compiler.Program:
+        key = (overrides, outputs)
+        prog = self._programs.get(key)
+        if prog is None:
+            params = [v.vid for v in self._vars if v.kind == "const" or v.vid in overrides]
+            prog = compiler.Program(self._vars, self._lookups, params, list(outputs),
+                                    self.path.name, self._controls)
+            self._programs[key] = prog
+            if len(self._programs) > 32:
+                self._programs.popitem(last=False)
+        else:
+            self._programs.move_to_end(key)
+        return prog
+
+    def _default_P(self, prog, values=None):
+        values = values or {}
+        out = []
+        for vid in prog.params:
+            if vid in values:
+                out.append(values[vid])
+            else:
+                expr = self._vars[vid].expr
+                if expr is None or expr[0] != "num":
+                    raise InvalidInput(f"'{self._vars[vid].name}' needs a value")  # pragma: no cover
+                out.append(expr[1])
+        return out
+
+    def _overrides(self, params: dict | None, *, allow_arrays: bool) -> dict:
+        """Map user-given names to variable ids, validating values."""
+        values = {}
+        for name, value in (params or {}).items():
+            vid = self._vid(name)
+            var = self._vars[vid]
+            if var.kind == "stock":
+                raise InvalidInput(f"'{var.name}' is a stock; set its initial value with initial=")
+            if var.kind == "control":
+                raise InvalidInput(
+                    f"'{var.name}' is a time setting; use final_time=, time_step= or saveper=")
+            if var.unchangeable:
+                raise InvalidInput(f"'{var.name}' is an unchangeable constant (==)")
+            arr = _check_number(var.name, value)
+            if arr.ndim and not allow_arrays:
+                raise InvalidInput(f"value of '{var.name}' must be a single number")
+            values[vid] = float(arr) if arr.ndim == 0 else arr
+        return values
+
+    def _controls_overrides(self, final_time, time_step, saveper, initial_time=None):
+        values = {}
+        for key, value in (("final_time", final_time), ("time_step", time_step),
+                           ("saveper", saveper), ("initial_time", initial_time)):
+            if value is None:
+                continue
+            v = float(_check_number(CONTROL_NAMES[key], value))
+            if key in ("time_step", "saveper") and v <= 0:
+                raise InvalidInput(f"{CONTROL_NAMES[key]} must be positive, got {v}")
+            values[self._controls[key]] = v
+        return values
+
+    def _outputs(self, return_columns, default):
+        if return_columns is None:
+            return_columns = default
+        if isinstance(return_columns, str):
+            return_columns = [return_columns]
+        vids = []
+        for name in return_columns:
+            vid = self._vid(name)
+            if vid not in vids:
+                vids.append(vid)
+        return vids
+
+    def _initial_overrides(self, initial, allow_arrays):
+        out = {}
+        for name, value in (initial or {}).items():
+            vid = self._vid(name)
+            if self._vars[vid].kind != "stock":
+                raise InvalidInput(f"initial= sets stocks only; '{self._vars[vid].name}' is not a stock")
+            arr = _check_number(self._vars[vid].name, value)
+            if arr.ndim and not allow_arrays:
+                raise InvalidInput(f"initial value of '{self._vars[vid].name}' must be a single number")
+            out[vid] = arr
+        return out
+
+    # ------------------------------------------------------------------
+    # runs
+    # ------------------------------------------------------------------
+    def simulate(self, params=None, solver="euler", return_columns=None, final_time=None,
+                 time_step=None, saveper=None, initial=None, rtol=1e-6, atol=1e-9,
+                 max_step=None) -> pd.DataFrame:
+        """Run the model once.
+
+        Parameters
+        ----------
+        params : dict, optional
+            Name -> number: a parameter's value, or a constant replacing an
+            auxiliary for this run.
+        solver : str
+            ``euler`` (Vensim's semantics) or ``rk4`` at the time step, or one of
+            ``solve_ivp``'s ``rk23, rk45, dop853, lsoda, radau, bdf``.
+        return_columns : list of str, optional
+            Variables to return; all of them by default.
+        final_time, time_step, saveper : float, optional
+            Replace the model's time settings, in the model's time unit.
+        initial : dict, optional
+            Stock name -> initial value.
+        rtol, atol, max_step : float
+            Tolerances for the adaptive solvers.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by time (one row per SAVEPER), one column per variable.
+        """
+        values = self._overrides(params, allow_arrays=False)
+        values.update(self._controls_overrides(final_time, time_step, saveper))
+        init = self._initial_overrides(initial, allow_arrays=False)
+        outputs = self._outputs(return_columns, self.variables)
+        prog = self._program(frozenset(values), tuple(outputs))
+        P = self._default_P(prog, values)
+        times, data = integrate.run(prog, P, init, 1, integrate.solver_name(solver),
+                                    rtol=rtol, atol=atol, max_step=max_step)
+        cols = [self._vars[vid].name for vid in outputs]
+        frame = pd.DataFrame(data[:, :, 0].T if data.size else np.empty((len(times), 0)),
+                             index=pd.Index(times, name="time"), columns=cols)
+        return frame
+
+    def simulate_batch(self, table, solver="euler", return_columns=None, final_time=None,
+                       time_step=None, saveper=None, initial=None, chunk_size=2048,
+                       rtol=1e-6, atol=1e-9, max_step=None, progress=False):
+        """Run the model once per row of ``table``, vectorised.
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+            One row per parameter set, one column per parameter (any subset;
+            the others keep the model's values). The index becomes the
+            ``set`` coordinate.
+        return_columns : list of str, optional
+            By default the stocks and the DESIGN section 3 observables the
+            model defines.
+        chunk_size : int
+            Sets integrated at once; results do not depend on it.
+        (other parameters as in :meth:`simulate`)
+
+        Returns
+        -------
+        xarray.Dataset
+            dims ``("set", "time")``, one data variable per returned column.
+        """
+        import xarray as xr
+
+        if not isinstance(table, pd.DataFrame):
+            raise InvalidInput("simulate_batch needs a pandas DataFrame, one row per parameter set")
+        if len(table) == 0:
+            raise InvalidInput("simulate_batch got an empty table")
+        if chunk_size < 1:
+            raise InvalidInput(f"chunk_size must be positive, got {chunk_size}")
+        columns = {}
+        for col in table.columns:
+            columns[col] = table[col].to_numpy()
+        values_all = self._overrides(columns, allow_arrays=True)
+        controls = self._controls_overrides(final_time, time_step, saveper)
+        init_all = self._initial_overrides(initial, allow_arrays=True)
+        if return_columns is None:
+            from .observables import find_observables
+
+            default = list(self.stocks) + [n for n in find_observables(self.variables).values()
+                                           if n not in self.stocks]
+        else:
+            default = return_columns
+        outputs = self._outputs(return_columns, default)
+        prog = self._program(frozenset(values_all) | frozenset(controls), tuple(outputs))
+        n = len(table)
+        solver = integrate.solver_name(solver)
+        chunks = []
+        times = None
+        starts = range(0, n, chunk_size)
+        for start in integrate.progress(starts, progress, "simulate_batch", unit="chunk"):
+            stop = min(n, start + chunk_size)
+            vals = {vid: (v[start:stop] if np.ndim(v) else v) for vid, v in values_all.items()}
+            vals.update(controls)
+            init = {vid: (v[start:stop] if np.ndim(v) else v) for vid, v in init_all.items()}
+            P = self._default_P(prog, vals)
+            t, data = integrate.run(prog, P, init, stop - start, solver,
+                                    rtol=rtol, atol=atol, max_step=max_step)
+            times = t if times is None else times
+            chunks.append(data)
+        data = np.concatenate(chunks, axis=2)
+        ds = xr.Dataset(
+            {self._vars[vid].name: (("set", "time"), data[i].T) for i, vid in enumerate(outputs)},
+            coords={"set": table.index.to_numpy(), "time": times})
+        return ds
+
+    def initial_state(self, params=None) -> np.ndarray:
+        """The state at INITIAL TIME, shape ``(n_states,)`` or ``(n_states, N)``.
+
+        ``params`` maps names to numbers or to arrays of shape ``(N,)``.
+        """
+        values = self._overrides(params, allow_arrays=True)
+        prog = self._program(frozenset(values), ())
+        n = _batch_size(values)
+        P = self._default_P(prog, values)
+        t0, dt = integrate.static_times(prog, P)
+        _, y0, _ = prog.initialise(P, t0, dt, n)
+        return y0[:, 0] if not _is_batch(values) else y0
+
+    def derivative(self, t, y, params=None) -> np.ndarray:
+        """The time derivative of the continuous states, vectorised.
+
+        Parameters
+        ----------
+        t : float
+            Time, in the model's unit.
+        y : ndarray, shape (n_states,) or (n_states, N)
+            States in the order of :attr:`state_names`.
+        params : dict, optional
+            Name -> number or ndarray (N,).
+
+        Returns
+        -------
+        ndarray, same shape as ``y``
+            dy/dt for the stocks; 0 for the discrete states.
+        """
+        values = self._overrides(params, allow_arrays=True)
+        prog = self._program(frozenset(values), ())
+        y = np.asarray(y, dtype=float)
+        single = y.ndim == 1
+        Y = y[:, None] if single else y
+        n = Y.shape[1]
+        P = self._default_P(prog, values)
+        t0, dt = integrate.static_times(prog, P)
+        consts, _, _ = prog.initialise(P, t0, dt, n)
+        dY, B = prog.buffers(n)
+        prog.rhs(float(t), dt, Y, consts, B)
+        out = np.zeros_like(Y)
+        out[: len(prog.stocks)] = dY
+        return out[:, 0] if single else out
+
+    def __repr__(self):
+        return (f"<aicircle.Model {self.path.name}: {len(self.stocks)} stocks, "
+                f"{len(self.parameters)} parameters, {len(self.variables)} variables>")
+
+
+def _batch_size(values):
+    sizes = {np.size(v) for v in values.values() if np.ndim(v)}
+    if len(sizes) > 1:
+        raise InvalidInput(f"parameter arrays have different lengths: {sorted(sizes)}")
+    return sizes.pop() if sizes else 1
+
+
+def _is_batch(values):
+    return any(np.ndim(v) for v in values.values())
+
+
+def _limit(x):
+    if x is None:
+        return math.nan
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return v if math.isfinite(v) else math.nan
