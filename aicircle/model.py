@@ -409,6 +409,23 @@ class Model:
         out[: len(prog.stocks)] = dY
         return out[:, 0] if single else out
 
+    @property
+    def loops(self) -> dict:
+        """Feedback loops named in the variables' comments (``R1``, ``B2``, ...).
+
+        Returns
+        -------
+        dict
+            Loop id -> names of the variables whose comment names it, in file order.
+        """
+        found: dict = {}
+        for v in self._vars:
+            if v.hidden:
+                continue
+            for loop in dict.fromkeys(re.findall(r"\b([RB][1-9][0-9]?)\b", v.doc)):
+                found.setdefault(loop, []).append(v.name)
+        return {k: found[k] for k in sorted(found, key=lambda k: (k[0] != "R", int(k[1:])))}
+
     def __repr__(self):
         return (f"<aicircle.Model {self.path.name}: {len(self.stocks)} stocks, "
                 f"{len(self.parameters)} parameters, {len(self.variables)} variables>")
