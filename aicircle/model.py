@@ -409,6 +409,15 @@ class Model:
         out[: len(prog.stocks)] = dY
         return out[:, 0] if single else out
 
+    def __getstate__(self):
+        # generated code is rebuilt on demand; everything else is plain data
+        state = self.__dict__.copy()
+        state["_programs"] = OrderedDict()
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
     @property
     def loops(self) -> dict:
         """Feedback loops named in the variables' comments (``R1``, ``B2``, ...).

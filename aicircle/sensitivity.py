@@ -1,0 +1,289 @@
+"""Sensitivity analysis, Monte Carlo bands and ensembles, locally or on a cluster.
+
+- :func:`sensitivity`: one-at-a-time (tornado), Morris screening and Sobol
+  indices (SALib) of any variable at any time;
+- :func:`monte_carlo`: Vensim-style confidence bands (50/75/95/100%) over time
+  and the probability of a bust (DESIGN section 4) by each year;
+- :func:`run_ensemble`: the batch integrator over a table of parameter sets,
+  split into fixed chunks that run here or on an ``executor`` (a
+  ``dask.distributed.Client`` or any ``concurrent.futures.Executor``). Chunks
+  are fixed by ``chunk_size`` alone, so results never depend on the number of
+  workers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .errors import InvalidInput, UnknownName
+
+__all__ = ["BANDS", "monte_carlo", "parameter_bounds", "run_ensemble", "sensitivity"]
+
+METHODS = ("oat", "morris", "sobol")
+BANDS = (50, 75, 95, 100)  # Vensim's sensitivity-graph confidence bands, in percent
+MIN_N = {"morris": 4, "sobol": 16}
+
+
+def parameter_bounds(model, bounds=None) -> dict:
+    """The parameters to vary and their ranges.
+
+    Parameters
+    ----------
+    model : aicircle.Model
+    bounds : dict, optional
+        Name -> (lo, hi). When given, exactly these parameters vary.
+        Otherwise every parameter whose declared range is finite with
+        min < max varies (a declared ``[a,a]`` holds it fixed).
+
+    Returns
+    -------
+    dict
+        Parameter name (as in the model file) -> (lo, hi).
+    """
+    out = {}
+    if bounds:
+        for name, (lo, hi) in bounds.items():
+            canon = model.resolve(name)
+            if canon not in model.parameters.index:
+                raise InvalidInput(f"'{canon}' is not a parameter (a numeric constant) of the model")
+            lo, hi = float(lo), float(hi)
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                raise InvalidInput(f"bounds of '{canon}' must be finite, got {lo}:{hi}")
+            if not lo < hi:
+                raise InvalidInput(f"bounds of '{canon}' need LO < HI, got {lo:g}:{hi:g}")
+            out[canon] = (lo, hi)
+        return out
+    for name, row in model.parameters.iterrows():
+        lo, hi = row["min"], row["max"]
+        if np.isfinite(lo) and np.isfinite(hi) and lo < hi:
+            out[name] = (float(lo), float(hi))
+    if not out:
+        raise InvalidInput("no parameter has a finite declared range; give --bounds NAME=LO:HI")
+    return out
+
+
+def _chunk(model, table, outputs, kwargs):
+    ds = model.simulate_batch(table, return_columns=outputs, **kwargs)
+    return {name: ds[name].to_numpy() for name in outputs}, ds["time"].to_numpy()
+
+
+def run_ensemble(model, table, outputs, executor=None, chunk_size=1000, progress=False,
+                 **simulate_kwargs):
+    """Run ``model`` once per row of ``table``, in fixed chunks.
+
+    Parameters
+    ----------
+    model : aicircle.Model
+    table : pandas.DataFrame
+        One row per parameter set.
+    outputs : list of str
+        Variables to return.
+    executor : dask.distributed.Client or concurrent.futures.Executor, optional
+        Where the chunks run; here when None.
+    chunk_size : int
+        Rows per chunk. The split depends on this alone, never on the workers.
+    progress : bool
+        Show a progress bar over chunks.
+    **simulate_kwargs
+        Passed to :meth:`aicircle.Model.simulate_batch` (solver, final_time, ...).
+
+    Returns
+    -------
+    values : dict
+        Output name -> ndarray, shape (n_sets, n_times).
+    times : ndarray, shape (n_times,)
+    """
+    from .integrate import progress as bar
+
+    if chunk_size < 1:
+        raise InvalidInput(f"chunk_size must be positive, got {chunk_size}")
+    outputs = [model.resolve(o) for o in outputs]
+    pieces = [table.iloc[i:i + chunk_size] for i in range(0, len(table), chunk_size)]
+    if executor is None:
+        results = [_chunk(model, p, outputs, simulate_kwargs)
+                   for p in bar(pieces, progress and len(pieces) > 1, "runs", unit="chunk")]
+    else:
+        shared = _share(executor, model)
+        futures = [executor.submit(_chunk, shared, p, outputs, simulate_kwargs) for p in pieces]
+        results = [f.result() for f in bar(futures, progress, "runs", unit="chunk")]
+    values = {name: np.concatenate([r[0][name] for r in results], axis=0) for name in outputs}
+    return values, results[0][1]
+
+
+def _share(executor, model):
+    """Send the model to a Dask cluster once (other executors pickle it per task)."""
+    scatter = getattr(executor, "scatter", None)
+    if scatter is not None:
+        return scatter(model, broadcast=True)
+    return model
+
+
+def _at(values, times, at):
+    """Values at time ``at`` (linear interpolation between saved times), shape (n_sets,)."""
+    if not times[0] - 1e-9 <= at <= times[-1] + 1e-9:
+        raise InvalidInput(f"--at {at:g} is outside the run ({times[0]:g} to {times[-1]:g})")
+    i = int(np.clip(np.searchsorted(times, at), 1, len(times) - 1))
+    if abs(times[i - 1] - at) < 1e-9:
+        return values[:, i - 1]
+    w = (at - times[i - 1]) / (times[i] - times[i - 1])
+    return (1 - w) * values[:, i - 1] + w * values[:, i]
+
+
+def sensitivity(model, method, output, at=None, bounds=None, n=None, seed=0, executor=None,
+                chunk_size=1000, progress=False, **simulate_kwargs) -> pd.DataFrame:
+    """Sensitivity of ``output`` at time ``at`` to the model's parameters.
+
+    Parameters
+    ----------
+    model : aicircle.Model
+    method : {'oat', 'morris', 'sobol'}
+        ``oat``: the output at each bound, the others at their values;
+        ``morris``: elementary effects on ``n`` trajectories (4 levels);
+        ``sobol``: Saltelli/Sobol' sampling with SALib's base sample size
+        ``n`` (a power of 2), ``n·(D+2)`` runs, first and total order.
+    output : str
+        Any model variable.
+    at : float, optional
+        Time of the output; FINAL TIME by default.
+    bounds : dict, optional
+        See :func:`parameter_bounds`.
+    n : int, optional
+        SALib's N; defaults: 64 for morris, 1024 for sobol.
+    seed : int
+        Seed of the sample (and of SALib's bootstrap).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by parameter: ``low, high`` (oat); ``mu_star, sigma,
+        mu_star_conf`` (morris); ``S1, ST, S1_conf, ST_conf`` (sobol).
+    """
+    method = str(method).lower()
+    if method not in METHODS:
+        raise UnknownName(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
+    output = model.resolve(output)
+    space = parameter_bounds(model, bounds)
+    names = list(space)
+    problem = {"num_vars": len(names), "names": names, "bounds": [list(space[k]) for k in names]}
+    if method != "oat":
+        n = {"morris": 64, "sobol": 1024}[method] if n is None else int(n)
+        if n < MIN_N[method]:
+            raise InvalidInput(f"--n {n} is too small for {method}: use at least {MIN_N[method]}")
+        if method == "sobol" and n & (n - 1):
+            raise InvalidInput(f"--n {n} must be a power of 2 for sobol (e.g. {1 << n.bit_length()})")
+    if at is None:
+        at = model.time["final_time"] if "final_time" not in simulate_kwargs \
+            else simulate_kwargs["final_time"]
+    run = dict(simulate_kwargs)
+    if method == "oat":
+        base = model.parameters["value"]
+        rows = []
+        for k in names:
+            for bound in space[k]:
+                row = {p: float(base[p]) for p in names}
+                row[k] = bound
+                rows.append(row)
+        table = pd.DataFrame(rows)
+    elif method == "morris":
+        from SALib.sample import morris as morris_sample
+
+        table = pd.DataFrame(morris_sample.sample(problem, n, num_levels=4, seed=seed), columns=names)
+    else:
+        from SALib.sample import sobol as sobol_sample
+
+        table = pd.DataFrame(sobol_sample.sample(problem, n, calc_second_order=False, seed=seed),
+                             columns=names)
+    values, times = run_ensemble(model, table, [output], executor=executor, chunk_size=chunk_size,
+                                 progress=progress, **run)
+    y = _at(values[output], times, float(at))
+    if not np.all(np.isfinite(y)):
+        bad = int(np.sum(~np.isfinite(y)))
+        raise InvalidInput(f"{bad} of {len(y)} runs give a non-finite '{output}' at {at:g}; "
+                           f"narrow the bounds")
+    if method == "oat":
+        return pd.DataFrame({"low": y[0::2], "high": y[1::2]}, index=pd.Index(names, name="parameter"))
+    if method == "morris":
+        from SALib.analyze import morris as morris_analyze
+
+        res = morris_analyze.analyze(problem, table.to_numpy(), y, num_levels=4, seed=seed)
+        return pd.DataFrame({"mu_star": res["mu_star"], "sigma": res["sigma"],
+                             "mu_star_conf": res["mu_star_conf"]},
+                            index=pd.Index(names, name="parameter"))
+    from SALib.analyze import sobol as sobol_analyze
+
+    res = sobol_analyze.analyze(problem, y, calc_second_order=False, seed=seed)
+    return pd.DataFrame({"S1": res["S1"], "ST": res["ST"], "S1_conf": res["S1_conf"],
+                         "ST_conf": res["ST_conf"]}, index=pd.Index(names, name="parameter"))
+
+
+def sample_parameters(model, n, seed=0, ensemble=None, bounds=None) -> pd.DataFrame:
+    """``n`` parameter sets: rows drawn from ``ensemble`` or uniform in the declared ranges."""
+    rng = np.random.default_rng(seed)
+    if ensemble is not None:
+        if len(ensemble) == 0:
+            raise InvalidInput("the ensemble is empty")
+        idx = rng.integers(0, len(ensemble), size=n)
+        return ensemble.iloc[idx].reset_index(drop=True)
+    space = parameter_bounds(model, bounds)
+    return pd.DataFrame({k: rng.uniform(lo, hi, size=n) for k, (lo, hi) in space.items()})
+
+
+def monte_carlo(model, n=1000, seed=0, outputs=None, ensemble=None, bounds=None, executor=None,
+                chunk_size=1000, progress=False, bust=True, **simulate_kwargs):
+    """Monte Carlo over parameter uncertainty.
+
+    Parameters
+    ----------
+    model : aicircle.Model
+    n : int
+        Number of runs.
+    outputs : list of str, optional
+        Variables to band; by default the DESIGN section 4 classifier's.
+    ensemble : pandas.DataFrame, optional
+        Parameter sets to draw from (a calibration's ensemble); the declared
+        ranges otherwise.
+    bust : bool
+        Also compute the probability of a bust by each year (capital-circle models).
+
+    Returns
+    -------
+    bands : pandas.DataFrame
+        Index (output, time); columns ``median`` and ``lo50, hi50, lo75, hi75,
+        lo95, hi95, lo100, hi100``.
+    p_bust : pandas.Series or None
+        Probability that the run has busted by each whole year.
+    """
+    from . import tipping
+
+    if n < 2:
+        raise InvalidInput(f"Monte Carlo needs n >= 2 runs, got {n}")
+    table = sample_parameters(model, n, seed=seed, ensemble=ensemble, bounds=bounds)
+    wanted = list(outputs) if outputs else list(tipping.CLASSIFIER_VARIABLES)
+    needed = list(dict.fromkeys([model.resolve(o) for o in wanted]
+                                + ([model.resolve(v) for v in tipping.CLASSIFIER_VARIABLES]
+                                   if bust else [])))
+    values, times = run_ensemble(model, table, needed, executor=executor, chunk_size=chunk_size,
+                                 progress=progress, **simulate_kwargs)
+    frames = []
+    for name in [model.resolve(o) for o in wanted]:
+        v = values[name]
+        cols = {"median": np.nanmedian(v, axis=0)}
+        for b in BANDS:
+            cols[f"lo{b}"] = np.nanpercentile(v, 50 - b / 2, axis=0)
+            cols[f"hi{b}"] = np.nanpercentile(v, 50 + b / 2, axis=0)
+        frames.append(pd.DataFrame(cols, index=pd.MultiIndex.from_product(
+            [[name], times], names=["output", "time"])))
+    bands = pd.concat(frames)
+    p_bust = None
+    if bust:
+        conf = values[model.resolve(tipping.CLASSIFIER_VARIABLES[0])]
+        capex = values[model.resolve(tipping.CLASSIFIER_VARIABLES[1])]
+        busted = tipping.bust_flags(times, conf, capex)
+        years = np.arange(math.ceil(times[0]), math.floor(times[-1]) + 1)
+        idx = np.clip(np.searchsorted(times, years, side="right") - 1, 0, len(times) - 1)
+        p_bust = pd.Series(busted[:, idx].mean(axis=0), index=pd.Index(years, name="year"),
+                           name="p_bust")
+    return bands, p_bust
