@@ -149,6 +149,41 @@ def _lookup(x, xs, ys, kind):
     return y
 '''
 
+# Smooth stand-ins for the non-smooth operations, used for continuation only
+# (Program(..., smooth=eps)); simulations keep the Vensim-exact forms.
+_SMOOTH = {"min": "_s_min", "max": "_s_max", "abs": "_s_abs", ">": "_s_gt", ">=": "_s_gt",
+           "<": "_s_lt", "<=": "_s_lt", "if": "_s_if", "and": "_s_and", "or": "_s_or",
+           "not": "_s_not"}
+
+_SMOOTH_SOURCE = '''
+def _s_max(a, b, eps):
+    return 0.5 * (a + b + np.sqrt((a - b) ** 2 + eps * eps))
+
+def _s_min(a, b, eps):
+    return 0.5 * (a + b - np.sqrt((a - b) ** 2 + eps * eps))
+
+def _s_abs(x, eps):
+    return np.sqrt(x * x + eps * eps)
+
+def _s_gt(a, b, eps):
+    return 0.5 * (1.0 + np.tanh((a - b) / eps))
+
+def _s_lt(a, b, eps):
+    return 0.5 * (1.0 + np.tanh((b - a) / eps))
+
+def _s_if(c, a, b, eps):
+    return b + c * (a - b)
+
+def _s_and(a, b, eps):
+    return a * b
+
+def _s_or(a, b, eps):
+    return a + b - a * b
+
+def _s_not(a, eps):
+    return 1.0 - a
+'''
+
 _ARITY = {"neg": 1, "not": 1, "abs": 1, "exp": 1, "ln": 1, "sqrt": 1, "sin": 1,
           "cos": 1, "tan": 1, "arcsin": 1, "arccos": 1, "arctan": 1, "sinh": 1,
           "cosh": 1, "tanh": 1, "integer": 1, "fmod": 2, "min": 2, "max": 2, "log": 2,
@@ -159,6 +194,10 @@ def runtime_namespace() -> dict:
     """The globals the generated code runs in."""
     ns = {"np": np, "SMALL_VENSIM": SMALL_VENSIM}
     exec(_RUNTIME_SOURCE, ns)  # noqa: S102 - our own source
+    exec(_SMOOTH_SOURCE, ns)  # noqa: S102
+    from ._continuation import smooth_lookup
+
+    ns["_s_lookup"] = smooth_lookup
     return ns
 
 
@@ -701,7 +740,10 @@ class _Emitter:
             return "dt"
         if kind == "lookup":
             x = self.expr(node[2])
-            return self._bind(f"_lookup({x}, LX{node[1]}, LY{node[1]}, {self.p.lookups[node[1]].kind!r})", out)
+            table = self.p.lookups[node[1]]
+            if self.p.smooth and table.kind == "interpolate" and len(table.x) > 1:
+                return self._bind(f"_s_lookup({x}, LX{node[1]}, LY{node[1]}, {self.p.smooth!r})", out)
+            return self._bind(f"_lookup({x}, LX{node[1]}, LY{node[1]}, {table.kind!r})", out)
         if kind == "op":
             if self.mode == "buffered":
                 hoisted = self.p.hoisted.get(id(node))
@@ -709,6 +751,8 @@ class _Emitter:
                     return hoisted
             name = node[1]
             args = [self.expr(a) for a in node[2:]]
+            if self.p.smooth and name in _SMOOTH:
+                return self._bind(f"{_SMOOTH[name]}({', '.join(args)}, {self.p.smooth!r})", out)
             if name in _UFUNCS:
                 if self.mode == "buffered":
                     target = out or self.p.new_row()
@@ -742,7 +786,8 @@ class Program:
         Variable ids whose values ``rhs`` returns, in that order.
     """
 
-    def __init__(self, vars_, lookups, params, outputs, source, controls: dict):
+    def __init__(self, vars_, lookups, params, outputs, source, controls: dict, smooth=None):
+        self.smooth = float(smooth) if smooth else None
         self.control_vids = dict(controls)
         controls = list(self.control_vids.values())
         self.vars = vars_

@@ -109,6 +109,11 @@ def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None):
     times : ndarray, shape (n_times,)
     data : ndarray, shape (n_outputs, n_times, n)
     """
+    with np.errstate(all="ignore"):  # a model that overflows yields inf/nan, as Vensim's would
+        return _run(prog, P, initial, n, solver, rtol, atol, max_step)
+
+
+def _run(prog, P, initial, n, solver, rtol, atol, max_step):
     c0 = prog.controls(P, 0.0)
     t0 = _scalar("INITIAL TIME", c0["initial_time"])
     ctrl = prog.controls(P, t0)

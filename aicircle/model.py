@@ -113,6 +113,9 @@ class Model:
         The model's own stocks.
     state_names : tuple of str
         Every state integrated: the stocks and the hidden states of builtins.
+    continuous_states : tuple of str
+        The first states of ``state_names``: those with a time derivative
+        (the others are the discrete states of SAMPLE IF TRUE and DELAY FIXED).
     variables : tuple of str
         Every variable a run can return, in file order.
     """
@@ -144,6 +147,8 @@ class Model:
                                        ).set_index("name")
         base = self._program(frozenset(), ())
         self.state_names = tuple(vars_[vid].name for vid in base.states)
+        # the states an ODE solver integrates (the rest are discrete: SAMPLE IF TRUE, DELAY FIXED)
+        self.continuous_states = tuple(vars_[vid].name for vid in base.stocks)
         self._observable_defaults = None
 
     # ------------------------------------------------------------------
@@ -172,13 +177,13 @@ class Model:
     # ------------------------------------------------------------------
     # programs (generated code), cached per overridden names and outputs
     # ------------------------------------------------------------------
-    def _program(self, overrides: frozenset, outputs: tuple) -> compiler.Program:
-        key = (overrides, outputs)
+    def _program(self, overrides: frozenset, outputs: tuple, smooth=None) -> compiler.Program:
+        key = (overrides, outputs, smooth)
         prog = self._programs.get(key)
         if prog is None:
             params = [v.vid for v in self._vars if v.kind == "const" or v.vid in overrides]
             prog = compiler.Program(self._vars, self._lookups, params, list(outputs),
-                                    self.path.name, self._controls)
+                                    self.path.name, self._controls, smooth=smooth)
             self._programs[key] = prog
             if len(self._programs) > 32:
                 self._programs.popitem(last=False)
@@ -377,7 +382,7 @@ class Model:
         _, y0, _ = prog.initialise(P, t0, dt, n)
         return y0[:, 0] if not _is_batch(values) else y0
 
-    def derivative(self, t, y, params=None) -> np.ndarray:
+    def derivative(self, t, y, params=None, smooth=None) -> np.ndarray:
         """The time derivative of the continuous states, vectorised.
 
         Parameters
@@ -388,6 +393,10 @@ class Model:
             States in the order of :attr:`state_names`.
         params : dict, optional
             Name -> number or ndarray (N,).
+        smooth : float, optional
+            For continuation only: replace MIN, MAX, ABS, comparisons, IF THEN
+            ELSE and lookups by smooth versions of width ``smooth`` (e.g.
+            ``max(a, b)`` by ``(a + b + sqrt((a - b)^2 + smooth^2)) / 2``).
 
         Returns
         -------
@@ -395,7 +404,9 @@ class Model:
             dy/dt for the stocks; 0 for the discrete states.
         """
         values = self._overrides(params, allow_arrays=True)
-        prog = self._program(frozenset(values), ())
+        if smooth is not None and not (np.isfinite(smooth) and smooth > 0):
+            raise InvalidInput(f"smooth must be a positive width, got {smooth}")
+        prog = self._program(frozenset(values), (), smooth)
         y = np.asarray(y, dtype=float)
         single = y.ndim == 1
         Y = y[:, None] if single else y

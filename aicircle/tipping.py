@@ -1,0 +1,512 @@
+"""Tipping points: where the long-run outcome of a model changes (DESIGN section 4).
+
+Two independent ways, both generic (any model aicircle loads):
+
+- *equilibria and bifurcations*: pseudo-arclength continuation of the model's
+  equilibria in one parameter, with folds and Hopf points refined by Newton
+  (:func:`bifurcations`, built on :mod:`aicircle._continuation`);
+- *outcomes*: classify each simulated trajectory and bisect on the parameter
+  for several horizons (:func:`outcome_thresholds`), basin stability under
+  shocks (:func:`basin_stability`), two-parameter regime maps
+  (:func:`regime_map`), time to bust (:func:`time_to_bust`) and the early
+  warning of critical slowing down (:func:`leading_eigenvalues`).
+
+The capital-circle classifier is defined here, once: a run is a **bust** if,
+before the horizon, ``Investor Confidence`` falls below 0.2 or ``Hyperscaler
+Capex`` falls below half of its running peak; a **boom** if neither happens
+and capex at the horizon is above its 2025 level; otherwise a **soft
+landing**. Any other model takes an outcome ``VARIABLE<VALUE`` or
+``VARIABLE>VALUE``: the outcome of a run is whether the condition holds at the
+horizon.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+
+import numpy as np
+import pandas as pd
+
+from .errors import InvalidInput, UnknownName
+
+__all__ = [
+    "BOOM", "BUST", "CLASSIFIER_VARIABLES", "SOFT", "Outcome", "basin_stability",
+    "bifurcations", "bust_flags", "classify", "leading_eigenvalues", "outcome_thresholds",
+    "parse_outcome", "regime_map", "time_to_bust", "tipping",
+]
+
+BUST, BOOM, SOFT = "bust", "boom", "soft landing"
+CLASSIFIER_VARIABLES = ("Investor Confidence", "Hyperscaler Capex")
+CONFIDENCE_FLOOR = 0.2  # DESIGN section 4
+CAPEX_DROP = 0.5  # DESIGN section 4: capex below half of its running peak
+BOOM_REFERENCE_TIME = 2025.0  # "capex at the horizon above its 2025 level"
+
+
+# --------------------------------------------------------------------------
+# classifiers
+# --------------------------------------------------------------------------
+
+
+def bust_flags(times, confidence, capex) -> np.ndarray:
+    """Whether each run has busted by each time.
+
+    Parameters
+    ----------
+    times : ndarray, shape (n_times,)
+    confidence, capex : ndarray, shape (n_sets, n_times)
+        ``Investor Confidence`` (fraction) and ``Hyperscaler Capex`` ($B/Year).
+
+    Returns
+    -------
+    ndarray of bool, shape (n_sets, n_times)
+        True from the first time confidence < 0.2 or capex < half its running peak.
+    """
+    confidence = np.atleast_2d(confidence)
+    capex = np.atleast_2d(capex)
+    peak = np.maximum.accumulate(capex, axis=1)
+    event = (confidence < CONFIDENCE_FLOOR) | (capex < CAPEX_DROP * peak)
+    return np.logical_or.accumulate(event, axis=1)
+
+
+def _index_at(times, t):
+    """Index of the last saved time <= t (t inside the run)."""
+    if t < times[0] - 1e-9 or t > times[-1] + 1e-9:
+        raise InvalidInput(f"horizon {t:g} is outside the run ({times[0]:g} to {times[-1]:g})")
+    return int(np.clip(np.searchsorted(times, t + 1e-9, side="right") - 1, 0, len(times) - 1))
+
+
+def classify(times, confidence, capex, horizon) -> np.ndarray:
+    """The capital-circle outcome of each run at ``horizon``: 'bust', 'boom' or 'soft landing'.
+
+    Parameters
+    ----------
+    times : ndarray, shape (n_times,)
+    confidence, capex : ndarray, shape (n_sets, n_times)
+    horizon : float
+        Model time (calendar year) at which the outcome is read.
+
+    Returns
+    -------
+    ndarray of str, shape (n_sets,)
+    """
+    confidence = np.atleast_2d(confidence)
+    capex = np.atleast_2d(capex)
+    h = _index_at(times, horizon)
+    busted = bust_flags(times, confidence, capex)[:, h]
+    ref = np.array([np.interp(BOOM_REFERENCE_TIME, times, row) for row in capex]) \
+        if times[0] <= BOOM_REFERENCE_TIME <= times[-1] else capex[:, 0]
+    boom = ~busted & (capex[:, h] > ref)
+    return np.where(busted, BUST, np.where(boom, BOOM, SOFT))
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """A user's outcome ``VARIABLE<VALUE`` or ``VARIABLE>VALUE``, read at the horizon."""
+
+    variable: str
+    op: str
+    value: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.variable}{self.op}{self.value:g}"
+
+    def evaluate(self, times, values, horizon) -> np.ndarray:
+        """Outcome label of each run: the condition, or 'not ' + the condition."""
+        h = _index_at(times, horizon)
+        x = np.atleast_2d(values)[:, h]
+        holds = x < self.value if self.op == "<" else x > self.value
+        return np.where(holds, self.label, f"not {self.label}")
+
+
+_OUTCOME = re.compile(r"^\s*(?P<var>[^<>]+?)\s*(?P<op>[<>])\s*(?P<value>[^<>]+?)\s*$")
+
+
+def parse_outcome(text: str, model=None) -> Outcome:
+    """Parse ``'VAR<X'`` or ``'VAR>X'``; with ``model``, check that VAR exists."""
+    match = _OUTCOME.match(str(text))
+    if not match:
+        raise InvalidInput(f"malformed outcome '{text}': expected VARIABLE<VALUE or VARIABLE>VALUE")
+    try:
+        value = float(match["value"])
+    except ValueError:
+        raise InvalidInput(f"malformed outcome '{text}': '{match['value']}' is not a number") from None
+    if not math.isfinite(value):
+        raise InvalidInput(f"malformed outcome '{text}': the value must be finite")
+    var = match["var"]
+    if model is not None:
+        var = model.resolve(var)
+    return Outcome(var, match["op"], value)
+
+
+def uses_capital_circle_classifier(model) -> bool:
+    """Whether ``model`` defines the variables of the capital-circle classifier."""
+    try:
+        for name in CLASSIFIER_VARIABLES:
+            model.resolve(name)
+    except UnknownName:
+        return False
+    return True
+
+
+class _Judge:
+    """Runs a batch and labels each run's outcome at each horizon."""
+
+    def __init__(self, model, outcome=None, **simulate_kwargs):
+        self.model = model
+        self.outcome = outcome
+        if outcome is None and not uses_capital_circle_classifier(model):
+            raise InvalidInput(
+                f"{model.path.name} does not define {' and '.join(CLASSIFIER_VARIABLES)}; "
+                f"give an outcome such as 'VARIABLE<VALUE'")
+        self.columns = [outcome.variable] if outcome else [model.resolve(v) for v in CLASSIFIER_VARIABLES]
+        self.kwargs = simulate_kwargs
+
+    def run(self, table, final_time):
+        ds = self.model.simulate_batch(table, return_columns=self.columns, final_time=final_time,
+                                       **self.kwargs)
+        return ds["time"].to_numpy(), [ds[c].to_numpy() for c in self.columns]
+
+    def labels(self, times, values, horizon):
+        if self.outcome is not None:
+            return self.outcome.evaluate(times, values[0], horizon)
+        return classify(times, values[0], values[1], horizon)
+
+
+def _table(model, param, values, base=None):
+    table = pd.DataFrame({param: np.asarray(values, dtype=float)})
+    for k, v in (base or {}).items():
+        table[model.resolve(k)] = v
+    return table
+
+
+def outcome_thresholds(model, param, lo, hi, horizons=None, outcome=None, n_grid=41, tol=None,
+                       params=None, **simulate_kwargs) -> list[dict]:
+    """Parameter values where the outcome changes, by bisection, for each horizon.
+
+    Parameters
+    ----------
+    model : aicircle.Model
+    param : str
+        A parameter (or auxiliary) of the model.
+    lo, hi : float
+        The range searched, finite, ``lo < hi``.
+    horizons : list of float, optional
+        Times at which outcomes are read; by default FINAL TIME.
+    outcome : Outcome or str, optional
+        A custom outcome; by default the capital-circle classifier.
+    n_grid : int
+        Grid of the first scan (each sign change is then bisected).
+    tol : float, optional
+        Width at which bisection stops; ``(hi - lo) * 1e-6`` by default.
+    params : dict, optional
+        Other values held for every run.
+
+    Returns
+    -------
+    list of dict
+        ``{"horizon", "value", "from", "to"}``: going up in ``param`` at
+        ``value``, the outcome switches from ``from`` to ``to``.
+    """
+    param = model.resolve(param)
+    lo, hi = _check_range(lo, hi)
+    if isinstance(outcome, str):
+        outcome = parse_outcome(outcome, model)
+    judge = _Judge(model, outcome, **simulate_kwargs)
+    final = model.time["final_time"] if "final_time" not in simulate_kwargs else simulate_kwargs["final_time"]
+    horizons = sorted(float(h) for h in (horizons or [final]))
+    end = max(horizons)
+    tol = (hi - lo) * 1e-6 if tol is None else float(tol)
+    grid = np.linspace(lo, hi, int(n_grid))
+    times, values = judge.run(_table(model, param, grid, params), end)
+    found = []
+    for horizon in horizons:
+        labels = judge.labels(times, values, horizon)
+        pairs = [(grid[i], grid[i + 1], labels[i], labels[i + 1])
+                 for i in range(len(grid) - 1) if labels[i] != labels[i + 1]]
+        # bisect every bracket at once: one batch of midpoints per iteration
+        brackets = [[a, b, la, lb] for a, b, la, lb in pairs]
+        while brackets and max(b[1] - b[0] for b in brackets) > tol:
+            mids = np.array([(b[0] + b[1]) / 2 for b in brackets])
+            t, v = judge.run(_table(model, param, mids, params), end)
+            mid_labels = judge.labels(t, v, horizon)
+            for b, m, lab in zip(brackets, mids, mid_labels):
+                if lab == b[2]:
+                    b[0] = m
+                else:
+                    b[1], b[3] = m, lab
+        for a, b, la, lb in brackets:
+            found.append({"horizon": horizon, "value": float((a + b) / 2), "from": str(la), "to": str(lb)})
+    return found
+
+
+def _check_range(lo, hi):
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise InvalidInput(f"range must be finite, got {lo} {hi}")
+    if not lo < hi:
+        raise InvalidInput(f"range needs LO < HI, got {lo:g} {hi:g}")
+    return lo, hi
+
+
+def time_to_bust(model, table, final_time=None, **simulate_kwargs) -> np.ndarray:
+    """Time of the first bust of each run (NaN where it never busts), shape (n_sets,)."""
+    judge = _Judge(model, None, **simulate_kwargs)
+    end = final_time if final_time is not None else model.time["final_time"]
+    times, (conf, capex) = judge.run(table, end)
+    flags = bust_flags(times, conf, capex)
+    first = np.argmax(flags, axis=1)
+    return np.where(flags.any(axis=1), times[first], np.nan)
+
+
+def regime_map(model, param_x, range_x, param_y, range_y, n=(25, 25), horizon=None,
+               outcome=None, params=None, **simulate_kwargs) -> pd.DataFrame:
+    """Outcome over a grid of two parameters, computed in one batch.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``param_y`` values, columns ``param_x`` values, cells the outcome labels.
+    """
+    px, py = model.resolve(param_x), model.resolve(param_y)
+    (x0, x1), (y0, y1) = _check_range(*range_x), _check_range(*range_y)
+    if isinstance(outcome, str):
+        outcome = parse_outcome(outcome, model)
+    judge = _Judge(model, outcome, **simulate_kwargs)
+    xs, ys = np.linspace(x0, x1, n[0]), np.linspace(y0, y1, n[1])
+    gx, gy = np.meshgrid(xs, ys)
+    table = pd.DataFrame({px: gx.ravel(), py: gy.ravel()})
+    for k, v in (params or {}).items():
+        table[model.resolve(k)] = v
+    horizon = model.time["final_time"] if horizon is None else float(horizon)
+    times, values = judge.run(table, horizon)
+    labels = judge.labels(times, values, horizon).reshape(gy.shape)
+    return pd.DataFrame(labels, index=pd.Index(ys, name=py), columns=pd.Index(xs, name=px))
+
+
+def basin_stability(model, shock, sizes=None, n=400, seed=0, horizon=None, outcome=None,
+                    params=None, low=0.0, high=1.0, **simulate_kwargs) -> pd.DataFrame:
+    """Share of sampled shocks that end in each regime, with its standard error.
+
+    Parameters
+    ----------
+    shock : str
+        The model variable that sets the shock's size (e.g. ``Confidence Shock Size``).
+    n : int
+        Shocks sampled uniformly in ``[low, high]`` (seeded).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: outcome; columns ``share`` and ``stderr`` (binomial, sqrt(p(1-p)/n)).
+    """
+    if n < 2:
+        raise InvalidInput(f"basin stability needs n >= 2 samples, got {n}")
+    rng = np.random.default_rng(seed)
+    sizes = rng.uniform(low, high, size=int(n)) if sizes is None else np.asarray(sizes, float)
+    if isinstance(outcome, str):
+        outcome = parse_outcome(outcome, model)
+    judge = _Judge(model, outcome, **simulate_kwargs)
+    horizon = model.time["final_time"] if horizon is None else float(horizon)
+    times, values = judge.run(_table(model, model.resolve(shock), sizes, params), horizon)
+    labels = judge.labels(times, values, horizon)
+    kinds, counts = np.unique(labels, return_counts=True)
+    share = counts / len(labels)
+    return pd.DataFrame({"share": share, "stderr": np.sqrt(share * (1 - share) / len(labels))},
+                        index=pd.Index(kinds, name="outcome"))
+
+
+# --------------------------------------------------------------------------
+# equilibria and bifurcations of a model
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class BifurcationResult:
+    """Folds and Hopf points of a model's equilibria in one parameter.
+
+    Attributes
+    ----------
+    param : str
+    range : (float, float)
+    free : tuple of str
+        The states continued (the others were frozen at ``frozen``).
+    frozen : dict
+        State name -> value held fixed.
+    folds : list of dict
+        ``{"value": p, "state": {name: value}}``, each saddle-node once, by p.
+    hopf : list of dict
+        ``{"value": p, "state": {...}, "frequency": omega}`` (rad per time unit).
+    diagram : aicircle._continuation.BifurcationDiagram
+        The branches, with their stability, for plotting.
+    """
+
+    param: str
+    range: tuple
+    free: tuple
+    frozen: dict
+    folds: list
+    hopf: list
+    diagram: object
+
+
+def model_vector_field(model, param, free=None, state=None, time=None, params=None, smooth=None):
+    """A vectorised ``f(y, p)`` for :mod:`aicircle._continuation` from a model.
+
+    Parameters
+    ----------
+    model : aicircle.Model
+    param : str
+        The parameter ``p`` stands for.
+    free : list of str, optional
+        The states ``y`` stands for (default: every continuous state).
+    state : dict or ndarray, optional
+        Values of the frozen states (default: the model's initial state).
+    time : float, optional
+        Time at which the (possibly time-dependent) equations are evaluated;
+        INITIAL TIME by default.
+    params : dict, optional
+        Other parameter values.
+    smooth : float, optional
+        Width of the smooth stand-ins for MIN, MAX, IF THEN ELSE, lookups.
+
+    Returns
+    -------
+    f : callable
+    free : tuple of str
+    y0 : ndarray, shape (n_free,)
+        The free states' values in ``state``.
+    frozen : dict
+    """
+    param = model.resolve(param)
+    names = list(model.state_names)
+    n_cont = len(model.continuous_states)
+    if n_cont != len(names):
+        raise InvalidInput(f"{model.path.name} has discrete states (SAMPLE IF TRUE or DELAY FIXED): "
+                           f"its equilibria are not defined by a vector field")
+    if free is None:
+        free_idx = list(range(n_cont))
+    else:
+        free_idx = []
+        for name in free:
+            canon = model.resolve(name)
+            if canon not in names:
+                raise InvalidInput(f"'{canon}' is not a state of {model.path.name}")
+            free_idx.append(names.index(canon))
+    base_params = dict(params or {})
+    if isinstance(state, dict):
+        full = model.initial_state(base_params or None).astype(float)
+        for k, v in state.items():
+            full[names.index(model.resolve(k))] = float(v)
+    elif state is None:
+        full = model.initial_state(base_params or None).astype(float)
+    else:
+        full = np.asarray(state, dtype=float).copy()
+    t = model.time["initial_time"] if time is None else float(time)
+    free_idx = np.asarray(free_idx, dtype=int)
+
+    def f(y, p):
+        y = np.asarray(y, dtype=float)
+        m = y.shape[1]
+        Y = np.repeat(full[:, None], m, axis=1)
+        Y[free_idx] = y
+        values = {**base_params, param: np.broadcast_to(np.asarray(p, dtype=float), (m,)).copy()}
+        return model.derivative(t, Y, values, smooth=smooth)[free_idx]
+
+    frozen = {names[i]: float(full[i]) for i in range(len(names)) if i not in set(free_idx.tolist())}
+    return f, tuple(names[i] for i in free_idx), full[free_idx].copy(), frozen
+
+
+def bifurcations(model, param, lo, hi, free=None, state=None, time=None, params=None, smooth=None,
+                 guesses=None, seed=0, n_starts=64, box=(-10.0, 10.0), **continuation) -> BifurcationResult:
+    """Equilibria of ``model`` continued in ``param`` over [lo, hi]; their folds and Hopf points.
+
+    The starting points are the model's (free) state, any ``guesses``, and
+    ``n_starts`` points of a Latin hypercube over ``box`` (seeded). See
+    :func:`model_vector_field` for ``free``, ``state``, ``time``, ``params``
+    and ``smooth``; other keywords go to
+    :func:`aicircle._continuation.bifurcations`.
+    """
+    from . import _continuation
+
+    lo, hi = _check_range(lo, hi)
+    f, names, y0, frozen = model_vector_field(model, param, free, state, time, params, smooth)
+    starts = [y0[:, None]]
+    if guesses is not None:
+        starts.append(np.asarray(guesses, dtype=float).reshape(len(names), -1))
+    rng = np.random.default_rng(seed)
+    if n_starts:
+        a, b = box
+        # Latin hypercube: one point in each of n_starts strata per coordinate
+        u = (rng.permuted(np.tile(np.arange(n_starts), (len(names), 1)), axis=1)
+             + rng.uniform(size=(len(names), n_starts))) / n_starts
+        starts.append(a + (b - a) * u)
+    diagram = _continuation.bifurcations(f, len(names), (lo, hi), np.hstack(starts), seed=seed,
+                                         n_starts=0, **continuation)
+
+    def state_of(b):
+        return {**{n: float(v) for n, v in zip(names, b.state)}}
+
+    folds = [{"value": float(b.p), "state": state_of(b)} for b in diagram.folds]
+    hopf = [{"value": float(b.p), "state": state_of(b), "frequency": float(b.frequency)}
+            for b in diagram.hopf]
+    return BifurcationResult(model.resolve(param), (lo, hi), names, frozen, folds, hopf, diagram)
+
+
+def leading_eigenvalues(model, times=None, params=None, free=None, smooth=None, **simulate_kwargs):
+    """Critical slowing down: the leading eigenvalue of the Jacobian along a trajectory.
+
+    The run is simulated (``simulate_kwargs``), and at each saved time the
+    Jacobian of the free states (all continuous states by default, the others
+    frozen at their values at that time) is evaluated; its eigenvalue with the
+    largest real part rises towards 0 as a fold approaches.
+
+    Returns
+    -------
+    pandas.Series
+        Leading real part, indexed by time.
+    """
+    from . import _continuation
+
+    df = model.simulate(params=params, return_columns=list(model.state_names), **simulate_kwargs)
+    if times is not None:
+        df = df.loc[[df.index[np.argmin(np.abs(df.index - t))] for t in times]]
+    out = []
+    some = next(iter(model.parameters.index), None)
+    for t, row in df.iterrows():
+        # the vector field at time t, the parameter being a dummy held at its value
+        param = some if some is not None else model.state_names[0]
+        p = float(model.parameters.loc[param, "value"]) if some is not None else 0.0
+        f, _, y, _ = model_vector_field(model, param, free, row.to_numpy(), t, params, smooth)
+        out.append(float(np.max(np.real(_continuation.leading_eigenvalue(f, y, p)))))
+    return pd.Series(out, index=df.index, name="leading_eigenvalue")
+
+
+def tipping(model, param, lo, hi, outcome=None, seed=0, horizons=None, **kwargs) -> dict:
+    """DESIGN section 5's ``tipping`` result: folds, Hopf points and outcome thresholds.
+
+    Folds and Hopf points come from continuation of all continuous states
+    (none for a model with discrete states or without equilibria in the
+    range); thresholds use ``outcome`` if given, the capital-circle classifier
+    if the model defines its variables, and are ``[]`` otherwise.
+    """
+    param = model.resolve(param)
+    lo, hi = _check_range(lo, hi)
+    if isinstance(outcome, str):
+        outcome = parse_outcome(outcome, model)
+    folds, hopf, note = [], [], None
+    if len(model.continuous_states) == len(model.state_names) and model.state_names:
+        res = bifurcations(model, param, lo, hi, seed=seed, **kwargs)
+        folds, hopf = res.folds, res.hopf
+    else:
+        note = "the model has discrete states; no continuation of equilibria"
+    thresholds = []
+    if outcome is not None or uses_capital_circle_classifier(model):
+        thresholds = outcome_thresholds(model, param, lo, hi, horizons=horizons, outcome=outcome)
+    result = {"param": param, "range": [lo, hi], "folds": folds, "hopf": hopf,
+              "thresholds": thresholds}
+    if note:
+        result["note"] = note
+    return result
