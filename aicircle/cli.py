@@ -123,6 +123,142 @@ def _cmd_describe(args):
             print(f"  {loop}: {', '.join(names)}")
 
 
+def _bounds(text: str):
+    name, sep, rest = text.partition("=")
+    lo, sep2, hi = rest.partition(":")
+    if not sep or not sep2 or not name.strip():
+        raise argparse.ArgumentTypeError(f"--bounds needs NAME=LO:HI, got '{text}'")
+    lo, hi = _finite(lo.strip()), _finite(hi.strip())
+    if not lo < hi:
+        raise argparse.ArgumentTypeError(f"--bounds {name.strip()} needs LO < HI, got {lo:g}:{hi:g}")
+    return name.strip(), (lo, hi)
+
+
+def _write_json(path, data):
+    import json
+
+    write_atomic(path, lambda p: p.write_text(json.dumps(data, indent=2, default=_json_default)))
+
+
+def _json_default(x):
+    import numpy as np
+
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def _is_shipped(model_arg):
+    from . import _resources
+
+    return not model_arg or Path(model_arg).resolve() == _resources.shipped_model().resolve()
+
+
+def _cmd_calibrate(args):
+    from . import calibrate as cal
+
+    model = _load(args.model)
+    quick = args.quick
+    result = cal.calibrate(model, args.targets, seed=args.seed, free=args.free, before=args.before,
+                           n_starts=3 if quick else 8, profile_points=0 if quick else 9,
+                           mcmc_steps=0 if quick else 300, progress=not args.quiet)
+    command = "aicircle " + " ".join(sys.argv[1:])
+    cal.write_results(result, args.out, model=model, command=command)
+    st = result.statistics
+    _info(args, f"calibrated {len(result.free)} parameters: chi2 {st['chi2_targets']:.1f} over "
+                f"{st['n_targets']} targets, {100 * st['within_2sigma']:.0f}% within 2 sigma "
+                f"({100 * st['actuals_within_2sigma']:.0f}% of actuals); results in {args.out}")
+
+
+def _cmd_validate(args):
+    import math as _m
+
+    from . import _resources
+    from . import calibrate as cal
+
+    model = _load(args.model)
+    if args.params:
+        params = cal.read_parameters(args.params)
+    elif _is_shipped(args.model) and _resources.shipped_parameters().exists():
+        params = cal.read_parameters(_resources.shipped_parameters())
+    else:
+        params = {}
+    known = {p for p in params if _known(model, p)}
+    unknown = sorted(set(params) - known)
+    if unknown and args.params:
+        raise InvalidInput(f"{args.params}: unknown parameter '{unknown[0]}' for {model.path.name}")
+    table = cal.validate(model, args.targets, {p: params[p] for p in known})
+    rows = []
+    print(f"{'id':28s} {'value':>12s} {'predicted':>12s} {'error':>10s}")
+    for rec in table.to_dict("records"):
+        err_key = "abs_error" if _m.isnan(rec["log_error"]) and not _m.isnan(rec["abs_error"]) else "log_error"
+        print(f"{rec['id']:28s} {rec['value']:12.4g} {rec['predicted']:12.4g} "
+              f"{rec[err_key]:10.3f} ({err_key})")
+        row = {"id": rec["id"], "observable": rec["observable"], "value": rec["value"],
+               "predicted": rec["predicted"], "residual": rec["residual"]}
+        row[err_key] = None if _m.isnan(rec[err_key]) else rec[err_key]
+        rows.append(row)
+    if args.json:
+        _write_json(args.json, rows)
+    bad = [r["id"] for r in rows if not _m.isfinite(r["predicted"])]
+    if bad:
+        raise IntegrationError(f"no prediction for target(s) {', '.join(bad)}")
+
+
+def _known(model, name):
+    from .errors import UnknownName
+
+    try:
+        model.resolve(name)
+        return True
+    except UnknownName:
+        return False
+
+
+def _cmd_tipping(args):
+    from . import tipping
+
+    model = _load(args.model)
+    lo, hi = args.range
+    outcome = tipping.parse_outcome(args.outcome, model) if args.outcome else None
+    result = tipping.tipping(model, args.param, lo, hi, outcome=outcome, seed=args.seed)
+    if args.json:
+        _write_json(args.json, result)
+    print(f"{result['param']} in [{lo:g}, {hi:g}]")
+    for kind in ("folds", "hopf"):
+        for b in result[kind]:
+            extra = f", frequency {b['frequency']:.6g}" if kind == "hopf" else ""
+            print(f"  {kind[:-1] if kind == 'folds' else 'hopf'} at {b['value']:.10g}{extra}")
+    for th in result["thresholds"]:
+        print(f"  threshold at {th['value']:.6g} (horizon {th['horizon']:g}): {th['from']} -> {th['to']}")
+    if not (result["folds"] or result["hopf"] or result["thresholds"]):
+        print("  nothing found in the range")
+
+
+def _cmd_sensitivity(args):
+    from . import sensitivity as sens
+
+    model = _load(args.model)
+    bounds = dict(args.bounds) if args.bounds else None
+    frame = sens.sensitivity(model, args.method, args.output, at=args.at, bounds=bounds, n=args.n,
+                             seed=args.seed, progress=not args.quiet)
+    at = args.at if args.at is not None else model.time["final_time"]
+    n = args.n if args.n is not None else {"oat": None, "morris": 64, "sobol": 1024}[args.method]
+    print(frame.to_string())
+    if args.json:
+        _write_json(args.json, {"method": args.method, "output": model.resolve(args.output),
+                                "at": at, "n": n, "seed": args.seed,
+                                "indices": {k: {c: float(v) for c, v in row.items()}
+                                            for k, row in frame.iterrows()}})
+
+
+def _cmd_report(args):
+    from .report import build_report
+
+    build_report(args.out, recalibrate=args.recalibrate, seed=args.seed, progress=not args.quiet)
+    _info(args, f"report written to {Path(args.out) / 'report.html'}")
+
+
 def _cmd_export_xmile(args):
     from .xmile import export_xmile
 
@@ -168,13 +304,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="the .mdl model")
     p.add_argument("-o", "--output", help="the XMILE file (default: beside the model)")
 
-    for register in _EXTRA_COMMANDS:
-        register(command)
+    p = command("calibrate", _cmd_calibrate, "calibrate the model against a target file")
+    p.add_argument("model", nargs="?", help="a .mdl or .xmile model (default: the shipped model)")
+    p.add_argument("--targets", help="target CSV (default: the shipped calibration/targets.csv)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the starts and the MCMC (default 0)")
+    p.add_argument("--out", default="calibration/results",
+                   help="folder for the results (default: calibration/results)")
+    p.add_argument("--before", help="use only targets whose window ends by this ISO date")
+    p.add_argument("--free", action="append", metavar="NAME",
+                   help="calibrate these parameters instead of the screened ones (repeatable)")
+    p.add_argument("--quick", action="store_true", help="fewer starts, no profiles or MCMC")
+
+    p = command("validate", _cmd_validate, "compare the model's predictions with each target")
+    p.add_argument("model", nargs="?", help="a .mdl or .xmile model (default: the shipped model)")
+    p.add_argument("--targets", required=True, help="target CSV")
+    p.add_argument("--params", help="parameters.csv (name,value); default: the shipped calibration")
+    p.add_argument("--json", help="write one object per target to this JSON file")
+
+    p = command("tipping", _cmd_tipping, "find folds, Hopf points and outcome thresholds")
+    p.add_argument("model", nargs="?", help="a .mdl or .xmile model (default: the shipped model)")
+    p.add_argument("--param", required=True, help="the parameter to vary")
+    p.add_argument("--range", nargs=2, type=_finite, required=True, metavar=("LO", "HI"))
+    p.add_argument("--outcome", help="an outcome 'VAR<X' or 'VAR>X' (default: the bust classifier)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write the result as JSON to this file")
+
+    p = command("sensitivity", _cmd_sensitivity, "OAT, Morris or Sobol sensitivity of a variable")
+    p.add_argument("model", nargs="?", help="a .mdl or .xmile model (default: the shipped model)")
+    p.add_argument("--method", required=True, choices=["oat", "morris", "sobol"])
+    p.add_argument("--output", required=True, help="the model variable analysed")
+    p.add_argument("--at", type=_finite, help="time of the output (default: FINAL TIME)")
+    p.add_argument("--bounds", action="append", type=_bounds, metavar="NAME=LO:HI")
+    p.add_argument("--n", type=int, help="SALib's base sample size N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write the indices as JSON to this file")
+
+    p = command("report", _cmd_report, "run the whole analysis and write an HTML/Markdown report")
+    p.add_argument("--out", default="report", help="output folder (default: ./report)")
+    p.add_argument("--recalibrate", action="store_true", help="recalibrate instead of loading "
+                   "the shipped calibration")
+    p.add_argument("--seed", type=int, default=0)
     return parser
-
-
-# Commands defined in other modules add themselves here (calibrate, tipping, ...).
-_EXTRA_COMMANDS: list = []
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,549 @@
+"""Calibration against targets, with identifiability, profiles and an MCMC ensemble.
+
+The pipeline (each step a function; :func:`calibrate` runs them all):
+
+1. :class:`Problem` — the weighted residuals of a model against a target file
+   (DESIGN section 3), for many parameter sets at once: one batch run per
+   evaluation, saved at every TIME STEP so that integrals are taken on the
+   integration grid. Parameters are searched in log space (linear where a
+   range reaches zero or below); each calibrated parameter carries a prior as
+   a pseudo-observation: its sourced model value with a log-sigma of a quarter
+   of its declared log-range (the range is then +-2 sigma).
+2. :func:`screen` — which parameters the data can inform: the weighted
+   sensitivity matrix at the model's values (one batch of P+1 runs), scaled by
+   each parameter's prior width, and a QR factorisation with column pivoting
+   (subset selection): parameters are taken in pivot order while their pivot
+   stays above ``rel_tol`` of the first. The rest stay at their sourced values.
+3. :func:`fit` — multi-start :func:`scipy.optimize.least_squares` (TRF, bounds)
+   from the model's values and from seeded starts in the box; the Jacobian of
+   every iteration is one batch of k+1 runs.
+4. :func:`identifiability` — rank and sloppy directions of the weighted
+   Jacobian at the optimum (SVD).
+5. :func:`profiles` — profile likelihoods: each parameter fixed on a grid, the
+   others re-optimised; the 95% interval where chi2 rises by 3.84.
+6. :func:`sample_posterior` — an ``emcee`` ensemble (vectorised: every walker
+   of a step in one batch), with the residuals scaled by the Birge ratio
+   sqrt(chi2_min / dof) when the fit is worse than its sigmas claim.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import time as _time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InvalidInput
+from .observables import find_observables, observe, payoff, read_targets, residuals, windows_extent
+
+__all__ = ["CalibrationResult", "Problem", "calibrate", "fit", "identifiability", "profiles",
+           "sample_posterior", "screen", "validate"]
+
+CHI2_95 = 3.84  # the 95% quantile of chi-squared with one degree of freedom
+
+
+class Problem:
+    """Weighted residuals of ``model`` against ``targets`` as a function of some parameters.
+
+    Parameters
+    ----------
+    model : aicircle.Model
+    targets : pandas.DataFrame
+        As returned by :func:`aicircle.observables.read_targets`.
+    free : list of str
+        Parameters to calibrate (they need finite declared ranges).
+    fixed : dict, optional
+        Other parameter values held for every run.
+    priors : bool
+        Add each free parameter's prior as a pseudo-observation.
+    """
+
+    def __init__(self, model, targets, free, fixed=None, priors=True):
+        self.model = model
+        self.targets = targets.reset_index(drop=True)
+        self.fixed = {model.resolve(k): float(v) for k, v in (fixed or {}).items()}
+        names = find_observables(model.variables)
+        missing = sorted(set(self.targets["observable"]) - set(names))
+        if missing:
+            raise InvalidInput(f"{model.path.name} defines no variable for observable(s) "
+                               f"{', '.join(missing)}")
+        self.outputs = [names[o] for o in dict.fromkeys(self.targets["observable"])]
+        self.free = [model.resolve(p) for p in free]
+        table = model.parameters
+        lo, hi, x0, log = [], [], [], []
+        for p in self.free:
+            if p not in table.index:
+                raise InvalidInput(f"'{p}' is not a parameter of {model.path.name}")
+            a, b, v = (float(table.loc[p, c]) for c in ("min", "max", "value"))
+            if not (np.isfinite(a) and np.isfinite(b) and a < b):
+                raise InvalidInput(f"'{p}' needs a finite declared range [min,max] to be calibrated")
+            use_log = a > 0
+            log.append(use_log)
+            f = np.log if use_log else (lambda z: z)
+            lo.append(f(a))
+            hi.append(f(b))
+            x0.append(f(min(max(v, a), b)))
+        self.log = np.array(log, dtype=bool)
+        self.lower, self.upper = np.array(lo), np.array(hi)
+        self.x_default = np.array(x0)
+        self.prior_sigma = (self.upper - self.lower) / 4.0
+        self.priors = bool(priors)
+        start, end = windows_extent(self.targets)
+        t = model.time
+        if start < t["initial_time"]:
+            raise InvalidInput(f"targets start at {start:.3f}, before the model's INITIAL TIME "
+                               f"{t['initial_time']:g}")
+        self.final_time = max(t["final_time"], math.ceil(end + t["time_step"]))
+        self.time_step = t["time_step"]
+        self.n_evaluations = 0
+
+    @property
+    def k(self) -> int:
+        return len(self.free)
+
+    def to_params(self, X) -> pd.DataFrame:
+        """Parameter table (one row per set) from search coordinates, shape (n_sets, k)."""
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        values = np.where(self.log, np.exp(X), X)
+        table = pd.DataFrame(values, columns=self.free)
+        for k, v in self.fixed.items():
+            table[k] = v
+        return table
+
+    def from_params(self, values) -> np.ndarray:
+        """Search coordinates from parameter values (dict or array in ``free`` order)."""
+        if isinstance(values, dict):
+            values = [values[p] for p in self.free]
+        v = np.asarray(values, dtype=float)
+        return np.where(self.log, np.log(np.where(self.log, v, 1.0)), v)
+
+    def predict(self, X, fixed_override=None) -> np.ndarray:
+        """Predicted targets, shape (n_sets, n_targets)."""
+        table = self.to_params(X)
+        for k, v in (fixed_override or {}).items():
+            table[k] = v
+        self.n_evaluations += len(table)
+        ds = self.model.simulate_batch(table, solver="euler", return_columns=self.outputs,
+                                       final_time=self.final_time, saveper=self.time_step,
+                                       chunk_size=4096)
+        values = {name: ds[name].to_numpy() for name in self.outputs}
+        return observe(self.targets, ds["time"].to_numpy(), values)
+
+    def residuals(self, X) -> np.ndarray:
+        """Weighted residuals, targets then priors, shape (n_sets, n_targets + k)."""
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        r = residuals(self.targets, self.predict(X))
+        if self.priors:
+            r = np.hstack([r, (X - self.x_default) / self.prior_sigma])
+        return r
+
+    def jacobian(self, x, r0=None, step=1e-3):
+        """Forward-difference Jacobian of the residuals at ``x``: one batch of k (+1) runs."""
+        x = np.asarray(x, dtype=float)
+        h = step * np.maximum(1.0, np.abs(x))
+        # step inwards at an upper bound, so the perturbed set stays in the box
+        h = np.where(x + h > self.upper, -h, h)
+        X = np.repeat(x[None], self.k, axis=0) + np.diag(h)
+        if r0 is None:
+            X = np.vstack([x[None], X])
+            R = self.residuals(X)
+            r0, R = R[0], R[1:]
+        else:
+            R = self.residuals(X)
+        return ((R - r0) / h[:, None]).T, r0
+
+
+@dataclasses.dataclass
+class Fit:
+    x: np.ndarray
+    chi2: float
+    starts: list  # (start index, chi2, success) of every start
+    jacobian: np.ndarray
+    residuals: np.ndarray
+
+
+def screen(model, targets, candidates=None, k_max=10, rel_tol=0.02, fixed=None):
+    """Choose the parameters the targets can inform (sensitivity matrix + pivoted QR).
+
+    Parameters
+    ----------
+    candidates : list of str, optional
+        Parameters considered; every parameter with a finite range by default.
+    k_max : int
+        At most this many are chosen.
+    rel_tol : float
+        A parameter is chosen while its QR pivot is above ``rel_tol`` times
+        the first (below it, its effect is a combination of those before).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per candidate: ``influence`` (norm of its scaled sensitivity
+        column), ``pivot`` (|R_jj| / |R_11| in pivot order, NaN after the
+        cut), ``chosen``.
+    """
+    from scipy.linalg import qr
+
+    table = model.parameters
+    if candidates is None:
+        candidates = [p for p in table.index if np.isfinite(table.loc[p, "min"])
+                      and np.isfinite(table.loc[p, "max"]) and table.loc[p, "min"] < table.loc[p, "max"]]
+    prob = Problem(model, targets, candidates, fixed=fixed, priors=False)
+    J, _ = prob.jacobian(prob.x_default)
+    S = J * prob.prior_sigma[None, :]  # effect of a one-sigma prior change of each parameter
+    influence = np.linalg.norm(S, axis=0)
+    _, R, piv = qr(S, pivoting=True, mode="economic")
+    diag = np.abs(np.diag(R))
+    rel = diag / diag[0] if diag.size and diag[0] > 0 else np.zeros_like(diag)
+    chosen = []
+    pivots = np.full(len(candidates), np.nan)
+    for j, col in enumerate(piv[: len(rel)]):
+        pivots[col] = rel[j]
+        if rel[j] >= rel_tol and len(chosen) < k_max:
+            chosen.append(col)
+    out = pd.DataFrame({"influence": influence, "pivot": pivots,
+                        "chosen": [i in chosen for i in range(len(candidates))]},
+                       index=pd.Index([prob.free[i] for i in range(len(candidates))], name="parameter"))
+    return out.sort_values(["chosen", "pivot"], ascending=[False, False])
+
+
+def fit(problem, n_starts=8, seed=0, max_nfev=60, progress=False):
+    """Multi-start least squares in search coordinates; the same seed gives the same fit."""
+    from scipy.optimize import least_squares
+
+    from .integrate import progress as bar
+
+    rng = np.random.default_rng(seed)
+    starts = [problem.x_default.copy()]
+    for _ in range(max(0, n_starts - 1)):
+        starts.append(rng.uniform(problem.lower, problem.upper))
+    best, record = None, []
+    span = problem.upper - problem.lower
+    for i, x0 in enumerate(bar(starts, progress, "fit", unit="start")):
+        x0 = np.clip(x0, problem.lower + 1e-9 * span, problem.upper - 1e-9 * span)
+        cache = {}
+
+        def fun(x, cache=cache):
+            r = problem.residuals(x)[0]
+            cache["x"], cache["r"] = x.copy(), r
+            return r
+
+        def jac(x, cache=cache):
+            r0 = cache["r"] if "x" in cache and np.array_equal(cache["x"], x) else None
+            return problem.jacobian(x, r0)[0]
+
+        res = least_squares(fun, x0, jac=jac, bounds=(problem.lower, problem.upper), method="trf",
+                            x_scale="jac", max_nfev=max_nfev, xtol=1e-8, ftol=1e-8)
+        chi2 = float(2 * res.cost)
+        record.append((i, chi2, bool(res.success)))
+        if best is None or chi2 < best.chi2:
+            best = Fit(res.x, chi2, record, res.jac, res.fun)
+    best.starts = record
+    return best
+
+
+def identifiability(jacobian, names, rel_tol=1e-3):
+    """Rank and sloppy directions of a weighted Jacobian (SVD).
+
+    Returns
+    -------
+    dict
+        ``singular_values``, ``rank`` (singular values above ``rel_tol`` of the
+        largest), ``sloppiest`` (the right singular vector of the smallest
+        singular value, as {parameter: component}) and ``stiffest``.
+    """
+    _, s, vt = np.linalg.svd(np.asarray(jacobian), full_matrices=False)
+    rank = int(np.sum(s > rel_tol * s[0])) if s.size else 0
+    return {"singular_values": s.tolist(), "rank": rank, "n_parameters": len(names),
+            "stiffest": dict(zip(names, np.round(vt[0], 4).tolist())),
+            "sloppiest": dict(zip(names, np.round(vt[-1], 4).tolist()))}
+
+
+def profiles(problem, best, n_points=9, max_nfev=20, progress=False):
+    """Profile likelihood of each calibrated parameter and its 95% interval.
+
+    Each parameter is fixed on ``n_points`` values spanning its box (plus the
+    optimum) and the others are re-optimised, warm-started from the optimum.
+
+    Returns
+    -------
+    curves : pandas.DataFrame
+        Columns ``parameter, x, value, delta_chi2``.
+    intervals : pandas.DataFrame
+        Index parameter; ``value, lo95, hi95, lo_bounded, hi_bounded``
+        (bounded: the profile stays below 3.84 up to the box's edge).
+    """
+    from scipy.optimize import least_squares
+
+    from .integrate import progress as bar
+
+    rows, intervals = [], []
+    for j in bar(range(problem.k), progress, "profiles", unit="param"):
+        grid = np.unique(np.concatenate([np.linspace(problem.lower[j], problem.upper[j], n_points),
+                                         [best.x[j]]]))
+        others = [i for i in range(problem.k) if i != j]
+        chis = []
+        for xj in grid:
+            if not others:
+                x = best.x.copy()
+                x[j] = xj
+                chis.append(float(np.sum(problem.residuals(x)[0] ** 2)))
+                continue
+
+            def full(z, xj=xj):
+                x = best.x.copy()
+                x[others] = z
+                x[j] = xj
+                return x
+
+            def fun(z):
+                return problem.residuals(full(z))[0]
+
+            def jac(z):
+                return problem.jacobian(full(z))[0][:, others]
+
+            z0 = np.clip(best.x[others], problem.lower[others], problem.upper[others])
+            res = least_squares(fun, z0, jac=jac, bounds=(problem.lower[others], problem.upper[others]),
+                                method="trf", x_scale="jac", max_nfev=max_nfev)
+            chis.append(float(2 * res.cost))
+        chis = np.array(chis)
+        d = chis - min(best.chi2, chis.min())
+        for xj, dj in zip(grid, d):
+            rows.append({"parameter": problem.free[j], "x": xj,
+                         "value": math.exp(xj) if problem.log[j] else xj, "delta_chi2": dj})
+        lo, lo_b = _crossing(grid, d, best.x[j], -1)
+        hi, hi_b = _crossing(grid, d, best.x[j], +1)
+        conv = (lambda z: math.exp(z)) if problem.log[j] else (lambda z: z)
+        intervals.append({"parameter": problem.free[j], "value": conv(best.x[j]), "lo95": conv(lo),
+                          "hi95": conv(hi), "lo_bounded": lo_b, "hi_bounded": hi_b})
+    return pd.DataFrame(rows), pd.DataFrame(intervals).set_index("parameter")
+
+
+def _crossing(grid, d, x_best, direction):
+    """Where the profile crosses CHI2_95 going from the optimum in ``direction``."""
+    order = np.argsort(grid)
+    g, v = grid[order], d[order]
+    i0 = int(np.argmin(np.abs(g - x_best)))
+    idx = range(i0, -1, -1) if direction < 0 else range(i0, len(g))
+    prev = None
+    for i in idx:
+        if prev is not None and v[i] >= CHI2_95 > v[prev]:
+            w = (CHI2_95 - v[prev]) / (v[i] - v[prev])
+            return float(g[prev] + w * (g[i] - g[prev])), False
+        prev = i
+    return float(g[0] if direction < 0 else g[-1]), True
+
+
+def sample_posterior(problem, best, n_walkers=None, n_steps=300, burn=100, thin=5, seed=0,
+                     progress=False):
+    """An ensemble of plausible parameter sets (emcee, vectorised over walkers).
+
+    Returns
+    -------
+    ensemble : pandas.DataFrame
+        One row per kept sample, columns the free parameters (model units).
+    info : dict
+        ``birge`` (the residual scale used), ``acceptance``, ``n_samples``.
+    """
+    import emcee
+
+    k = problem.k
+    n_walkers = max(2 * k + 2, 16) if n_walkers is None else int(n_walkers)
+    n_data = len(problem.targets)
+    dof = max(1, n_data - k)
+    birge = max(1.0, math.sqrt(best.chi2 / dof))
+
+    def log_prob(X):
+        X = np.atleast_2d(X)
+        inside = np.all((X >= problem.lower) & (X <= problem.upper), axis=1)
+        out = np.full(len(X), -np.inf)
+        if inside.any():
+            r = problem.residuals(X[inside])
+            out[inside] = -0.5 * np.sum(r * r, axis=1) / birge**2
+        return out
+
+    rng = np.random.default_rng(seed)
+    span = problem.upper - problem.lower
+    p0 = best.x + 1e-3 * span * rng.standard_normal((n_walkers, k))
+    p0 = np.clip(p0, problem.lower + 1e-6 * span, problem.upper - 1e-6 * span)
+    sampler = emcee.EnsembleSampler(n_walkers, k, log_prob, vectorize=True)
+    # emcee draws its moves from a legacy RandomState: seed it from ours
+    sampler.random_state = np.random.RandomState(int(rng.integers(2**31 - 1))).get_state()
+    sampler.run_mcmc(p0, n_steps, progress=progress)
+    chain = sampler.get_chain(discard=burn, thin=thin, flat=True)
+    ensemble = problem.to_params(chain)[problem.free]
+    info = {"birge": birge, "acceptance": float(np.mean(sampler.acceptance_fraction)),
+            "n_samples": len(ensemble), "n_walkers": n_walkers, "n_steps": n_steps,
+            "burn": burn, "thin": thin}
+    return ensemble, info
+
+
+@dataclasses.dataclass
+class CalibrationResult:
+    parameters: pd.Series  # every model parameter: calibrated values and the rest
+    free: list
+    screening: pd.DataFrame
+    fit: Fit
+    identifiability: dict
+    profile_curves: pd.DataFrame
+    intervals: pd.DataFrame
+    ensemble: pd.DataFrame
+    mcmc: dict
+    statistics: dict
+    validation: pd.DataFrame
+    timings: dict
+    seed: int
+
+
+def calibrate(model, targets=None, seed=0, k_max=10, n_starts=8, free=None, mcmc_steps=300,
+              profile_points=9, progress=False, before=None) -> CalibrationResult:
+    """Calibrate ``model`` against ``targets`` (the shipped targets by default).
+
+    ``before`` (an ISO date) keeps only the targets whose window ends before
+    it: the time-split check calibrates on figures up to the end of 2024.
+    """
+    from . import _resources
+
+    timings = {}
+    t0 = _time.perf_counter()
+    if targets is None or isinstance(targets, (str, Path)):
+        targets = read_targets(targets or _resources.shipped_targets())
+    if before is not None:
+        from .observables import model_time
+
+        targets = targets[targets["t_end"] <= model_time(before) + 1e-9].reset_index(drop=True)
+        if len(targets) == 0:
+            raise InvalidInput(f"no target ends before {before}")
+    if free is None:
+        screening = screen(model, targets, k_max=k_max)
+        free = list(screening.index[screening["chosen"]])
+    else:
+        screening = pd.DataFrame({"chosen": True}, index=pd.Index(free, name="parameter"))
+    timings["screen"] = _time.perf_counter() - t0
+    problem = Problem(model, targets, free)
+    t1 = _time.perf_counter()
+    best = fit(problem, n_starts=n_starts, seed=seed, progress=progress)
+    timings["fit"] = _time.perf_counter() - t1
+    ident = identifiability(best.jacobian, problem.free)
+    t2 = _time.perf_counter()
+    curves, intervals = profiles(problem, best, n_points=profile_points, progress=progress) \
+        if profile_points else (pd.DataFrame(), pd.DataFrame())
+    timings["profiles"] = _time.perf_counter() - t2
+    t3 = _time.perf_counter()
+    ensemble, info = sample_posterior(problem, best, n_steps=mcmc_steps, seed=seed, progress=progress) \
+        if mcmc_steps else (pd.DataFrame(columns=problem.free), {})
+    timings["mcmc"] = _time.perf_counter() - t3
+    params = model.parameters["value"].copy()
+    best_values = problem.to_params(best.x[None]).iloc[0]
+    for p in problem.free:
+        params[p] = float(best_values[p])
+    table = validate(model, targets, params[problem.free].to_dict())
+    stats = fit_statistics(targets, table, best.chi2)
+    timings["total"] = _time.perf_counter() - t0
+    return CalibrationResult(params, problem.free, screening, best, ident, curves, intervals,
+                             ensemble, info, stats, table, timings, seed)
+
+
+def fit_statistics(targets, table, chi2=None):
+    """Fit statistics of a validation table: chi2, share within 2 sigma (all and actuals)."""
+    r = table["residual"].to_numpy()
+    inside = np.abs(r) <= 2
+    actual = _is_actual(targets)
+    return {"chi2_targets": float(np.sum(r**2)),
+            "chi2_with_priors": None if chi2 is None else float(chi2),
+            "n_targets": int(len(table)),
+            "within_2sigma": float(np.mean(inside)),
+            "n_actuals": int(actual.sum()),
+            "actuals_within_2sigma": float(np.mean(inside[actual])) if actual.any() else float("nan")}
+
+
+def _is_actual(targets):
+    """Targets that report actuals: sigma below 0.3 (the policy's floor for plans and projections)."""
+    return (targets["sigma"].to_numpy() < 0.3) & ~targets["source"].str.contains(
+        "plan|projection", case=False, na=False).to_numpy()
+
+
+def validate(model, targets, params=None) -> pd.DataFrame:
+    """Each target with the model's prediction and its error (DESIGN section 5).
+
+    Parameters
+    ----------
+    params : dict, optional
+        Parameter values for the run (the model's own otherwise).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per target, in file order: id, observable, aggregation, unit,
+        value, sigma, predicted, log_error, abs_error, residual.
+    """
+    from .observables import errors
+
+    if isinstance(targets, (str, Path)):
+        targets = read_targets(targets)
+    prob = Problem(model, targets, [], fixed=params or {}, priors=False)
+    predicted = prob.predict(np.zeros((1, 0)))[0]
+    return errors(prob.targets, predicted)
+
+
+def read_parameters(path) -> dict:
+    """Read a ``parameters.csv`` (``name,value``) as written by ``aicircle calibrate``."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInput(f"parameter file not found: {path}")
+    try:
+        frame = pd.read_csv(path)
+    except Exception as err:  # pandas raises several kinds
+        raise InvalidInput(f"{path}: not a CSV file ({err})") from err
+    if list(frame.columns[:2]) != ["name", "value"]:
+        raise InvalidInput(f"{path}: expected the columns name,value; got {', '.join(frame.columns)}")
+    out = {}
+    for i, (name, value) in enumerate(zip(frame["name"], frame["value"]), start=1):
+        v = pd.to_numeric(value, errors="coerce")
+        if not np.isfinite(v):
+            raise InvalidInput(f"{path}: row {i}, column 'value': '{value}' is not a finite number")
+        out[str(name)] = float(v)
+    return out
+
+
+def write_results(result: CalibrationResult, out_dir, model=None, command=None) -> Path:
+    """Write a calibration to ``out_dir``: parameters.csv, uncertainty, ensemble, fit.json.
+
+    Every file is written to a temporary name and renamed, so an interrupted
+    run leaves the previous results intact.
+    """
+    import importlib.metadata as md
+
+    from .cli import write_atomic
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    params = pd.DataFrame({"name": result.parameters.index, "value": result.parameters.values})
+    write_atomic(out / "parameters.csv", lambda p: params.to_csv(p, index=False, float_format="%.10g"))
+    write_atomic(out / "screening.csv", lambda p: result.screening.to_csv(p))
+    write_atomic(out / "profile_intervals.csv", lambda p: result.intervals.to_csv(p))
+    write_atomic(out / "profiles.csv", lambda p: result.profile_curves.to_csv(p, index=False))
+    write_atomic(out / "ensemble.csv", lambda p: result.ensemble.to_csv(p, index=False,
+                                                                          float_format="%.8g"))
+    write_atomic(out / "validation.csv", lambda p: result.validation.to_csv(p, index=False))
+    versions = {}
+    for pkg in ("aicircle", "pysd", "numpy", "scipy", "pandas", "emcee", "SALib"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    info = {
+        "seed": result.seed, "free": result.free, "statistics": result.statistics,
+        "identifiability": result.identifiability, "mcmc": result.mcmc,
+        "starts": [{"start": i, "chi2": c, "success": s} for i, c, s in result.fit.starts],
+        "timings_s": {k: round(v, 2) for k, v in result.timings.items()},
+        "versions": versions, "python": platform.python_version(), "machine": platform.machine(),
+        "model": str(model.path.name) if model is not None else None, "command": command,
+    }
+    write_atomic(out / "fit.json", lambda p: p.write_text(json.dumps(info, indent=2, default=float)))
+    return out
