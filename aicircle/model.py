@@ -420,6 +420,41 @@ class Model:
         out[: len(prog.stocks)] = dY
         return out[:, 0] if single else out
 
+    def stock_flows(self) -> dict:
+        """Inflows and outflows of each stock, read from its rate equation.
+
+        A rate written as a sum and difference of variables (``INTEG(a + b -
+        c, ...)``) has inflows ``a, b`` and outflow ``c``; a term that is not a
+        plain variable is reported as ``"(expression)"``.
+
+        Returns
+        -------
+        dict
+            Stock name -> {"in": [names], "out": [names]}.
+        """
+        out = {}
+        for v in self._vars:
+            if v.kind != "stock" or v.hidden:
+                continue
+            terms = {"in": [], "out": []}
+
+            def walk(node, sign):
+                if node[0] == "op" and node[1] in ("+", "-"):
+                    walk(node[2], sign)
+                    walk(node[3], sign if node[1] == "+" else -sign)
+                elif node[0] == "op" and node[1] == "neg":
+                    walk(node[2], -sign)
+                elif node[0] == "ref" and not self._vars[node[1]].hidden:
+                    terms["in" if sign > 0 else "out"].append(self._vars[node[1]].name)
+                elif node[0] == "num" and node[1] == 0:
+                    pass
+                else:
+                    terms["in" if sign > 0 else "out"].append("(expression)")
+
+            walk(v.deriv, 1)
+            out[v.name] = terms
+        return out
+
     def __getstate__(self):
         # generated code is rebuilt on demand; everything else is plain data
         state = self.__dict__.copy()

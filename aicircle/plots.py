@@ -1,0 +1,399 @@
+"""Figures. The only module that imports matplotlib (Agg backend: no screen needed).
+
+Every function takes data, draws on ``ax`` (a new figure when None) and
+returns the Axes or the Figure; none calls ``show()``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+__all__ = [
+    "plot_bands", "plot_bifurcation", "plot_fit", "plot_p_bust", "plot_profiles",
+    "plot_regime_map", "plot_residuals", "plot_scenarios", "plot_sensitivity",
+    "plot_structure", "plot_time_to_bust", "save",
+]
+
+OUTCOME_COLOURS = {"boom": "#2a9d8f", "soft landing": "#e9c46a", "bust": "#e76f51"}
+BAND_ALPHA = {50: 0.45, 75: 0.3, 95: 0.18, 100: 0.08}
+
+
+def _axes(ax, figsize=(7, 4.2)):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def save(fig_or_ax, path, dpi=130):
+    """Save a figure (or an Axes' figure) to ``path`` and close it."""
+    fig = fig_or_ax.figure if hasattr(fig_or_ax, "figure") and not isinstance(fig_or_ax, plt.Figure) \
+        else fig_or_ax
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def _unit_label(unit):
+    return {"$B/Year": "$B per year", "$B": "$B", "GW": "GW", "million": "million",
+            "fraction": "fraction"}.get(unit, unit)
+
+
+def _target_points(targets, observable):
+    """Data points of one observable as rates on the model's scale: (t, lo_t, hi_t, y, ylo, yhi)."""
+    rows = targets[(targets["observable"] == observable)
+                   & targets["aggregation"].isin(["total", "mean", "level", "share"])]
+    pts = []
+    for r in rows.itertuples():
+        a, b = r.t_start, r.t_end
+        if r.aggregation == "total":
+            y = r.value / (b - a)  # the window's mean rate, $B/Year
+        else:
+            y = r.value
+        if r.scale == "log":
+            lo, hi = y * math.exp(-r.sigma), y * math.exp(r.sigma)
+        else:
+            lo, hi = y - r.sigma, y + r.sigma
+        mid = b if r.aggregation == "level" else (a + b) / 2
+        pts.append((mid, a if r.aggregation != "level" else b, b, y, lo, hi))
+    return pts
+
+
+def plot_fit(targets, times, values, names, bands=None, ncols=3, title=None):
+    """Each calibrated observable over time, with its data points and error bars.
+
+    Parameters
+    ----------
+    targets : pandas.DataFrame
+        As read by :func:`aicircle.observables.read_targets`.
+    times : ndarray, shape (n_times,)
+    values : dict
+        Model variable name -> ndarray (n_times,): the calibrated run.
+    names : dict
+        Observable id -> model variable name (only those with targets are drawn).
+    bands : pandas.DataFrame, optional
+        :func:`aicircle.sensitivity.monte_carlo` bands, drawn behind the line.
+    """
+    from .observables import OBSERVABLES
+
+    obs = [o for o in dict.fromkeys(targets["observable"])
+           if o in names and targets.loc[targets["observable"] == o, "aggregation"].ne("growth").any()]
+    n = len(obs)
+    nrows = max(1, math.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.2 * nrows), layout="constrained",
+                             squeeze=False)
+    for ax, o in zip(axes.flat, obs):
+        var = names[o]
+        if bands is not None and var in bands.index.get_level_values(0):
+            b = bands.loc[var]
+            ax.fill_between(b.index, b["lo95"], b["hi95"], color="C0", alpha=0.15, lw=0,
+                            label="95% ensemble band")
+        ax.plot(times, values[var], color="C0", lw=1.8, label="model (calibrated)")
+        for mid, a, bnd, y, lo, hi in _target_points(targets, o):
+            ax.errorbar(mid, y, yerr=[[y - lo], [hi - y]], xerr=[[mid - a], [bnd - mid]] if bnd > a else None,
+                        fmt="o", ms=4, color="black", ecolor="0.35", elinewidth=1, capsize=2,
+                        zorder=3, label="data (±1σ; bar = window)")
+        unit = OBSERVABLES[o].unit if o in OBSERVABLES else ""
+        ax.set_title(var, fontsize=10)
+        ax.set_xlabel("year")
+        ax.set_ylabel(_unit_label(unit))
+        if unit not in ("fraction",) and np.nanmin(values[var]) > 0:
+            ax.set_yscale("log")
+        t_data = targets.loc[targets["observable"] == o, "t_end"]
+        ax.set_xlim(min(2020, times[0]), max(2026.5, float(t_data.max()) + 0.5))
+        handles, labels = ax.get_legend_handles_labels()
+        uniq = dict(zip(labels, handles))
+        ax.legend(uniq.values(), uniq.keys(), fontsize=7, loc="upper left")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.suptitle(title or "Calibrated model against the data (totals shown as the window's mean rate)",
+                 fontsize=12)
+    return fig
+
+
+def plot_residuals(validation, ax=None):
+    """Residual (error / sigma) of each target, grouped by observable, with the ±2 band."""
+    ax = _axes(ax, (9, 4.5))
+    v = validation.reset_index(drop=True)
+    x = np.arange(len(v))
+    r = v["residual"].to_numpy()
+    colours = np.where(np.abs(r) <= 2, "C0", "C3")
+    ax.axhspan(-2, 2, color="0.9", zorder=0, label="within 2σ")
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.scatter(x, np.clip(r, -8, 8), c=colours, s=18, zorder=3)
+    # one tick per observable, at its first target
+    firsts = v.groupby("observable", sort=False).head(1)
+    ax.set_xticks(firsts.index, firsts["observable"], rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("residual (error / σ), clipped at ±8")
+    ax.set_title(f"Residuals: {np.mean(np.abs(r) <= 2):.0%} of {len(v)} targets within 2σ")
+    ax.legend(fontsize=8, loc="lower left")
+    return ax
+
+
+def plot_profiles(curves, intervals, ncols=4):
+    """Profile likelihoods (Δχ² against each parameter) with the 3.84 line of 95%."""
+    params = list(dict.fromkeys(curves["parameter"]))
+    nrows = max(1, math.ceil(len(params) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows), layout="constrained",
+                             squeeze=False)
+    for ax, p in zip(axes.flat, params):
+        c = curves[curves["parameter"] == p].sort_values("value")
+        ax.plot(c["value"], c["delta_chi2"], "o-", ms=3, color="C0")
+        ax.axhline(3.84, color="C3", ls="--", lw=1, label="Δχ² = 3.84 (95%)")
+        if p in intervals.index:
+            iv = intervals.loc[p]
+            ax.axvline(iv["value"], color="0.4", lw=0.8)
+            ax.axvspan(iv["lo95"], iv["hi95"], color="C0", alpha=0.1)
+        ax.set_title(p, fontsize=9)
+        ax.set_xlabel("value")
+        ax.set_ylabel("Δχ²")
+        ax.set_ylim(bottom=0)
+        if c["value"].min() > 0 and c["value"].max() / max(c["value"].min(), 1e-300) > 20:
+            ax.set_xscale("log")
+    for ax in list(axes.flat)[len(params):]:
+        ax.set_visible(False)
+    if params:
+        axes.flat[0].legend(fontsize=7)
+    fig.suptitle("Profile likelihoods of the calibrated parameters", fontsize=12)
+    return fig
+
+
+def plot_bands(bands, output, ax=None, unit="", data=None, title=None, until=None):
+    """Vensim-style confidence bands (50/75/95/100%) of one output over time."""
+    ax = _axes(ax)
+    b = bands.loc[output]
+    if until is not None:
+        b = b[b.index <= until]
+    for level in sorted(BAND_ALPHA, reverse=True):
+        ax.fill_between(b.index, b[f"lo{level}"], b[f"hi{level}"], color="C0", alpha=BAND_ALPHA[level],
+                        lw=0, label=f"{level}%")
+    ax.plot(b.index, b["median"], color="C0", lw=1.5, label="median")
+    if data is not None:
+        ax.errorbar(data["t"], data["y"], yerr=data.get("yerr"), fmt="o", color="black", ms=4,
+                    label="data")
+    ax.set_title(title or f"{output}: Monte Carlo bands")
+    ax.set_xlabel("year")
+    ax.set_ylabel(_unit_label(unit) or output)
+    ax.legend(fontsize=8, loc="upper left", ncols=2)
+    return ax
+
+
+def plot_p_bust(p_bust, ax=None, title=None):
+    """Probability of a bust by each year."""
+    ax = _axes(ax, (6, 3.6))
+    ax.step(p_bust.index, p_bust.values, where="post", color="C3", lw=2)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("year")
+    ax.set_ylabel("P(bust by year)")
+    ax.set_title(title or "Probability of a bust by each year (DESIGN §4 classifier)")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_bifurcation(result, variable=None, ax=None, calibrated=None, title=None):
+    """Branches of equilibria (stable solid, unstable dashed) with folds and Hopf points.
+
+    Parameters
+    ----------
+    result : aicircle.tipping.BifurcationResult
+    variable : str, optional
+        The free state on the vertical axis (the first by default).
+    calibrated : float, optional
+        The calibrated parameter value, marked with a vertical line.
+    """
+    ax = _axes(ax)
+    names = list(result.free)
+    j = names.index(variable) if variable else 0
+    labelled = set()
+    for br in result.diagram.branches:
+        p = np.asarray(br.p)
+        y = np.asarray(br.states)[:, j]
+        stable = np.asarray(br.stable)
+        for flag, style, lab in ((True, "-", "stable"), (False, "--", "unstable")):
+            yy = np.where(stable == flag, y, np.nan)
+            ax.plot(p, yy, style, color="C0" if flag else "C3", lw=1.8,
+                    label=None if lab in labelled else f"{lab} equilibria")
+            labelled.add(lab)
+    for f in result.folds:
+        ax.plot(f["value"], f["state"][names[j]], "ks", ms=6,
+                label=None if "fold" in labelled else "fold (tipping point)")
+        labelled.add("fold")
+    for h in result.hopf:
+        ax.plot(h["value"], h["state"][names[j]], "m^", ms=7, label=None if "hopf" in labelled else "Hopf")
+        labelled.add("hopf")
+    if calibrated is not None:
+        ax.axvline(calibrated, color="0.3", ls=":", label="calibrated value")
+    ax.set_xlabel(result.param)
+    ax.set_ylabel(names[j])
+    ax.set_xlim(*result.range)
+    ax.set_title(title or f"Equilibria of {names[j]} against {result.param}")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_regime_map(frame, ax=None, marker=None, title=None):
+    """Outcome over a two-parameter grid (DataFrame from :func:`aicircle.tipping.regime_map`)."""
+    ax = _axes(ax, (6.2, 4.8))
+    kinds = [k for k in OUTCOME_COLOURS if (frame.values == k).any()]
+    kinds += sorted(set(np.unique(frame.values)) - set(kinds))
+    codes = np.vectorize({k: i for i, k in enumerate(kinds)}.get)(frame.values)
+    from matplotlib.colors import ListedColormap
+
+    cmap = ListedColormap([OUTCOME_COLOURS.get(k, f"C{i}") for i, k in enumerate(kinds)])
+    xs, ys = frame.columns.to_numpy(dtype=float), frame.index.to_numpy(dtype=float)
+    ax.pcolormesh(xs, ys, codes, cmap=cmap, vmin=-0.5, vmax=len(kinds) - 0.5, shading="nearest")
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=OUTCOME_COLOURS.get(k, f"C{i}"), label=k) for i, k in enumerate(kinds)]
+    if marker is not None:
+        ax.plot(*marker, "k*", ms=14, label="calibrated")
+        handles.append(plt.Line2D([], [], marker="*", color="k", ls="", ms=12, label="calibrated"))
+    ax.legend(handles=handles, fontsize=8, loc="upper right", framealpha=0.9)
+    ax.set_xlabel(frame.columns.name)
+    ax.set_ylabel(frame.index.name)
+    ax.set_title(title or "Regime map")
+    return ax
+
+
+def plot_time_to_bust(values, ttb, param, ax=None, horizons=(2030, 2035), calibrated=None, title=None):
+    """Time of the first bust against a parameter (no marker where it never busts)."""
+    ax = _axes(ax, (6.5, 4))
+    ax.plot(values, ttb, "o-", ms=3, color="C3", label="year of bust")
+    for h in horizons:
+        ax.axhline(h, color="0.6", ls=":", lw=1)
+        ax.text(values[0], h, f" horizon {h}", va="bottom", fontsize=7, color="0.4")
+    if calibrated is not None:
+        ax.axvline(calibrated, color="0.3", ls="--", lw=1, label="calibrated value")
+    ax.set_xlabel(param)
+    ax.set_ylabel("year of first bust")
+    ax.set_title(title or f"Time to bust against {param}")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_scenarios(runs, variables, units=None, ncols=2, title=None):
+    """Each scenario against the baseline, one panel per variable.
+
+    Parameters
+    ----------
+    runs : dict
+        Scenario name -> DataFrame indexed by time (``baseline`` drawn in black).
+    variables : list of str
+    """
+    n = len(variables)
+    nrows = max(1, math.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 3.4 * nrows), layout="constrained",
+                             squeeze=False)
+    for ax, var in zip(axes.flat, variables):
+        for i, (name, df) in enumerate(runs.items()):
+            base = name == "baseline"
+            ax.plot(df.index, df[var], color="black" if base else f"C{i}", lw=2.2 if base else 1.3,
+                    ls="-" if base else "--", label=name)
+        ax.set_title(var, fontsize=10)
+        ax.set_xlabel("year")
+        ax.set_ylabel(_unit_label((units or {}).get(var, "")))
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
+    fig.suptitle(title or "Scenarios against the baseline", fontsize=12)
+    return fig
+
+
+def plot_sensitivity(frame, ax=None, title=None):
+    """Sobol first/total-order bars (with CIs), Morris mu* or OAT tornado, by the frame's columns."""
+    ax = _axes(ax, (7, max(3, 0.35 * len(frame) + 1.2)))
+    y = np.arange(len(frame))
+    if "ST" in frame:
+        order = frame.sort_values("ST")
+        ax.barh(y + 0.2, order["ST"], 0.4, xerr=order["ST_conf"], color="C0", label="total order ST")
+        ax.barh(y - 0.2, order["S1"], 0.4, xerr=order["S1_conf"], color="C1", label="first order S1")
+        ax.set_xlabel("Sobol index (95% CI)")
+    elif "mu_star" in frame:
+        order = frame.sort_values("mu_star")
+        ax.barh(y, order["mu_star"], xerr=order["mu_star_conf"], color="C0", label="μ*")
+        ax.set_xlabel("Morris μ*")
+    else:
+        order = frame.assign(span=(frame["high"] - frame["low"]).abs()).sort_values("span")
+        left = np.minimum(order["low"], order["high"])
+        ax.barh(y, (order["high"] - order["low"]).abs(), left=left, color="C0")
+        ax.set_xlabel("output at the parameter's bounds")
+    ax.set_yticks(y, order.index, fontsize=8)
+    ax.set_title(title or "Sensitivity")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_structure(model, title=None):
+    """The model's money circuit and loops, drawn from the model file.
+
+    Cash stocks (names ending in ``Cash``) sit on a circle; each money flow
+    is an arrow from the stock it leaves to the one it enters, labelled with
+    its name. The feedback loops named in the model's comments are listed.
+    """
+    flows = model.stock_flows()
+    cash = [s for s in flows if s.lower().endswith("cash")]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(14, 7.5), layout="constrained",
+                                  gridspec_kw={"width_ratios": [1.6, 1]})
+    edges = {}
+    for dst in cash:
+        for f in flows[dst]["in"]:
+            for src in cash:
+                if f in flows[src]["out"]:
+                    edges.setdefault((src, dst), []).append(f)
+    # the stock linked to every other (the outside world) sits in the middle
+    degree = {c: len({b if a == c else a for a, b in edges if c in (a, b)}) for c in cash}
+    n_flows = {c: len(flows[c]["in"]) + len(flows[c]["out"]) for c in cash}
+    hub = max(cash, key=lambda c: (degree[c], n_flows[c])) \
+        if cash and max(degree.values()) == len(cash) - 1 else None
+    ring = [c for c in cash if c != hub]
+    k = len(ring)
+    radius = 2.4
+    pos = {c: (radius * math.cos(math.pi / 2 - 2 * math.pi * i / max(k, 1)),
+               radius * math.sin(math.pi / 2 - 2 * math.pi * i / max(k, 1))) for i, c in enumerate(ring)}
+    if hub:
+        pos[hub] = (0.0, 0.0)
+    for (src, dst), names in edges.items():
+        (x0, y0), (x1, y1) = pos[src], pos[dst]
+        rad = 0.4 if (dst, src) in edges else -0.25
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
+                    arrowprops=dict(arrowstyle="-|>", color="C0", lw=1.3, shrinkA=30, shrinkB=30,
+                                    connectionstyle=f"arc3,rad={rad}"))
+        # the label sits at the arc's middle: matplotlib's arc3 bends the chord
+        # towards (mid + rad*(dy, -dx)); the quadratic curve passes halfway there
+        mx, my = (x0 + x1) / 2, (y0 + y1) / 2
+        dx, dy = x1 - x0, y1 - y0
+        lx, ly = mx + 0.5 * rad * dy, my - 0.5 * rad * dx
+        ax.text(lx, ly, "\n".join(names), fontsize=7, ha="center", va="center", color="#1d3557",
+                bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="#a8dadc", alpha=0.95))
+    for s, (x, y) in pos.items():
+        ax.text(x, y, s, ha="center", va="center", fontsize=10, weight="bold",
+                bbox=dict(boxstyle="round,pad=0.5", fc="#fdf0d5", ec="#c1121f"))
+    ax.set_xlim(-3.3, 3.3)
+    ax.set_ylim(-2.3, 3.0)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title("Money flows between the cash stocks (each leaves one stock, enters one other)")
+    ax2.axis("off")
+    lines = []
+    for loop, names in model.loops.items():
+        lines.append(f"{loop}: " + ", ".join(names[:7]) + (" …" if len(names) > 7 else ""))
+    others = [s for s in flows if s not in cash]
+    text = "Feedback loops (variables whose comments close them)\n\n" + "\n\n".join(
+        _wrap(line, 60) for line in lines)
+    text += "\n\nOther stocks\n" + _wrap(", ".join(others), 60)
+    ax2.text(0, 1, text, va="top", ha="left", fontsize=8.5, family="monospace")
+    fig.suptitle(title or f"Structure of {model.path.name}", fontsize=13)
+    return fig
+
+
+def _wrap(text, width):
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent="    "))
