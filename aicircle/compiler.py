@@ -48,8 +48,15 @@ CONTROL_NAMES = {
 
 
 def clean_name(name: str) -> str:
-    """Vensim's identity of a name: lower case, runs of spaces/underscores as one ``_``."""
-    return re.sub(r"[\s_]+", "_", str(name).strip().lower())
+    """Vensim's identity of a name: lower case, runs of spaces/underscores as one ``_``.
+
+    Surrounding double quotes (Vensim's quoting of names with special
+    characters) are not part of the name.
+    """
+    text = str(name).strip()
+    if len(text) > 1 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    return re.sub(r"[\s_]+", "_", text.strip().lower())
 
 
 # --------------------------------------------------------------------------
@@ -382,11 +389,13 @@ class _Lowerer:
                 if ops[0] == "not":
                     return ("op", "not", args[0])
                 self._unsupported(f"logical operator '{ops[0]}'", where)
-            node = args[0]
-            for op, a in zip(ops, args[1:]):
+            # PySD nests a flat chain from the right (``a OR b AND c`` is
+            # ``a OR (b AND c)``), so AND binds tighter than OR, as in Vensim
+            node = args[-1]
+            for op, a in zip(reversed(ops), reversed(args[:-1])):
                 if op not in ("and", "or", "=", "<>", "<", "<=", ">", ">="):
                     self._unsupported(f"logical operator '{op}'", where)
-                node = ("op", op, node, a)
+                node = ("op", op, a, node)
             return node
         if cls == "ReferenceStructure":
             if ast.subscripts is not None:
@@ -631,11 +640,17 @@ class _Lowerer:
                 width = ("op", "*", ("num", 0.5), ("dt",))
                 magnitude = ("op", "/", mag, ("dt",))
                 end = None
+            repeat = self._aux(repeat, where, "PULSE_REPEAT")
+            width = self._aux(width, where, "PULSE_WIDTH")
             phase = ("op", "fmod", ("op", "+", ("op", "-", t, start), ("num", SMALL_VENSIM)), repeat)
             started = ("op", "<=", start, t)
             if end is not None:
                 started = ("op", "and", started, ("op", "<", t, end))
             on = ("op", "and", started, ("op", "<", phase, width))
+            # PySD: a repeat time of 0 is a single pulse
+            once = ("op", "and", ("op", "<=", ("op", "-", start, ("num", SMALL_VENSIM)), t),
+                    ("op", "<", t, ("op", "+", start, width)))
+            on = ("op", "if", ("op", "=", repeat, ("num", 0.0)), once, on)
             return ("op", "if", on, magnitude, ("num", 0.0))
         self._unsupported(f"function {fname.upper().replace('_', ' ')}", where)
 

@@ -1,0 +1,811 @@
+"""Export a Vensim model to XMILE 1.0.
+
+:func:`export_xmile` reads a ``.mdl`` file with PySD's Vensim translator
+(writing nothing), walks PySD's AbstractModel and writes the same model as a
+standard XMILE 1.0 file (namespace ``http://docs.oasis-open.org/xmile/ns/XMILE/v1.0``)
+for Stella and other XMILE tools. The output is deterministic: the same model
+gives the same bytes, so a checked-in export can be tested for staleness.
+
+What the export preserves
+-------------------------
+Every variable keeps its name (Vensim's optional surrounding quotes dropped:
+``"$ euro"`` becomes ``$ euro``), units, documentation and range (``<range
+min= max=>``; a missing bound is written as ``INF``/``-INF``; Vensim's range
+increment is dropped), in the order of the model file. Equations refer to
+names with spaces written as underscores, quoted (``"..."``) when the name is
+not a plain identifier or starts with ``not`` (which PySD's grammar would read
+as the operator). Operators keep the grouping of PySD's tree: an operand is
+parenthesised unless it binds more tightly, and Vensim's flat ``a :OR: b
+:AND: c`` stays flat (``a OR b AND c``), which PySD reads back as the same tree.
+Reading the export back with PySD's XMILE translator (``pysd.read_xmile`` or
+:func:`aicircle.load`) gives the same runs as the ``.mdl``; the tests check it
+on every peer model that exports. Vensim's unchangeable constants (``==``)
+become ordinary auxiliaries.
+
+Element kinds
+-------------
+- ``INTEG(rate, init)`` becomes a ``<stock>`` whose ``<eqn>`` is ``init``. The
+  rate is read as a signed sum of terms (``a - (b - c)`` is ``+a -b +c``). A
+  term that is a plain reference to an auxiliary, used once, becomes that
+  auxiliary as a ``<flow>`` and an ``<inflow>`` (``+``) or ``<outflow>`` (``-``)
+  of the stock, unless the auxiliary is already an inflow (an outflow) of an
+  earlier stock in the file: an XMILE flow leaves at most one stock and fills
+  at most one. The other terms are written as one generated flow, an inflow
+  named ``"<stock> other flows"`` (e.g. ``0.1 * Savings``); if no term can be a
+  flow, the whole rate becomes the generated inflow ``"<stock> net flow"``
+  (names made unique if needed). These generated flows are the only names the
+  export adds to the model's variables; PySD reads the stock's rate back as
+  inflows minus outflows, the same sum in another order.
+- Lookup tables become ``<gf>`` elements (explicit ``<xpts>``/``<ypts>``,
+  ``<yscale>`` from the table's y range, ``type="extrapolate"`` or
+  ``type="discrete"`` for Vensim's extrapolating and hold-backward tables) and
+  are called as functions, ``table(x)``. ``WITH LOOKUP`` as a whole equation
+  becomes an ``<aux>`` with an embedded ``<gf>``; nested inside an expression it
+  becomes a generated ``<gf>`` named ``"<variable> lookup"``, called there.
+- Everything else is an ``<aux>``. The time settings become ``<sim_specs>``
+  (``method="Euler"``, ``time_units`` from the control variables' units);
+  SAVEPER, when it differs from TIME STEP, is written as the ``isee:save_interval``
+  attribute (PySD's XMILE reader ignores it and saves every DT).
+
+Functions and rewrites
+----------------------
+Direct translations (XMILE name on the right): ``IF THEN ELSE`` → ``IF c THEN
+a ELSE b``; ``:AND: :OR: :NOT:`` → ``AND OR NOT``; ``MIN MAX ABS EXP LN SQRT
+SIN COS TAN ARCSIN ARCCOS ARCTAN``; ``XIDZ``/``ZIDZ`` → ``SAFEDIV(a, b, x)`` /
+``SAFEDIV(a, b)``; ``STEP`` → ``STEP``; ``RAMP`` → ``RAMP(slope, start, end)``;
+``SMOOTH``/``SMOOTHI`` → ``SMTH1``; ``SMOOTH3``/``SMOOTH3I`` → ``SMTH3``;
+``SMOOTH N`` → ``SMTHN(input, time, n, init)``; ``DELAY1``/``DELAY1I`` →
+``DELAY1``; ``DELAY3``/``DELAY3I`` → ``DELAY3``; ``DELAY N`` → ``DELAYN(input,
+time, n, init)``; ``DELAY FIXED`` → ``DELAY(input, time, init)`` (PySD reads
+both as the same fixed delay); ``TREND`` → ``TREND``; ``FORECAST`` →
+``FORCST``; ``INITIAL`` → ``INIT``; ``POWER(a, b)`` → ``a ^ b``; ``PI`` → its
+value. References to INITIAL TIME, FINAL TIME and TIME STEP keep those names
+(``TIME_STEP`` ...), which PySD's XMILE reader defines from ``<sim_specs>``
+(it knows none of XMILE's ``DT``, ``STARTTIME`` and ``STOPTIME``,
+so a tool other than PySD may need those renamed).
+
+Rewrites, each exact under PySD's (and aicircle's) semantics and under any
+reading of XMILE's ``INT`` (floor or truncation):
+
+- ``LOG(x, b)`` → ``LN(x) / LN(b)``.
+- ``INTEGER(x)`` (truncation) → ``IF x >= 0 THEN INT(x) ELSE -INT(-x)``.
+- ``QUANTUM(x, q)`` → ``IF q < 1e-06 THEN x ELSE q * TRUNC(x / q)`` and
+  ``MODULO(x, m)`` → ``x - QUANTUM(x, m)``, with ``TRUNC`` the ``INTEGER``
+  rewrite above (Vensim's and PySD's small-number convention, 1e-6).
+- ``PULSE(start, width)`` → ``IF (start - 1e-06 <= TIME) AND (TIME < start +
+  width) THEN 1 ELSE 0`` (XMILE's ``PULSE`` has another meaning).
+- ``PULSE TRAIN(start, width, repeat, end)`` → ``IF (start <= TIME) AND (TIME
+  < end) AND (((TIME - start + 1e-06) mod repeat) < width) THEN 1 ELSE 0``
+  (a single ``PULSE`` when ``repeat`` is 0, as in PySD). ``mod`` is written
+  in lower case, the only spelling PySD's grammar accepts; PySD evaluates it
+  as ``x - repeat * INTEGER(x / repeat)`` rather than Python's ``%``: equal
+  up to rounding for the positive arguments it sees here.
+
+Arguments repeated by a rewrite are written (and evaluated) more than once.
+STEP, RAMP and SAFEDIV keep Vensim's conventions as PySD implements them
+(a step at ``TIME + DT/2 > start``, a ramp from ``TIME + 1e-6 > start``, a
+divisor smaller than 1e-6 in magnitude counting as zero); an XMILE tool that
+implements them literally differs when a start time is off the DT grid or a
+divisor is tiny but not zero.
+
+Not expressible (:class:`~aicircle.errors.UnsupportedFeature`, naming the
+construct and the variable): subscripts, macros, data and GET functions,
+``SAMPLE IF TRUE``, ``ACTIVE INITIAL``, ``GAME``, ``ALLOCATE ...``, random
+functions, ``SINH``/``COSH``/``TANH`` (not XMILE 1.0 builtins), other Vensim
+functions (``LOOKUP EXTRAPOLATE``, ``GET TIME VALUE``, ...), look-forward
+lookups, time settings that are not constants, a reference to SAVEPER when it
+differs from TIME STEP, names containing a double quote or a backslash (PySD's
+XMILE reader cannot match their escaped form), and non-finite numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from .compiler import clean_name
+from .errors import InvalidInput, ModelReadError, UnsupportedFeature
+from .model import _parse  # aicircle's one reader: same checks and errors as ac.load
+
+__all__ = ["export_xmile", "XMILE_NAMESPACE"]
+
+XMILE_NAMESPACE = "http://docs.oasis-open.org/xmile/ns/XMILE/v1.0"
+ISEE_NAMESPACE = "http://iseesystems.com/XMILE"
+# Version of this exporter's output, written in <product>; bump it when the
+# output changes (not tied to the package version, so that a checked-in export
+# only goes stale when the model or the format changes).
+FORMAT_VERSION = "1"
+SMALL_VENSIM = 1e-6  # what Vensim and PySD treat as zero (PULSE, QUANTUM)
+
+_CONTROL_KEYS = ("initial_time", "final_time", "time_step", "saveper")
+# Vensim functions with an XMILE builtin of the same meaning and arity.
+_DIRECT = {
+    "min": ("MIN", 2), "max": ("MAX", 2), "abs": ("ABS", 1), "exp": ("EXP", 1),
+    "ln": ("LN", 1), "sqrt": ("SQRT", 1), "sin": ("SIN", 1), "cos": ("COS", 1),
+    "tan": ("TAN", 1), "arcsin": ("ARCSIN", 1), "arccos": ("ARCCOS", 1),
+    "arctan": ("ARCTAN", 1), "step": ("STEP", 2),
+}
+_KEYWORDS = {"if", "then", "else", "and", "or", "not", "mod", "time"}
+_IDENTIFIER = re.compile(r"[^\W\d]\w*")
+_LOOKUP_TYPES = {"interpolate": None, "extrapolate": "extrapolate", "hold_backward": "discrete"}
+
+
+def export_xmile(model_path, out_path=None) -> str:
+    """Translate a Vensim ``.mdl`` model into an XMILE 1.0 document.
+
+    Parameters
+    ----------
+    model_path : str or pathlib.Path
+        The Vensim model. It is parsed with PySD's translator; nothing is
+        written beside it.
+    out_path : str or pathlib.Path, optional
+        Where to write the XMILE file (UTF-8). The file is written to a
+        temporary file in the same folder and then renamed over ``out_path``,
+        so a reader never sees a partial file.
+
+    Returns
+    -------
+    str
+        The XMILE document.
+
+    Raises
+    ------
+    ModelReadError
+        ``model_path`` is missing, not a ``.mdl`` file, or not a model PySD
+        can read.
+    UnsupportedFeature
+        The model uses a construct XMILE (or PySD's XMILE reader) cannot
+        express exactly; the message names the construct and the variable.
+    InvalidInput
+        ``out_path`` is the model itself or its folder does not exist.
+
+    Examples
+    --------
+    >>> text = export_xmile("models/aicircle.mdl", "models/aicircle.xmile")  # doctest: +SKIP
+    """
+    model_path = Path(model_path)
+    if model_path.suffix.lower() != ".mdl":
+        raise ModelReadError(f"{model_path}: export_xmile reads Vensim .mdl files, not '{model_path.suffix}'")
+    if out_path is not None:
+        out_path = Path(out_path)
+        if out_path.exists() and model_path.exists() and out_path.resolve() == model_path.resolve():
+            raise InvalidInput(f"out_path {out_path} is the model file itself")
+        if not out_path.parent.is_dir():
+            raise InvalidInput(f"out_path {out_path}: folder '{out_path.parent}' does not exist")
+    abstract = _parse(model_path)
+    text = _Exporter(abstract, model_path).document()
+    if out_path is not None:
+        _write_atomic(out_path, text)
+    return text
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _fmt(value) -> str:
+    """An XMILE literal for a finite number (integers without a decimal point)."""
+    v = float(value)
+    if v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return repr(v)
+
+
+def _builtin_names() -> set[str]:
+    """Function names PySD's XMILE reader resolves as builtins (a lookup so named would be misread)."""
+    from pysd.builders.python.python_functions import functionspace
+    from pysd.translators.xmile.xmile_structures import structures
+
+    return {k.lower() for k in structures} | {k.lower() for k in functionspace}
+
+
+def _xmile_name(name: str) -> str:
+    """The name as written in XMILE's ``name`` attribute: Vensim's quotes dropped."""
+    name = name.strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = name[1:-1]
+    return name
+
+
+def _reference(name: str) -> str:
+    """How an equation refers to the variable called ``name`` (an XMILE name)."""
+    ident = name.replace(" ", "_")
+    low = ident.lower()
+    if _IDENTIFIER.fullmatch(ident) and low not in _KEYWORDS and not low.startswith("not"):
+        return ident
+    # PySD's grammar reads a name starting with "not" as the NOT operator
+    return f'"{ident}"'
+
+
+# Binding strength of what an emitted expression's text ends with at its top:
+# an operand is parenthesised unless it binds more tightly than its operator
+# (same strength is parenthesised too, so that the tree read back is the same).
+_ATOM, _POW, _MUL, _MOD, _ADD, _NEG, _CMP, _NOT, _LOGIC, _IF = 10, 5, 3, 2.5, 2, 1.5, 1, 0.5, 0, -1
+_LEVEL = {"^": _POW, "*": _MUL, "/": _MUL, "+": _ADD, "-": _ADD, "=": _CMP, "<>": _CMP, "<": _CMP,
+          "<=": _CMP, ">": _CMP, ">=": _CMP, "AND": _LOGIC, "OR": _LOGIC}
+
+
+class _Expr:
+    """An emitted expression: its text and how tightly its top operator binds."""
+
+    __slots__ = ("text", "level")
+
+    def __init__(self, text: str, level: float):
+        self.text = text
+        self.level = level
+
+    def operand(self, level: float = _POW) -> str:
+        """The text as an operand of an operator of strength ``level`` (by default: unless atomic)."""
+        return self.text if self.level > level else f"({self.text})"
+
+    def arg(self) -> str:
+        """As a function argument or a part of IF THEN ELSE (a nested IF is parenthesised)."""
+        return self.operand(_IF)
+
+
+def _num(text: str) -> _Expr:
+    return _Expr(text, _NEG if text.startswith("-") else _ATOM)
+
+
+def _neg(e: _Expr) -> _Expr:
+    return _Expr(f"-{e.operand(_POW)}", _NEG)
+
+
+def _binary(args: list, ops: list) -> _Expr:
+    level = min(_LEVEL[o] for o in ops)
+    text = args[0].operand(level)
+    for op, a in zip(ops, args[1:]):
+        text += f" {op} {a.operand(level)}"
+    return _Expr(text, level)
+
+
+class _Exporter:
+    """Walk one AbstractModel and build its XMILE document."""
+
+    def __init__(self, abstract, path: Path):
+        self.path = path
+        self.source = path.name
+        sections = list(abstract.sections)
+        self.main = next(s for s in sections if s.type == "main")
+        macros = [s for s in sections if s.type == "macro"]
+        if macros:
+            macro, user = self._macro_use({clean_name(s.name): s.name for s in macros})
+            self._fail(f"the macro {macro}", user, detail="PySD's XMILE reader does not read XMILE macros")
+        if self.main.subscripts:
+            self._fail("subscripts", self.main.subscripts[0].name)
+        self.elements = {}  # clean name -> element
+        self.controls = {}  # control key -> element
+        self.used_names: set[str] = set()
+        for el in self.main.elements:
+            comps = el.components
+            if len(comps) != 1 or any(c.subscripts[0] for c in comps):
+                self._fail("subscripts", el.name)
+            key = clean_name(el.name)
+            if type(el).__name__ == "AbstractControlElement" or key in _CONTROL_KEYS:
+                self.controls[key] = el
+            self.elements[key] = el
+            name = _xmile_name(el.name)
+            if '"' in name or "\\" in name:
+                self._fail("a name with a double quote or a backslash", el.name,
+                           detail="PySD's XMILE reader cannot match such names in equations")
+            self.used_names.add(clean_name(name))
+        self.time = self._time_settings()
+        self.generated: list[ET.Element] = []  # <gf> made for nested WITH LOOKUPs
+
+    # -- errors --------------------------------------------------------------
+    def _fail(self, construct: str, where: str | None, detail: str = ""):
+        place = f" in '{where}'" if where else ""
+        extra = f" ({detail})" if detail else ""
+        raise UnsupportedFeature(f"{self.source}: {construct}{place} cannot be exported to XMILE{extra}")
+
+    def _macro_use(self, macros: dict) -> tuple:
+        """(macro name, first variable calling it), or the first macro and None if none is called."""
+        for el in self.main.elements:
+            for comp in el.components:
+                for fn in _called_functions(comp.ast):
+                    if clean_name(fn) in macros:
+                        return macros[clean_name(fn)], el.name
+        return next(iter(macros.values())), None
+
+    def _unique(self, base: str) -> str:
+        name, i = base, 2
+        while clean_name(name) in self.used_names:
+            name, i = f"{base} {i}", i + 1
+        self.used_names.add(clean_name(name))
+        return name
+
+    def _number(self, value, where: str) -> str:
+        if not math.isfinite(float(value)):
+            self._fail(f"the non-finite number {float(value)}", where)
+        return _fmt(value)
+
+    # -- time settings -------------------------------------------------------
+    def _time_settings(self) -> dict:
+        values = {}
+        for key in ("initial_time", "final_time", "time_step"):
+            if key not in self.controls:
+                label = key.replace("_", " ").upper()
+                raise ModelReadError(f"{self.path}: the model does not define {label}")
+            values[key] = self._fold(self.controls[key].components[0].ast, self.controls[key].name, set())
+        if "saveper" in self.controls:
+            values["saveper"] = self._fold(self.controls["saveper"].components[0].ast, "SAVEPER", set())
+        else:
+            values["saveper"] = values["time_step"]
+        return values
+
+    def _fold(self, ast, where: str, seen: set) -> float:
+        """The value of a time setting made of numbers, constants and arithmetic."""
+        if isinstance(ast, (int, float)) and not isinstance(ast, bool):
+            return float(ast)
+        cls = type(ast).__name__
+        if cls == "ReferenceStructure" and ast.subscripts is None:
+            key = clean_name(ast.reference)
+            if key == "time":
+                self._fail("a time setting that varies with Time", where)
+            el = self.elements.get(key)
+            if el is None or key in seen:
+                self._fail(f"a time setting defined by '{ast.reference}'", where)
+            return self._fold(el.components[0].ast, where, seen | {key})
+        if cls == "ArithmeticStructure":
+            ops = [str(o) for o in ast.operators]
+            vals = [self._fold(a, where, seen) for a in ast.arguments]
+            if len(vals) == 1 and ops[0] in ("negative", "positive"):
+                return -vals[0] if ops[0] == "negative" else vals[0]
+            if all(o == "^" for o in ops):
+                out = vals[-1]
+                for v in reversed(vals[:-1]):
+                    out = v ** out
+                return out
+            out = vals[0]
+            for op, v in zip(ops, vals[1:]):
+                if op == "+":
+                    out += v
+                elif op == "-":
+                    out -= v
+                elif op == "*":
+                    out *= v
+                elif op == "/":
+                    out /= v
+                else:
+                    self._fail(f"a time setting using '{op}'", where)
+            return out
+        self._fail("a time setting that is not a constant expression", where)
+
+    # -- the document --------------------------------------------------------
+    def document(self) -> str:
+        specs = self._sim_specs()
+        root = ET.Element("xmile", {"version": "1.0", "xmlns": XMILE_NAMESPACE})
+        if any(k.startswith("isee:") for k in specs.attrib):
+            root.set("xmlns:isee", ISEE_NAMESPACE)
+        header = ET.SubElement(root, "header")
+        ET.SubElement(header, "vendor").text = "aicircle"
+        ET.SubElement(header, "product", {"version": FORMAT_VERSION, "lang": "en"}).text = \
+            "aicircle XMILE exporter"
+        ET.SubElement(header, "name").text = self.path.stem
+        root.append(specs)
+        model = ET.SubElement(root, "model")
+        variables = ET.SubElement(model, "variables")
+        for node in self._variables():
+            variables.append(node)
+        ET.indent(root, space="  ")
+        body = ET.tostring(root, encoding="unicode")
+        return '<?xml version="1.0" encoding="utf-8"?>\n' + body + "\n"
+
+    def _sim_specs(self) -> ET.Element:
+        units = ""
+        for key in _CONTROL_KEYS:
+            el = self.controls.get(key)
+            if el is not None and (el.units or "").strip():
+                units = el.units.strip()
+                break
+        attrs = {"method": "Euler"}
+        if units:
+            attrs["time_units"] = units
+        t = self.time
+        if t["saveper"] != t["time_step"]:
+            attrs["isee:save_interval"] = self._number(t["saveper"], "SAVEPER")
+        specs = ET.Element("sim_specs", attrs)
+        ET.SubElement(specs, "start").text = self._number(t["initial_time"], "INITIAL TIME")
+        ET.SubElement(specs, "stop").text = self._number(t["final_time"], "FINAL TIME")
+        dt_ast = self.controls["time_step"].components[0].ast
+        if (type(dt_ast).__name__ == "ArithmeticStructure" and list(dt_ast.operators) == ["/"]
+                and dt_ast.arguments[0] == 1 and isinstance(dt_ast.arguments[1], (int, float))):
+            # TIME STEP = 1/n: XMILE's reciprocal form, as Stella writes it
+            ET.SubElement(specs, "dt", {"reciprocal": "true"}).text = \
+                self._number(dt_ast.arguments[1], "TIME STEP")
+        else:
+            ET.SubElement(specs, "dt").text = self._number(t["time_step"], "TIME STEP")
+        return specs
+
+    def _variables(self) -> list[ET.Element]:
+        model_els = [el for el in self.main.elements if clean_name(el.name) not in self.controls]
+        flows = self._assign_flows(model_els)  # clean name of aux -> True; stock -> (in, out) | None
+        out: list[ET.Element] = []
+        for el in model_els:
+            comp = el.components[0]
+            name = _xmile_name(el.name)
+            key = clean_name(el.name)
+            if comp.type == "Data" or type(comp).__name__ == "AbstractData":
+                self._fail("data variables", el.name)
+            if comp.type == "Lookup":
+                out.append(self._gf(name, comp.ast, el))
+                continue
+            ast = comp.ast
+            cls = type(ast).__name__
+            self.generated = []
+            if cls == "IntegStructure":
+                out.extend(self._stock(name, el, ast, flows["stocks"][key]))
+                continue
+            if cls == "CallStructure" and clean_name(ast.function.reference) == "active_initial":
+                self._fail("ACTIVE INITIAL", el.name)
+            tag = "flow" if key in flows["aux"] else "aux"
+            node = ET.Element(tag, {"name": name})
+            if cls == "InlineLookupsStructure":
+                ET.SubElement(node, "eqn").text = self._expr(ast.argument, el.name).text
+                node.append(self._gf(None, ast.lookups, el))
+            else:
+                ET.SubElement(node, "eqn").text = self._expr(ast, el.name).text
+            self._annotate(node, el)
+            out.extend(self.generated)
+            out.append(node)
+        return out
+
+    def _assign_flows(self, model_els) -> dict:
+        """Decide which auxiliaries become flows, stock by stock in file order.
+
+        A term of a stock's rate (read as a signed sum) becomes a flow if it is a
+        plain reference to an auxiliary, appears once, and that auxiliary is not
+        already an inflow (for a ``+`` term) or an outflow (``-``) of another stock.
+        Returns ``{"aux": flow keys, "stocks": {stock key: (inflows, outflows,
+        remaining signed terms)}}``.
+        """
+        inflow_of: dict[str, str] = {}
+        outflow_of: dict[str, str] = {}
+        stocks: dict[str, tuple] = {}
+        for el in model_els:
+            ast = el.components[0].ast
+            if type(ast).__name__ != "IntegStructure":
+                continue
+            key = clean_name(el.name)
+            ins, outs, rest, seen = [], [], [], set()
+            for neg, term in _signed_terms(ast.flow):
+                k = None
+                if type(term).__name__ == "ReferenceStructure" and term.subscripts is None:
+                    k = clean_name(term.reference)
+                owner = outflow_of if neg else inflow_of
+                if k is None or k in seen or not self._can_be_flow(k) or owner.get(k, key) != key:
+                    rest.append((neg, term))
+                    continue
+                seen.add(k)
+                owner[k] = key
+                (outs if neg else ins).append(k)
+            stocks[key] = (ins, outs, rest)
+        return {"aux": set(inflow_of) | set(outflow_of), "stocks": stocks}
+
+    def _can_be_flow(self, key: str) -> bool:
+        el = self.elements.get(key)
+        if el is None or key in self.controls:
+            return False
+        comp = el.components[0]
+        if comp.type in ("Lookup", "Data"):
+            return False
+        return type(comp.ast).__name__ != "IntegStructure"
+
+    def _stock(self, name, el, ast, flows) -> list[ET.Element]:
+        node = ET.Element("stock", {"name": name})
+        ET.SubElement(node, "eqn").text = self._expr(ast.initial, el.name).text
+        ins, outs, rest = flows
+        extra: list[ET.Element] = []
+        if rest:
+            if ins or outs:
+                flow_name = self._unique(f"{name} other flows")
+                terms = [self._expr(t, el.name) for _, t in rest]
+                first = _neg(terms[0]) if rest[0][0] else terms[0]
+                rate = _binary([first, *terms[1:]], ["-" if neg else "+" for neg, _ in rest[1:]]) \
+                    if len(terms) > 1 else first
+                doc = (f"The terms of the rate of {name} (its Vensim INTEG) that are not flows "
+                       "of their own, written as one flow by aicircle's XMILE exporter.")
+            else:
+                flow_name = self._unique(f"{name} net flow")
+                rate = self._expr(ast.flow, el.name)
+                doc = (f"Net rate of change of {name}: the rate of its Vensim INTEG, written "
+                       "as one flow by aicircle's XMILE exporter.")
+            flow = ET.Element("flow", {"name": flow_name})
+            ET.SubElement(flow, "eqn").text = rate.text
+            ET.SubElement(flow, "doc").text = doc
+            extra.append(flow)
+        for k in ins:
+            ET.SubElement(node, "inflow").text = _reference(_xmile_name(self.elements[k].name))
+        if rest:
+            ET.SubElement(node, "inflow").text = _reference(flow_name)
+        for k in outs:
+            ET.SubElement(node, "outflow").text = _reference(_xmile_name(self.elements[k].name))
+        if ast.non_negative:
+            ET.SubElement(node, "non_negative")
+        self._annotate(node, el)
+        return [*self.generated, node, *extra]
+
+    def _annotate(self, node: ET.Element, el) -> None:
+        units = (el.units or "").strip()
+        if units:
+            ET.SubElement(node, "units").text = units
+        doc = (el.documentation or "").strip()
+        if doc:
+            ET.SubElement(node, "doc").text = doc
+        limits = tuple(el.limits or ())[:2]
+        lo, hi = (limits + (None, None))[:2]
+        if lo is not None or hi is not None:
+            # PySD's reader needs both bounds: a missing one is infinite
+            ET.SubElement(node, "range", {
+                "min": "-INF" if lo is None else self._number(lo, el.name),
+                "max": "INF" if hi is None else self._number(hi, el.name)})
+
+    def _gf(self, name, ast, el) -> ET.Element:
+        cls = type(ast).__name__
+        if cls != "LookupsStructure":
+            self._fail(f"a lookup defined by {cls.replace('Structure', '')}", el.name)
+        kind = str(ast.type)
+        if kind not in _LOOKUP_TYPES:
+            self._fail(f"a lookup of type '{kind}'", el.name)
+        attrs = {} if name is None else {"name": name}
+        if _LOOKUP_TYPES[kind]:
+            attrs["type"] = _LOOKUP_TYPES[kind]
+        node = ET.Element("gf", attrs)
+        ylim = tuple(ast.y_limits or (None, None))
+        if len(ylim) == 2 and all(v is not None and math.isfinite(float(v)) for v in ylim):
+            ET.SubElement(node, "yscale", {"min": self._number(ylim[0], el.name),
+                                               "max": self._number(ylim[1], el.name)})
+        # no <xscale>: PySD's reader would replace the x points by an even grid
+        ET.SubElement(node, "xpts").text = ",".join(self._number(v, el.name) for v in ast.x)
+        ET.SubElement(node, "ypts").text = ",".join(self._number(v, el.name) for v in ast.y)
+        if name is not None:
+            self._annotate(node, el)
+        return node
+
+    # -- expressions ---------------------------------------------------------
+    def _expr(self, ast, where: str) -> _Expr:  # noqa: C901 - one dispatch
+        ex = lambda a: self._expr(a, where)  # noqa: E731
+        if isinstance(ast, bool):
+            return _num("1" if ast else "0")
+        if isinstance(ast, (int, float)):
+            return _num(self._number(ast, where))
+        if hasattr(ast, "dtype") and getattr(ast, "ndim", 1) == 0:  # numpy scalar
+            return _num(self._number(float(ast), where))
+        cls = type(ast).__name__
+        if cls == "ArithmeticStructure":
+            ops = [str(o) for o in ast.operators]
+            args = [ex(a) for a in ast.arguments]
+            if len(args) == 1:
+                if ops[0] == "negative":
+                    return _neg(args[0])
+                if ops[0] in ("positive", "+"):
+                    return args[0]
+                self._fail(f"the unary operator '{ops[0]}'", where)
+            bad = [o for o in ops if o not in ("+", "-", "*", "/", "^")]
+            if bad:
+                self._fail(f"the operator '{bad[0]}'", where)
+            return _binary(args, ops)
+        if cls == "LogicStructure":
+            ops = [str(o).strip(":").upper() for o in ast.operators]
+            args = [ex(a) for a in ast.arguments]
+            if len(args) == 1:
+                if ops[0] == "NOT":
+                    return _Expr(f"NOT {args[0].operand()}", _NOT)
+                self._fail(f"the logical operator '{ops[0]}'", where)
+            bad = [o for o in ops if o not in _LEVEL or _LEVEL[o] > _CMP]
+            if bad:
+                self._fail(f"the logical operator '{bad[0]}'", where)
+            # and/or keep Vensim's flat sequence: PySD reads it back as the same tree
+            return _binary(args, ops)
+        if cls == "ReferenceStructure":
+            if ast.subscripts is not None:
+                self._fail("subscripts", where)
+            return _Expr(self._ref(ast.reference, where), _ATOM)
+        if cls == "CallStructure":
+            return self._call(ast, where)
+        if cls == "InlineLookupsStructure":
+            name = self._unique(f"{_xmile_name(where)} lookup")
+            self.generated.append(self._gf(name, ast.lookups, _Named(where)))
+            return _call(_reference(name), [ex(ast.argument)])
+        if cls == "InitialStructure":
+            return _call("INIT", [ex(ast.initial)])
+        if cls in ("SmoothStructure", "SmoothNStructure"):
+            return self._stateful("SMTH", ast.input, ast.smooth_time, ast.initial, ast.order,
+                                  cls == "SmoothNStructure", where)
+        if cls in ("DelayStructure", "DelayNStructure"):
+            return self._stateful("DELAY", ast.input, ast.delay_time, ast.initial, ast.order,
+                                  cls == "DelayNStructure", where)
+        if cls == "DelayFixedStructure":
+            return _call("DELAY", [ex(ast.input), ex(ast.delay_time), ex(ast.initial)])
+        if cls == "TrendStructure":
+            return _call("TREND", [ex(ast.input), ex(ast.average_time), ex(ast.initial_trend)])
+        if cls == "ForecastStructure":
+            args = [ex(ast.input), ex(ast.average_time), ex(ast.horizon)]
+            if not (isinstance(ast.initial_trend, (int, float)) and ast.initial_trend == 0):
+                args.append(ex(ast.initial_trend))
+            return _call("FORCST", args)
+        names = {
+            "SampleIfTrueStructure": "SAMPLE IF TRUE", "GameStructure": "GAME",
+            "DataStructure": "data", "GetDataStructure": "GET DATA",
+            "GetLookupsStructure": "GET LOOKUPS", "GetConstantsStructure": "GET CONSTANTS",
+            "AllocateAvailableStructure": "ALLOCATE AVAILABLE",
+            "AllocateByPriorityStructure": "ALLOCATE BY PRIORITY",
+            "SubscriptsReferenceStructure": "subscripts", "LookupsStructure": "a lookup table",
+            "IntegStructure": "INTEG inside an expression",
+        }
+        self._fail(names.get(cls, cls), where)
+
+    def _stateful(self, family, inp, time, init, order, n_form, where) -> _Expr:
+        """SMTH1/SMTH3/SMTHN or DELAY1/DELAY3/DELAYN (the initial value omitted when it is the input)."""
+        args = [self._expr(inp, where), self._expr(time, where)]
+        init_x = self._expr(init, where)
+        if not n_form and isinstance(order, (int, float)) and order in (1, 3):
+            if repr(init) != repr(inp):
+                args.append(init_x)
+            return _call(f"{family}{int(order)}", args)
+        return _call(f"{family}N", [*args, self._expr(order, where), init_x])
+
+    def _ref(self, reference: str, where: str) -> str:
+        key = clean_name(reference)
+        if key == "time":
+            return "TIME"
+        el = self.elements.get(key)
+        if el is None:
+            self._fail(f"a reference to '{reference}', which is not defined,", where)
+        if el.components[0].type == "Lookup":
+            self._fail(f"the lookup '{el.name}' used without an argument", where)
+        if key == "saveper" and self.time["saveper"] != self.time["time_step"]:
+            self._fail("a reference to SAVEPER", where,
+                       detail="PySD's XMILE reader sets SAVEPER to TIME STEP")
+        return _reference(_xmile_name(el.name))
+
+    def _call(self, ast, where: str) -> _Expr:  # noqa: C901 - one dispatch
+        fname = clean_name(ast.function.reference)
+        args = ast.arguments
+        el = self.elements.get(fname)
+        if el is not None and el.components[0].type == "Lookup":
+            if len(args) != 1:
+                self._fail(f"a lookup called with {len(args)} arguments", where)
+            name = _xmile_name(el.name)
+            if clean_name(name) in _builtin_names():
+                self._fail(f"the lookup '{name}', named like an XMILE builtin,", where)
+            return _call(_reference(name), [self._expr(args[0], where)])
+        label = fname.upper().replace("_", " ")
+        expected = {"if_then_else": 3, "log": 2, "integer": 1, "int": 1, "quantum": 2, "modulo": 2,
+                    "xidz": 3, "zidz": 2, "power": 2, "pi": 0, "ramp": 3, "pulse": 2, "pulse_train": 4}
+        expected.update({k: n for k, (_, n) in _DIRECT.items()})
+        if fname not in expected:
+            if fname in ("sinh", "cosh", "tanh"):
+                self._fail(f"{label} (not an XMILE 1.0 builtin)", where)
+            if fname == "active_initial":
+                self._fail("ACTIVE INITIAL", where)
+            self._fail(f"the function {label}", where)
+        if len(args) != expected[fname] and not (fname == "ramp" and len(args) == 2):
+            self._fail(f"{label} with {len(args)} arguments", where)
+        x = [self._expr(a, where) for a in args]
+        small = _fmt(SMALL_VENSIM)
+        if fname in _DIRECT:
+            return _call(_DIRECT[fname][0], x)
+        if fname == "if_then_else":
+            return _ite(*x)
+        if fname == "log":
+            return _binary([_call("LN", [x[0]]), _call("LN", [x[1]])], ["/"])
+        if fname in ("integer", "int"):
+            return _trunc(x[0])
+        if fname == "quantum":
+            return _quantum(x[0], x[1], small)
+        if fname == "modulo":
+            return _binary([x[0], _quantum(x[0], x[1], small)], ["-"])
+        if fname in ("xidz", "zidz"):
+            return _call("SAFEDIV", x)
+        if fname == "power":
+            return _binary(x, ["^"])
+        if fname == "pi":
+            return _num(_fmt(math.pi))
+        if fname == "ramp":
+            return _call("RAMP", x)
+        if fname == "pulse":
+            return _pulse(x[0], x[1], small)
+        if fname == "pulse_train":
+            start, repeat, width, end = x
+            time = _Expr("TIME", _ATOM)
+            phase = _Expr(f"{_binary([time, start, _num(small)], ['-', '+']).operand()} mod "
+                          f"{repeat.operand()}", _MOD)
+            on = _binary([_binary([start, time], ["<="]), _binary([time, end], ["<"]),
+                          _binary([phase, width], ["<"])], ["AND", "AND"])
+            train = _ite(on, _num("1"), _num("0"))
+            if isinstance(args[1], (int, float)):
+                return _pulse(start, width, small) if args[1] == 0 else train
+            # PySD gives a single pulse when the repeat time is 0
+            return _ite(_binary([repeat, _num("0")], ["="]), _pulse(start, width, small), train)
+        raise AssertionError(fname)  # pragma: no cover - every name in ``expected`` is handled above
+
+
+def _call(fn: str, args: list) -> _Expr:
+    return _Expr(f"{fn}({', '.join(a.arg() for a in args)})", _ATOM)
+
+
+def _ite(cond: _Expr, a: _Expr, b: _Expr) -> _Expr:
+    return _Expr(f"IF {cond.arg()} THEN {a.arg()} ELSE {b.arg()}", _IF)
+
+
+def _trunc(v: _Expr) -> _Expr:
+    """Vensim's INTEGER (truncation), exact whether XMILE's INT floors or truncates."""
+    return _ite(_binary([v, _num("0")], [">="]), _call("INT", [v]), _neg(_call("INT", [_neg(v)])))
+
+
+def _quantum(a: _Expr, q: _Expr, small: str) -> _Expr:
+    """Vensim's QUANTUM as PySD computes it: ``a`` if ``q < 1e-6``, else ``q * INTEGER(a / q)``."""
+    return _ite(_binary([q, _num(small)], ["<"]), a,
+                _binary([q, _trunc(_binary([a, q], ["/"]))], ["*"]))
+
+
+def _pulse(start: _Expr, width: _Expr, small: str) -> _Expr:
+    """Vensim's PULSE as PySD computes it: 1 while ``start - 1e-6 <= TIME < start + width``."""
+    time = _Expr("TIME", _ATOM)
+    inside = _binary([_binary([_binary([start, _num(small)], ["-"]), time], ["<="]),
+                      _binary([time, _binary([start, width], ["+"])], ["<"])], ["AND"])
+    return _ite(inside, _num("1"), _num("0"))
+
+
+class _Named:
+    """Stand-in element for a generated <gf> (a name, no units, doc or range)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.units = ""
+        self.documentation = ""
+        self.limits = (None, None)
+
+
+def _signed_terms(ast) -> list:
+    """A stock's rate as a signed sum: ``[(negated, term), ...]``, literal zeros dropped.
+
+    ``a - (b - c)`` gives ``[(False, a), (True, b), (False, c)]``; a rate that is
+    not a sum or difference is one term.
+    """
+    if isinstance(ast, (int, float)) and not isinstance(ast, bool) and ast == 0:
+        return []
+    if type(ast).__name__ == "ArithmeticStructure":
+        ops = [str(o) for o in ast.operators]
+        args = list(ast.arguments)
+        if len(args) == 1 and ops[0] == "negative":
+            return [(not neg, t) for neg, t in _signed_terms(args[0])]
+        if len(args) > 1 and all(o in ("+", "-") for o in ops):
+            out = _signed_terms(args[0])
+            for op, a in zip(ops, args[1:]):
+                out += [(neg != (op == "-"), t) for neg, t in _signed_terms(a)]
+            return out
+    return [(False, ast)]
+
+
+def _called_functions(ast) -> list[str]:
+    """Names of every function called in an AST (to find macro calls)."""
+    found = []
+    stack = [ast]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (list, tuple)):
+            stack.extend(node)
+            continue
+        if not type(node).__name__.endswith("Structure"):
+            continue
+        if type(node).__name__ == "CallStructure":
+            found.append(node.function.reference)
+        stack.extend(v for v in vars(node).values() if not isinstance(v, str))
+    return found
