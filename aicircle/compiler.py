@@ -35,7 +35,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .errors import UnsupportedFeature
+from .errors import ModelReadError, UnsupportedFeature
 
 SMALL_VENSIM = 1e-6  # what Vensim (and PySD) treat as zero
 
@@ -585,7 +585,7 @@ class _Lowerer:
         if scope is not self.main_scope and name in self.main_scope:
             # macros see the model's control variables (e.g. TIME STEP)
             return self._reference(name, self.main_scope, where)
-        raise UnsupportedFeature(f"{self.source}: '{where}' refers to '{name}', which is not defined")
+        raise ModelReadError(f"{self.source}: '{where}' refers to '{name}', which is not defined")
 
     def _call(self, ast, scope, where):
         fname = clean_name(ast.function.reference)
@@ -597,6 +597,16 @@ class _Lowerer:
             return ("lookup", entry[1], self._lower(args[0], scope, where))
         if fname in self.macros:
             return self._macro_call(fname, [self._lower(a, scope, where) for a in args], where)
+        modes = {"lookup_extrapolate": "extrapolate", "lookup_forward": "look_forward",
+                 "lookup_backward": "hold_backward"}
+        if fname in modes and len(args) == 2 and type(args[0]).__name__ == "ReferenceStructure" \
+                and scope.get(clean_name(args[0].reference), ("",))[0] == "lookup":
+            # Vensim's LOOKUP EXTRAPOLATE/FORWARD/BACKWARD: the named table read another way
+            table = self.lookups[scope[clean_name(args[0].reference)][1]]
+            self.lookups.append(Lookup(x=table.x, y=table.y, kind=modes[fname]))
+            return ("lookup", len(self.lookups) - 1, self._lower(args[1], scope, where))
+        if fname.startswith("lookup_"):  # LOOKUP INVERT, LOOKUP AREA, ...: name the function
+            self._unsupported(f"function {fname.upper().replace('_', ' ')}", where)
         low = [self._lower(a, scope, where) for a in args]
         simple = {"abs", "exp", "ln", "sqrt", "sin", "cos", "tan", "arcsin", "arccos",
                   "arctan", "sinh", "cosh", "tanh", "min", "max", "integer", "log",
@@ -673,9 +683,16 @@ class _Lowerer:
 
 
 def lower(abstract_model, source: str):
-    """Lower a PySD AbstractModel into (vars, lookups, main scope, delay orders)."""
+    """Lower a PySD AbstractModel.
+
+    Returns
+    -------
+    vars, lookups, scope
+        The variables, the lookup tables and the main section's names.
+    structural : set of int
+        Constants that fix the order of a delay or smooth (set at load).
+    """
     low = _Lowerer(abstract_model, source)
-    low._delay_orders = []
     low.main_scope = {}
     # The main scope must exist before macros are expanded, for TIME STEP & co.
     scope = low._declare(low.main.elements, prefix="", hidden=False)
@@ -685,7 +702,7 @@ def lower(abstract_model, source: str):
         if low.is_constant(time):
             for var in pipeline:  # a constant delay time: every stage has it
                 var.kind, var.expr, var.init, var.update = "aux", time, None, None
-    return low.vars, low.lookups, scope, low._delay_orders
+    return low.vars, low.lookups, scope, low.structural
 
 
 # --------------------------------------------------------------------------

@@ -89,6 +89,12 @@ def euler_grid(t0, final, dt, saveper):
     return np.array(times), np.array(saved)
 
 
+def report_times(times, dt):
+    """Saved times rounded as PySD rounds them (repeated addition leaves 0.9999999999999999)."""
+    decimals = max(0, -int(np.log10(dt * _RPREC)))
+    return np.round(times, decimals)
+
+
 def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None):
     """Integrate ``n`` parameter sets.
 
@@ -110,7 +116,9 @@ def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None):
     data : ndarray, shape (n_outputs, n_times, n)
     """
     with np.errstate(all="ignore"):  # a model that overflows yields inf/nan, as Vensim's would
-        return _run(prog, P, initial, n, solver, rtol, atol, max_step)
+        times, data = _run(prog, P, initial, n, solver, rtol, atol, max_step)
+    dt = _scalar("TIME STEP", prog.controls(P, times[0] if len(times) else 0.0)["time_step"])
+    return report_times(times, dt), data
 
 
 def _run(prog, P, initial, n, solver, rtol, atol, max_step):
@@ -296,6 +304,12 @@ def _adaptive(prog, P, y0, save_times, dt, n, solver, rtol, atol, max_step):
             Y = y.reshape(nc, 1)
             rhs(t, dt, Y, consts, B)
             d = dY[:, 0].copy()
+            if not np.all(np.isfinite(d)):
+                # LSODA retries forever on an overflow: stop at the first non-finite rate
+                bad = prog.vars[prog.stocks[int(np.argmin(np.isfinite(d)))]].name
+                raise IntegrationError(
+                    f"{prog.source}: the rate of '{bad}' is not finite at t={t:g} ({solver}); "
+                    f"the model diverges there")
             if nn.size:
                 blocked = (y[nn] <= 0.0) & (d[nn] < 0.0)
                 d[nn[blocked]] = 0.0

@@ -85,8 +85,8 @@ def load(path) -> "Model":
     """
     path = Path(path)
     abstract = _parse(path)
-    vars_, lookups, scope, delay_orders = compiler.lower(abstract, path.name)
-    return Model(path, vars_, lookups, scope)
+    vars_, lookups, scope, structural = compiler.lower(abstract, str(path))
+    return Model(path, vars_, lookups, scope, structural)
 
 
 def _check_number(name, value):
@@ -120,8 +120,9 @@ class Model:
         Every variable a run can return, in file order.
     """
 
-    def __init__(self, path, vars_, lookups, scope):
+    def __init__(self, path, vars_, lookups, scope, structural=frozenset()):
         self.path = Path(path)
+        self._structural = frozenset(structural)
         self._vars = vars_
         self._lookups = lookups
         self._programs: OrderedDict = OrderedDict()
@@ -145,6 +146,8 @@ class Model:
                              "min": _limit(lo), "max": _limit(hi), "doc": v.doc})
         self.parameters = pd.DataFrame(rows, columns=["name", "value", "units", "min", "max", "doc"]
                                        ).set_index("name")
+        # compile every variable now, so that a broken model fails at load
+        self._program(frozenset(), tuple(self._by_clean[clean_name(n)] for n in self.variables))
         base = self._program(frozenset(), ())
         self.state_names = tuple(vars_[vid].name for vid in base.states)
         # the states an ODE solver integrates (the rest are discrete: SAMPLE IF TRUE, DELAY FIXED)
@@ -217,6 +220,9 @@ class Model:
                     f"'{var.name}' is a time setting; use final_time=, time_step= or saveper=")
             if var.unchangeable:
                 raise InvalidInput(f"'{var.name}' is an unchangeable constant (==)")
+            if vid in self._structural:
+                raise InvalidInput(f"'{var.name}' sets the order of a delay or smooth, which is fixed "
+                                   f"when the model is loaded; edit it in the model file")
             arr = _check_number(var.name, value)
             if arr.ndim and not allow_arrays:
                 raise InvalidInput(f"value of '{var.name}' must be a single number")
@@ -247,7 +253,7 @@ class Model:
                 vids.append(vid)
         return vids
 
-    def _initial_overrides(self, initial, allow_arrays):
+    def _initial_overrides(self, initial, allow_arrays, n_sets=None):
         out = {}
         for name, value in (initial or {}).items():
             vid = self._vid(name)
@@ -256,6 +262,9 @@ class Model:
             arr = _check_number(self._vars[vid].name, value)
             if arr.ndim and not allow_arrays:
                 raise InvalidInput(f"initial value of '{self._vars[vid].name}' must be a single number")
+            if arr.ndim and n_sets is not None and arr.shape != (n_sets,):
+                raise InvalidInput(f"initial value of '{self._vars[vid].name}' has {arr.size} values "
+                                   f"for {n_sets} parameter sets")
             out[vid] = arr
         return out
 
@@ -338,7 +347,7 @@ class Model:
             columns[col] = table[col].to_numpy()
         values_all = self._overrides(columns, allow_arrays=True)
         controls = self._controls_overrides(final_time, time_step, saveper)
-        init_all = self._initial_overrides(initial, allow_arrays=True)
+        init_all = self._initial_overrides(initial, allow_arrays=True, n_sets=len(table))
         if return_columns is None:
             from .observables import find_observables
 
@@ -410,6 +419,9 @@ class Model:
         y = np.asarray(y, dtype=float)
         single = y.ndim == 1
         Y = y[:, None] if single else y
+        if Y.ndim != 2 or Y.shape[0] != len(self.state_names):
+            raise InvalidInput(f"y must have shape ({len(self.state_names)},) or "
+                               f"({len(self.state_names)}, N), one row per state; got {y.shape}")
         n = Y.shape[1]
         P = self._default_P(prog, values)
         t0, dt = integrate.static_times(prog, P)

@@ -1,0 +1,205 @@
+"""Loading a model: the parameters table, name matching, and load errors (DESIGN §5)."""
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import aicircle as ac
+
+
+def write_mdl(tmp_path, *equations, final_time=10, time_step=1, name="model.mdl"):
+    """Write a Vensim model: each ``lhs = rhs`` line gets empty units and comment."""
+    blocks = ["{UTF-8}"]
+    for eq in equations:
+        blocks.append(eq if "~" in eq else f"{eq}\n\t~\t\n\t~\t\t|")
+    for control, value in (("INITIAL TIME", 0), ("FINAL TIME", final_time),
+                           ("TIME STEP", time_step), ("SAVEPER", "TIME STEP")):
+        blocks.append(f"{control} = {value}\n\t~\tYear [0, ?]\n\t~\tA time setting.\n\t|")
+    blocks.append("\\\\\\---/// Sketch information - do not modify anything except names\n")
+    path = tmp_path / name
+    path.write_text("\n".join(blocks), encoding="utf-8")
+    return path
+
+
+PARAMETER_MODEL = [
+    "growth rate = 0.1\n\t~\t1/Year [0, 10]\n\t~\tHow fast the stock grows.\n\t|",
+    "Stock = INTEG(growth rate * Stock * (1 - Stock / capacity), 1)\n\t~\tWidgets\n\t~\tThe stock.\n\t|",
+    "capacity = 1000\n\t~\tWidgets [0, ?]\n\t~\tThe most the stock can hold.\n\t|",
+    "table( (0,0), (1,1) )\n\t~\tDmnl\n\t~\tA lookup is not a parameter.\n\t|",
+    "twice the rate = growth rate * 2\n\t~\t1/Year\n\t~\tAn auxiliary is not a parameter.\n\t|",
+    "upper only = 2\n\t~\tDmnl [?, 5]\n\t~\t\n\t|",
+    "undeclared = 3",
+    "stepped = 5\n\t~\tDmnl [0, 10, 0.5]\n\t~\tA range with an increment.\n\t|",
+    "negative = -2.5",
+    "looked up = table(Time / 10)",
+]
+
+
+@pytest.fixture
+def model(tmp_path):
+    return ac.load(write_mdl(tmp_path, *PARAMETER_MODEL))
+
+
+# --------------------------------------------------------------------------- parameters
+
+def test_parameters_are_the_numeric_constants_in_file_order(model):
+    assert list(model.parameters.index) == ["growth rate", "capacity", "upper only", "undeclared",
+                                            "stepped", "negative"]
+    assert model.parameters.index.name == "name"
+    assert list(model.parameters.columns) == ["value", "units", "min", "max", "doc"]
+
+
+def test_parameters_exclude_time_settings_lookups_and_auxiliaries(model):
+    excluded = {"INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER", "table", "twice the rate",
+                "looked up", "Stock"}
+    assert excluded.isdisjoint(model.parameters.index)
+
+
+def test_parameter_values_units_and_documentation(model):
+    row = model.parameters.loc["growth rate"]
+    assert row["value"] == 0.1
+    assert row["units"] == "1/Year"
+    assert row["doc"] == "How fast the stock grows."
+    assert model.parameters.loc["negative", "value"] == -2.5
+    assert model.parameters.loc["capacity", "units"] == "Widgets"
+
+
+@pytest.mark.parametrize("name, low, high", [
+    ("growth rate", 0.0, 10.0),
+    ("capacity", 0.0, math.nan),  # [0, ?]
+    ("upper only", math.nan, 5.0),  # [?, 5]
+    ("undeclared", math.nan, math.nan),
+    ("stepped", 0.0, 10.0),  # [0, 10, 0.5]: the increment is not a bound
+])
+def test_parameter_ranges_are_nan_where_undeclared(model, name, low, high):
+    row = model.parameters.loc[name]
+    np.testing.assert_array_equal([row["min"], row["max"]], [low, high])  # NaN equals NaN here
+
+
+def test_editing_the_parameters_table_does_not_change_the_model(model):
+    before = model.simulate(return_columns=["Stock"])
+    model.parameters.loc["growth rate", "value"] = 5.0
+    pd.testing.assert_frame_equal(model.simulate(return_columns=["Stock"]), before)
+
+
+# --------------------------------------------------------------------------- names
+
+@pytest.mark.parametrize("spelling", ["growth rate", "Growth Rate", "GROWTH_RATE", "growth__rate",
+                                      "growth _ rate", " growth   rate "])
+def test_names_match_ignoring_case_and_reading_spaces_and_underscores_as_one(model, spelling):
+    assert model.resolve(spelling) == "growth rate"
+
+
+def test_matched_names_work_everywhere_a_name_is_given(model):
+    expected = model.simulate(params={"growth rate": 0.3}, initial={"Stock": 2.0},
+                              return_columns=["Stock", "twice the rate"])
+    got = model.simulate(params={"GROWTH_RATE": 0.3}, initial={"stock": 2.0},
+                         return_columns=["STOCK", "Twice_The_Rate"])
+    pd.testing.assert_frame_equal(got, expected)  # also: columns come back as the file spells them
+    batch = model.simulate_batch(pd.DataFrame({"Growth_Rate": [0.3]}), initial={"stock": 2.0},
+                                 return_columns=["stock"])
+    np.testing.assert_array_equal(batch["Stock"].to_numpy()[0], expected["Stock"].to_numpy())
+
+
+def test_unknown_name_is_refused_naming_it(model):
+    with pytest.raises(ac.UnknownName, match="'growth rat'"):
+        model.resolve("growth rat")
+
+
+def test_variables_and_stocks_use_the_file_spelling(model):
+    assert model.stocks == ("Stock",)
+    assert {"growth rate", "Stock", "twice the rate", "looked up", "INITIAL TIME"} <= set(model.variables)
+
+
+# --------------------------------------------------------------------------- load errors
+
+VALID = "\n".join(["{UTF-8}", "x = INTEG(-k * x, 1)\n\t~\t\n\t~\t\t|", "k = 0.5\n\t~\t\n\t~\t\t|",
+                   "INITIAL TIME = 0\n\t~\t\n\t~\t\t|", "FINAL TIME = 10\n\t~\t\n\t~\t\t|",
+                   "TIME STEP = 1\n\t~\t\n\t~\t\t|", "SAVEPER = 1\n\t~\t\n\t~\t\t|"])
+
+
+def test_missing_file_is_a_model_read_error_naming_it(tmp_path):
+    path = tmp_path / "nowhere.mdl"
+    with pytest.raises(ac.ModelReadError, match=re.escape(str(path))):
+        ac.load(path)
+
+
+def test_directory_is_a_model_read_error(tmp_path):
+    with pytest.raises(ac.ModelReadError, match=re.escape(str(tmp_path))):
+        ac.load(tmp_path)
+
+
+@pytest.mark.parametrize("name, content", [
+    ("garbage.mdl", "this is not a model at all {{{ ~~ ||"),
+    ("empty.mdl", ""),
+    ("model.txt", VALID),  # a model, but not named as one
+    ("binary.mdl", b"\x00\xff\xfe\x00 not text"),
+    ("broken.xmile", '<xmile xmlns="http://docs.oasis-open.org/xmile/ns/XMILE/v1.0"><model><variables>'
+                     '<aux name="a"><eqn>1</eqn></aux></variables>'),
+    ("not-xmile.xmile", "<html><body>hello</body></html>"),
+    ("text.xmile", "x = INTEG(1, 0)"),
+], ids=["garbage", "empty", "wrong-suffix", "binary", "malformed-xml", "other-xml", "mdl-as-xmile"])
+def test_file_that_is_not_a_model_is_a_model_read_error_naming_it(tmp_path, name, content):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(ac.ModelReadError, match=re.escape(str(path))):
+        ac.load(path)
+
+
+@pytest.mark.parametrize("cut", [
+    VALID.index("k = 0.5"),  # the constant k is gone
+    VALID.index("-k * x") + 3,  # cut inside an equation
+    VALID.index("INITIAL TIME"),  # no time settings
+    VALID.index("SAVEPER"),
+], ids=["lost-constant", "mid-equation", "no-time-settings", "no-saveper"])
+def test_truncated_model_is_refused_naming_the_file(tmp_path, cut):
+    path = tmp_path / "truncated.mdl"
+    path.write_text(VALID[:cut], encoding="utf-8")
+    with pytest.raises(ac.InvalidInput, match=re.escape(path.name)):
+        ac.load(path)
+
+
+def test_a_model_without_time_settings_says_which_is_missing(tmp_path):
+    path = tmp_path / "truncated.mdl"
+    path.write_text(VALID[:VALID.index("SAVEPER")], encoding="utf-8")
+    with pytest.raises(ac.ModelReadError, match="does not define SAVEPER"):
+        ac.load(path)
+
+
+@pytest.mark.parametrize("suffix", [".mdl", ".xmile"])
+def test_load_writes_nothing(tmp_path, suffix):
+    if suffix == ".mdl":
+        path = tmp_path / "model.mdl"
+        path.write_text(VALID, encoding="utf-8")
+    else:
+        path = tmp_path / "model.xmile"
+        path.write_text(
+            '<xmile xmlns="http://docs.oasis-open.org/xmile/ns/XMILE/v1.0" version="1.0">'
+            "<header><vendor>tests</vendor><product>tests</product></header>"
+            "<sim_specs><start>0</start><stop>4</stop><dt>1</dt></sim_specs><model><variables>"
+            '<stock name="x"><eqn>1</eqn><inflow>f</inflow></stock><flow name="f"><eqn>x/2</eqn></flow>'
+            "</variables></model></xmile>", encoding="utf-8")
+
+    def listing():
+        return sorted((p.relative_to(tmp_path).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+                      for p in tmp_path.rglob("*"))
+
+    before = listing()
+    model = ac.load(path)
+    model.simulate()
+    assert listing() == before
+
+
+@pytest.mark.parametrize("as_text", [True, False])
+def test_load_takes_a_string_or_a_path(tmp_path, as_text):
+    path = tmp_path / "model.mdl"
+    path.write_text(VALID, encoding="utf-8")
+    model = ac.load(str(path) if as_text else path)
+    assert model.path == path
+    assert model.stocks == ("x",)
