@@ -160,7 +160,7 @@ def _cmd_calibrate(args):
     model = _load(args.model)
     quick = args.quick
     result = cal.calibrate(model, args.targets, seed=args.seed, free=args.free, before=args.before,
-                           n_starts=3 if quick else 8, profile_points=0 if quick else 9,
+                           n_starts=3 if quick else 8, profile_points=0 if quick else 7,
                            mcmc_steps=0 if quick else 300, progress=not args.quiet)
     command = "aicircle " + " ".join(sys.argv[1:])
     cal.write_results(result, args.out, model=model, command=command)
