@@ -1149,7 +1149,7 @@ def bifurcations(
     """Every branch of equilibria reachable from the starting points, with its folds and Hopf points.
 
     Newton's method runs from every starting point at ``n_p`` parameter values
-    spread over ``p_range`` (the midpoints of ``n_p`` equal parts). Each
+    spread over ``p_range`` (the midpoints of ``n_p`` equal parts, and both ends). Each
     distinct equilibrium not already on a computed branch starts a new
     continuation (:func:`continue_equilibria`), all with one common
     ``y_scale`` (the largest ``|y_i|`` among the equilibria found, at least
@@ -1208,8 +1208,12 @@ def bifurcations(
         starts = _as_columns(guesses, n)
     system = _System(f, n, jac, p_scale=hi - lo)
     m = starts.shape[1]
-    p_samples = lo + (hi - lo) * (np.arange(n_p) + 0.5) / n_p
-    Y, ok = _newton(system, np.tile(starts, n_p), np.repeat(p_samples, m), tol, 50)
+    # the midpoints of n_p equal parts, and both ends (nudged inside), so that a
+    # branch living only near an end of the range is found too
+    width = hi - lo
+    p_samples = np.concatenate([lo + width * (np.arange(n_p) + 0.5) / n_p,
+                                [lo + 0.01 * width, hi - 0.01 * width]])
+    Y, ok = _newton(system, np.tile(starts, len(p_samples)), np.repeat(p_samples, m), tol, 50)
     found = []
     for k, p in enumerate(p_samples):
         block = Y[:, k * m : (k + 1) * m][:, ok[k * m : (k + 1) * m]]

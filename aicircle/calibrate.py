@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InvalidInput
-from .observables import find_observables, observe, payoff, read_targets, residuals, windows_extent
+from .observables import find_observables, observe, read_targets, residuals, windows_extent
 
 __all__ = ["CalibrationResult", "Problem", "calibrate", "fit", "identifiability", "profiles",
            "sample_posterior", "screen", "validate"]
@@ -350,15 +350,21 @@ def profiles(problem, best, n_points=7, n_iter=8, progress=False):
 
 
 def _crossing(grid, d, x_best, direction):
-    """Where the profile crosses CHI2_95 going from the optimum in ``direction``."""
+    """Where the profile crosses CHI2_95 going from the optimum in ``direction``.
+
+    Interpolates sqrt(delta chi2), which is linear in the parameter for a
+    quadratic profile, so a coarse grid still gives the right crossing
+    (interpolating delta chi2 itself puts it far too close to the optimum).
+    """
     order = np.argsort(grid)
-    g, v = grid[order], d[order]
+    g, v = grid[order], np.sqrt(np.maximum(d[order], 0.0))
+    level = math.sqrt(CHI2_95)
     i0 = int(np.argmin(np.abs(g - x_best)))
     idx = range(i0, -1, -1) if direction < 0 else range(i0, len(g))
     prev = None
     for i in idx:
-        if prev is not None and v[i] >= CHI2_95 > v[prev]:
-            w = (CHI2_95 - v[prev]) / (v[i] - v[prev])
+        if prev is not None and v[i] >= level > v[prev]:
+            w = (level - v[prev]) / (v[i] - v[prev])
             return float(g[prev] + w * (g[i] - g[prev])), False
         prev = i
     return float(g[0] if direction < 0 else g[-1]), True
@@ -377,6 +383,8 @@ def sample_posterior(problem, best, n_walkers=None, n_steps=300, burn=100, thin=
     """
     import emcee
 
+    if not 0 <= burn < n_steps:
+        raise InvalidInput(f"MCMC burn-in {burn} must be below the number of steps {n_steps}")
     k = problem.k
     n_walkers = max(2 * k + 2, 16) if n_walkers is None else int(n_walkers)
     n_data = len(problem.targets)
@@ -460,7 +468,8 @@ def calibrate(model, targets=None, seed=0, k_max=20, n_starts=8, free=None, mcmc
         if profile_points else (pd.DataFrame(), pd.DataFrame())
     timings["profiles"] = _time.perf_counter() - t2
     t3 = _time.perf_counter()
-    ensemble, info = sample_posterior(problem, best, n_steps=mcmc_steps, seed=seed, progress=progress) \
+    ensemble, info = sample_posterior(problem, best, n_steps=mcmc_steps,
+                                      burn=min(100, mcmc_steps // 3), seed=seed, progress=progress) \
         if mcmc_steps else (pd.DataFrame(columns=problem.free), {})
     timings["mcmc"] = _time.perf_counter() - t3
     params = model.parameters["value"].copy()

@@ -13,7 +13,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 __all__ = [
     "plot_bands", "plot_bifurcation", "plot_fit", "plot_p_bust", "plot_profiles",
@@ -130,6 +129,7 @@ def plot_residuals(validation, ax=None):
     # one tick per observable, at its first target
     firsts = v.groupby("observable", sort=False).head(1)
     ax.set_xticks(firsts.index, firsts["observable"], rotation=60, ha="right", fontsize=7)
+    ax.set_xlabel("target (grouped by observable)")
     ax.set_ylabel("residual (error / σ), clipped at ±8")
     ax.set_title(f"Residuals: {np.mean(np.abs(r) <= 2):.0%} of {len(v)} targets within 2σ")
     ax.legend(fontsize=8, loc="lower left")
@@ -325,8 +325,10 @@ def plot_sensitivity(frame, ax=None, title=None):
         ax.barh(y, (order["high"] - order["low"]).abs(), left=left, color="C0")
         ax.set_xlabel("output at the parameter's bounds")
     ax.set_yticks(y, order.index, fontsize=8)
+    ax.set_ylabel("parameter")
     ax.set_title(title or "Sensitivity")
-    ax.legend(fontsize=8, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="lower right")
     return ax
 
 

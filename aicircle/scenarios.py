@@ -26,7 +26,7 @@ SCENARIOS = {
     sc.name: sc
     for sc in (
         Scenario("deepseek-price-shock",
-                 "cheap open models (DeepSeek) cut revenue per user by 40% from 2026",
+                 "cheap open models (DeepSeek) cut the competitive revenue per user by 40% from 2026",
                  {"Open Model Price Shock Size": 0.4, "Open Model Price Shock Start": 2026}),
         Scenario("chipmaker-stops-reinvesting",
                  "the chipmaker stops investing in labs from 2026: loop R1 is cut",
@@ -35,14 +35,14 @@ SCENARIOS = {
                  "half of the announced outside funding (Stargate) does not arrive from 2026",
                  {"Stargate Shortfall Size": 0.5, "Stargate Shortfall Start": 2026}),
         Scenario("viral-app-boost",
-                 "a viral app (Sora 2) adds users: the user growth rate rises by 30% from late 2025",
-                 {"Viral App Boost Size": 0.3, "Viral App Boost Start": 2025.75}),
+                 "a viral app (Sora 2) brings 200 million extra users over half a year from late 2025",
+                 {"Viral App Boost Size": 200, "Viral App Boost Start": 2025.75}),
         Scenario("credit-tightening",
                  "credit spreads widen by 3 points from 2026 (loop B5)",
                  {"Credit Tightening Size": 0.03, "Credit Tightening Start": 2026}),
         Scenario("confidence-shock",
-                 "a sudden loss of investor confidence (0.6) in 2026",
-                 {"Confidence Shock Size": 0.6, "Confidence Shock Start": 2026}),
+                 "investors lose 90% of their confidence over a quarter in 2026",
+                 {"Confidence Shock Size": 0.9, "Confidence Shock Start": 2026}),
     )
 }
 

@@ -358,8 +358,8 @@ def model_vector_field(model, param, free=None, state=None, time=None, params=No
     Parameters
     ----------
     model : aicircle.Model
-    param : str
-        The parameter ``p`` stands for.
+    param : str or None
+        The parameter ``p`` stands for; None: ``p`` is ignored.
     free : list of str, optional
         The states ``y`` stands for (default: every continuous state).
     state : dict or ndarray, optional
@@ -380,7 +380,7 @@ def model_vector_field(model, param, free=None, state=None, time=None, params=No
         The free states' values in ``state``.
     frozen : dict
     """
-    param = model.resolve(param)
+    param = None if param is None else model.resolve(param)
     names = list(model.state_names)
     n_cont = len(model.continuous_states)
     if n_cont != len(names):
@@ -412,7 +412,9 @@ def model_vector_field(model, param, free=None, state=None, time=None, params=No
         m = y.shape[1]
         Y = np.repeat(full[:, None], m, axis=1)
         Y[free_idx] = y
-        values = {**base_params, param: np.broadcast_to(np.asarray(p, dtype=float), (m,)).copy()}
+        values = dict(base_params)
+        if param is not None:
+            values[param] = np.broadcast_to(np.asarray(p, dtype=float), (m,)).copy()
         return model.derivative(t, Y, values, smooth=smooth)[free_idx]
 
     frozen = {names[i]: float(full[i]) for i in range(len(names)) if i not in set(free_idx.tolist())}
@@ -474,13 +476,10 @@ def leading_eigenvalues(model, times=None, params=None, free=None, smooth=None, 
     if times is not None:
         df = df.loc[[df.index[np.argmin(np.abs(df.index - t))] for t in times]]
     out = []
-    some = next(iter(model.parameters.index), None)
     for t, row in df.iterrows():
-        # the vector field at time t, the parameter being a dummy held at its value
-        param = some if some is not None else model.state_names[0]
-        p = float(model.parameters.loc[param, "value"]) if some is not None else 0.0
-        f, _, y, _ = model_vector_field(model, param, free, row.to_numpy(), t, params, smooth)
-        out.append(float(np.max(np.real(_continuation.leading_eigenvalue(f, y, p)))))
+        # the vector field at time t with this run's parameters (no parameter is varied)
+        f, _, y, _ = model_vector_field(model, None, free, row.to_numpy(), t, params, smooth)
+        out.append(float(np.max(np.real(_continuation.leading_eigenvalue(f, y, 0.0)))))
     return pd.Series(out, index=df.index, name="leading_eigenvalue")
 
 
