@@ -113,8 +113,10 @@ class Problem:
         X = np.atleast_2d(np.asarray(X, dtype=float))
         values = np.where(self.log, np.exp(X), X)
         table = pd.DataFrame(values, columns=self.free)
-        for k, v in self.fixed.items():
-            table[k] = v
+        if self.fixed:  # all at once: a column at a time fragments the frame (PerformanceWarning)
+            fixed = pd.DataFrame({k: np.full(len(table), v) for k, v in self.fixed.items()})
+            table = pd.concat([table.drop(columns=[k for k in self.fixed if k in table]), fixed],
+                              axis=1)
         return table
 
     def from_params(self, values) -> np.ndarray:
@@ -541,6 +543,8 @@ def read_parameters(path) -> dict:
         v = pd.to_numeric(value, errors="coerce")
         if not np.isfinite(v):
             raise InvalidInput(f"{path}: row {i}, column 'value': '{value}' is not a finite number")
+        if str(name) in out:
+            raise InvalidInput(f"{path}: row {i}, column 'name': '{name}' appears twice")
         out[str(name)] = float(v)
     return out
 

@@ -247,7 +247,8 @@ def _cmd_sensitivity(args):
     frame = sens.sensitivity(model, args.method, args.output, at=args.at, bounds=bounds, n=args.n,
                              seed=args.seed, progress=not args.quiet)
     at = args.at if args.at is not None else model.time["final_time"]
-    n = args.n if args.n is not None else {"oat": None, "morris": 64, "sobol": 1024}[args.method]
+    n = None if args.method == "oat" else (args.n if args.n is not None else
+                                             {"morris": 64, "sobol": 1024}[args.method])
     print(frame.to_string())
     if args.json:
         _write_json(args.json, {"method": args.method, "output": model.resolve(args.output),
@@ -369,6 +370,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("aicircle: error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `aicircle run | head`: the reader left, nothing is wrong
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except (IntegrationError, MemoryError) as err:
         return _fail(err, EXIT_FAILURE, debug)
     except (AicircleError, OSError) as err:

@@ -51,12 +51,19 @@ def _parse(path: Path):
                 parsed = VensimFile(path)
                 parsed.parse()
             else:
+                from lxml import etree
                 from pysd.translators.xmile.xmile_file import XmileFile
 
+                # PySD reads XMILE with lxml's recover=True, which silently drops
+                # what a malformed file breaks: check the XML strictly first
+                try:
+                    etree.parse(str(path), etree.XMLParser(encoding="utf-8"))
+                except etree.XMLSyntaxError as err:
+                    raise ModelReadError(f"{path}: malformed XML: {err}") from None
                 parsed = XmileFile(path)
                 parsed.parse()
             return parsed.get_abstract_model()
-    except UnsupportedFeature:
+    except (UnsupportedFeature, ModelReadError):
         raise
     except Exception as err:  # PySD raises many kinds; all mean "cannot read"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -377,6 +384,24 @@ class Model:
             {self._vars[vid].name: (("set", "time"), data[i].T) for i, vid in enumerate(outputs)},
             coords={"set": table.index.to_numpy(), "time": times})
         return ds
+
+    def state_at(self, time, params=None, solver="euler") -> np.ndarray:
+        """The full state (hidden states included) at ``time``, shape ``(n_states,)``.
+
+        Runs the model from INITIAL TIME to ``time``, which must be a saved time
+        of the run (SAVEPER is set to TIME STEP for it).
+        """
+        values = self._overrides(params, allow_arrays=False)
+        dt = self.time["time_step"] if self._controls["time_step"] not in values else \
+            values[self._controls["time_step"]]
+        values.update(self._controls_overrides(time, None, dt))
+        base = self._program(frozenset(), ())
+        prog = self._program(frozenset(values), tuple(base.states))
+        P = self._default_P(prog, values)
+        times, data = integrate.run(prog, P, {}, 1, integrate.solver_name(solver))
+        if abs(times[-1] - float(time)) > 1e-6 * max(1.0, abs(float(time))):
+            raise InvalidInput(f"time {time} is not on the run's grid (last saved time {times[-1]})")
+        return data[:, -1, 0].copy()
 
     def initial_state(self, params=None) -> np.ndarray:
         """The state at INITIAL TIME, shape ``(n_states,)`` or ``(n_states, N)``.

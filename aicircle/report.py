@@ -37,6 +37,7 @@ DRIVERS = (
     ("Credit Tightening Size", (0.0, 0.05), "rise of the clouds' credit spread (B5)"),
 )
 HORIZONS = (2030.0, 2035.0)
+BIFURCATION_PARAM, BIFURCATION_RANGE = "Crowd Weight", (0.5, 8.0)
 KEY_OUTPUTS = ("Lab Revenue", "Hyperscaler Capex", "Investor Confidence", "Lab Valuation",
                "Chipmaker Datacenter Revenue", "AI Capacity GW")
 
@@ -121,7 +122,7 @@ def capital_circle_tipping(model, params, drivers=DRIVERS, horizons=HORIZONS, n_
 
 
 def build_report(out="report", recalibrate=False, seed=0, progress=True, model_path=None,
-                 sobol_n=256, mc_runs=400):
+                 sobol_n=1024, mc_runs=1000):
     """Run the analysis and write the report to ``out`` (see the module docstring).
 
     Returns
@@ -208,17 +209,23 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
                     name, float(model.parameters.loc[name, "value"])), title=name)
             fig("time_to_bust", fig_ttb, "Year of the first bust (DESIGN §4 classifier) against each "
                 "driver, the others at their calibrated values; no marker where it never busts by 2035.")
-            state_2025 = model.simulate(params=params, final_time=2025,
-                                        return_columns=list(model.state_names)).iloc[-1].to_dict()
-            bif = tipping.bifurcations(model, "Herding Strength", 2.0, 20.0, free=["Investor Confidence"],
-                                       state=state_2025, time=2025.0, params=params, n_starts=16,
-                                       box=(0.0, 1.0), seed=seed)
-            fig("bifurcation", plots.plot_bifurcation(
-                bif, calibrated=params.get("Herding Strength", float(model.parameters.loc["Herding Strength",
-                                                                                           "value"])),
-                title="Confidence equilibria against herding strength (slow stocks frozen at 2025)"),
-                "Equilibria of investor confidence with every other stock frozen at its calibrated 2025 "
-                "value: a fold is where the confident (boom) equilibrium disappears.")
+            # the confidence subsystem: confidence free, every other stock frozen at
+            # its calibrated value in 2025 and in 2030 (when growth has slowed)
+            bifs = {}
+            fig_bif, axes = _subplots(2, ncols=2, size=(6, 4.2))
+            crowd = params.get(BIFURCATION_PARAM, _default(model, BIFURCATION_PARAM))
+            for ax, year in zip(axes, (2025.0, 2030.0)):
+                bifs[year] = tipping.bifurcations(
+                    model, BIFURCATION_PARAM, *BIFURCATION_RANGE, free=["Investor Confidence"],
+                    state=model.state_at(year, params=params), time=year,
+                    params={k: v for k, v in params.items() if k != BIFURCATION_PARAM},
+                    n_starts=16, box=(0.0, 1.0), seed=seed)
+                plots.plot_bifurcation(bifs[year], ax=ax, calibrated=crowd,
+                                       title=f"other stocks frozen at {int(year)}")
+            fig("bifurcation", fig_bif,
+                f"Equilibria of investor confidence against {BIFURCATION_PARAM} (the weight of the crowd in "
+                "the herders' signal), every other stock frozen at its calibrated value: where the fold "
+                "lies below the calibrated weight (dotted), a confident and a despondent market coexist.")
             top = _most_influential(table)
             rmap = tipping.regime_map(model, top[0], _range(top[0]), top[1], _range(top[1]), n=(21, 21),
                                       horizon=2035.0, params={k: v for k, v in params.items()
@@ -276,7 +283,7 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
             fig("p_bust", plots.plot_p_bust(p_bust), "Share of the Monte Carlo runs that have busted by each year.")
         # ---------------------------------------------------------------- the document
         with stages("writing report.html, report.md and manifest.json"):
-            _write_document(doc, model, stats, calib, free, validation, targets, table, basin, bif, top, sobol,
+            _write_document(doc, model, stats, calib, free, validation, targets, table, basin, bifs, top, sobol,
                             outcomes, p_bust, outcome, figures, sobol_n, mc_runs, source, command)
             (work / "report.md").write_text(doc.markdown(), encoding="utf-8")
             (work / "report.html").write_text(doc.html(), encoding="utf-8")
@@ -389,7 +396,7 @@ def _versions():
     return out
 
 
-def _write_document(doc, model, stats, calib, free, validation, targets, table, basin, bif, top, sobol,
+def _write_document(doc, model, stats, calib, free, validation, targets, table, basin, bifs, top, sobol,
                     outcomes, p_bust, outcome, figures, sobol_n, mc_runs, source, command):
     def figure(name):
         if name in figures:
@@ -436,13 +443,16 @@ def _write_document(doc, model, stats, calib, free, validation, targets, table, 
     figure("regime_map")
     doc.table(basin, "Basin stability of the calibrated baseline under confidence shocks of a uniformly "
                      "drawn size in [0, 0.95] (share ending in each regime by 2035, binomial standard error).")
-    folds = ", ".join(f"{f['value']:.3g}" for f in bif.folds) or "none in [2, 20]"
-    doc.text(f"Continuation of the confidence equilibria with the slow stocks frozen at 2025 finds folds of "
-             f"herding strength at {folds}.")
+    for year, bif in bifs.items():
+        folds = ", ".join(f"{f['value']:.3g}" for f in bif.folds) or \
+            f"none in [{BIFURCATION_RANGE[0]:g}, {BIFURCATION_RANGE[1]:g}]"
+        doc.text(f"Continuation of the confidence equilibria in {BIFURCATION_PARAM}, the other stocks frozen "
+                 f"at their calibrated {int(year)} values: folds at {folds}.")
     figure("bifurcation")
     doc.heading("Sensitivity")
     for output, frame in sobol.items():
-        doc.table(frame, f"Sobol indices of {output} in 2030 (N = {sobol_n}).")
+        doc.table(frame.sort_values("ST", ascending=False),
+                  f"Sobol indices of {output} in 2030 (N = {sobol_n}), by total order.")
     figure("sobol")
     doc.heading("Scenarios")
     doc.table(pd.DataFrame(outcomes).set_index("scenario"), "Outcome of each scenario (calibrated model).")

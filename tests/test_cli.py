@@ -223,21 +223,16 @@ def work(tmp_path):
 
 # --------------------------------------------------------------------------- bad input: exit 2
 
-# PySD parses XMILE with lxml's recover=True: a file that is not well-formed XML loads with
-# parts silently missing (h disappears when g's </aux> is missing) instead of being refused.
-MALFORMED_XML_LOADS = pytest.mark.xfail(
-    strict=True, reason="model._parse does not check that an XMILE file is well-formed XML")
-
+# PySD parses XMILE with lxml's recover=True: without aicircle's own strict check, a file that
+# is not well-formed XML would load with parts silently missing (h when g's </aux> is missing).
 BAD_INPUT = [
     pytest.param(["run", "missing.mdl"], r"missing\.mdl", id="missing-model"),
     pytest.param(["run", "garbage.mdl"], r"garbage\.mdl", id="text-garbage-as-mdl"),
     pytest.param(["run", "notes.txt"], r"notes\.txt", id="txt-file"),
     pytest.param(["run", "truncated.mdl"], r"truncated\.mdl", id="truncated-model"),
     pytest.param(["run", "malformed.xmile"], r"malformed\.xmile", id="malformed-xml"),
-    pytest.param(["run", "unclosed.xmile"], r"unclosed\.xmile.*XML", id="xml-unclosed-tag",
-                 marks=MALFORMED_XML_LOADS),
-    pytest.param(["run", "truncated.xmile"], r"truncated\.xmile.*XML", id="xml-truncated",
-                 marks=MALFORMED_XML_LOADS),
+    pytest.param(["run", "unclosed.xmile"], r"unclosed\.xmile.*XML", id="xml-unclosed-tag"),
+    pytest.param(["run", "truncated.xmile"], r"truncated\.xmile.*XML", id="xml-truncated"),
     pytest.param(["run", "subscripted.mdl"], r"subscript.*'pop'|'pop'.*subscript",
                  id="subscripted-model"),
     pytest.param(["run", "growth.mdl", "--set", "gg=1"], r"'gg'", id="unknown-parameter"),
