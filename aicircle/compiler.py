@@ -197,6 +197,17 @@ _ARITY = {"neg": 1, "not": 1, "abs": 1, "exp": 1, "ln": 1, "sqrt": 1, "sin": 1,
           "xidz": 3, "zidz": 2, "quantum": 2, "modulo": 2, "if": 3}
 
 
+#: PySD structures neither the compiler nor the exporter handles, by the name a user knows.
+UNSUPPORTED_STRUCTURES = {
+    "DataStructure": "data", "GetDataStructure": "GET DATA",
+    "GetLookupsStructure": "GET LOOKUPS", "GetConstantsStructure": "GET CONSTANTS",
+    "AllocateAvailableStructure": "ALLOCATE AVAILABLE",
+    "AllocateByPriorityStructure": "ALLOCATE BY PRIORITY",
+    "SubscriptsReferenceStructure": "subscripts", "LookupsStructure": "a lookup table",
+    "IntegStructure": "INTEG inside an expression",
+}
+
+
 def runtime_namespace() -> dict:
     """The globals the generated code runs in."""
     ns = {"np": np, "SMALL_VENSIM": SMALL_VENSIM}
@@ -449,15 +460,7 @@ class _Lowerer:
             out = ("op", "if", cond, inp, ("ref", state.vid))
             state.update = out
             return self._aux(out, where, "SAMPLE_VALUE")
-        names = {
-            "DataStructure": "data", "GetDataStructure": "GET DATA",
-            "GetLookupsStructure": "GET LOOKUPS", "GetConstantsStructure": "GET CONSTANTS",
-            "AllocateAvailableStructure": "ALLOCATE AVAILABLE",
-            "AllocateByPriorityStructure": "ALLOCATE BY PRIORITY",
-            "SubscriptsReferenceStructure": "subscripts", "LookupsStructure": "a lookup table",
-            "IntegStructure": "INTEG inside an expression",
-        }
-        self._unsupported(names.get(cls, cls), where)
+        self._unsupported(UNSUPPORTED_STRUCTURES.get(cls, cls), where)
 
     def _order(self, order, where, scope=None):
         if not isinstance(order, (int, float)):

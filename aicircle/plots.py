@@ -270,6 +270,13 @@ def plot_time_to_bust(values, ttb, param, ax=None, horizons=(2030, 2035), calibr
         ax.text(values[0], h, f" horizon {h}", va="bottom", fontsize=7, color="0.4")
     if calibrated is not None:
         ax.axvline(calibrated, color="0.3", ls="--", lw=1, label="calibrated value")
+    ttb = np.asarray(ttb, dtype=float)
+    busts = ttb[np.isfinite(ttb)]
+    low = min(2025.0, float(busts.min()) - 0.5) if busts.size else 2025.0
+    ax.set_ylim(low, max(horizons) + 0.5)
+    if not busts.size:
+        ax.text(0.5, 0.5, f"no bust by {max(horizons)} anywhere in this range", transform=ax.transAxes,
+                ha="center", va="center", fontsize=9, color="0.3")
     ax.set_xlabel(param)
     ax.set_ylabel("year of first bust")
     ax.set_title(title or f"Time to bust against {param}")

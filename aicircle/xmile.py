@@ -629,15 +629,10 @@ class _Exporter:
             if not (isinstance(ast.initial_trend, (int, float)) and ast.initial_trend == 0):
                 args.append(ex(ast.initial_trend))
             return _call("FORCST", args)
-        names = {
-            "SampleIfTrueStructure": "SAMPLE IF TRUE", "GameStructure": "GAME",
-            "DataStructure": "data", "GetDataStructure": "GET DATA",
-            "GetLookupsStructure": "GET LOOKUPS", "GetConstantsStructure": "GET CONSTANTS",
-            "AllocateAvailableStructure": "ALLOCATE AVAILABLE",
-            "AllocateByPriorityStructure": "ALLOCATE BY PRIORITY",
-            "SubscriptsReferenceStructure": "subscripts", "LookupsStructure": "a lookup table",
-            "IntegStructure": "INTEG inside an expression",
-        }
+        from .compiler import UNSUPPORTED_STRUCTURES
+
+        names = {"SampleIfTrueStructure": "SAMPLE IF TRUE", "GameStructure": "GAME",
+                 **UNSUPPORTED_STRUCTURES}
         self._fail(names.get(cls, cls), where)
 
     def _stateful(self, family, inp, time, init, order, n_form, where) -> _Expr:
