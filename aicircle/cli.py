@@ -281,7 +281,8 @@ def _info(args, text):
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = _Parser(prog="aicircle", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="aicircle", description="System dynamics of the AI capital circle: run, "
+                     "calibrate and analyse Vensim/XMILE models (exit status 2: bad input; 1: a failure)")
     parser.add_argument("--version", action="version", version=f"aicircle {__version__}")
     parser.add_argument("--debug", action="store_true", help="show a traceback on error")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)

@@ -5,8 +5,8 @@ The model is calibrated only on the targets whose window ends by 2024-12-31
 to predict every target whose window ends in the first half of 2025. Each
 forecast is set beside a naive trend: the same observable's earlier figures of
 the same kind, extrapolated (log-linear through the last three, or fewer, for
-amounts; linear for growth rates and shares; the last value if there is only
-one).
+amounts -- totals as mean rates, whatever their window; linear for growth
+rates and shares; the last value if there is only one).
 
 Run from the repository root (about two minutes on 2 cores):
 
@@ -35,21 +35,25 @@ H1_END = "2025-06-30"
 def naive_forecast(history: pd.DataFrame, row) -> float:
     """Extrapolate the earlier figures of the same observable and aggregation to ``row``'s window."""
     same = history[(history["observable"] == row.observable) & (history["aggregation"] == row.aggregation)]
-    if row.aggregation == "total":
-        length = row.t_end - row.t_start
-        same = same[np.isclose(same["t_end"] - same["t_start"], length, rtol=0.2)]
     if same.empty:
         return math.nan
     same = same.sort_values("t_end").tail(3)
-    x = same["t_end"].to_numpy()
-    y = same["value"].to_numpy(dtype=float)
+    if row.aggregation == "total":
+        # totals of any window length: as mean rates at the windows' midpoints
+        length = same["t_end"] - same["t_start"]
+        x = ((same["t_start"] + same["t_end"]) / 2).to_numpy()
+        y = (same["value"] / length).to_numpy(dtype=float)
+        at, scale = (row.t_start + row.t_end) / 2, row.t_end - row.t_start
+    else:
+        x, y = same["t_end"].to_numpy(), same["value"].to_numpy(dtype=float)
+        at, scale = row.t_end, 1.0
     if len(same) == 1:
-        return float(y[0])
+        return float(y[0] * scale)
     if row.scale == "log" and np.all(y > 0):
         slope, intercept = np.polyfit(x, np.log(y), 1)
-        return float(math.exp(intercept + slope * row.t_end))
+        return float(math.exp(intercept + slope * at) * scale)
     slope, intercept = np.polyfit(x, y, 1)
-    return float(intercept + slope * row.t_end)
+    return float((intercept + slope * at) * scale)
 
 
 def error(value, predicted, scale):

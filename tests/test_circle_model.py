@@ -429,9 +429,6 @@ def test_halving_the_time_step_moves_no_observable_by_more_than_one_percent(
 
 # --------------------------------------------------------------------------- the story before calibration
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the lab runs out of cash before ChatGPT (Lab Cash 0.009 in 2023), so the launch's "
-    "revenue exceeds its spending in 2023.25-2023.5 (1.08x); Lab Planned Runway = 2 fixes it"))
 def test_lab_revenue_trails_its_spending_through_2025(baseline):
     early = baseline.loc[:2025.5]
     assert np.all(early["Lab Revenue"] < lab_spending(early))
