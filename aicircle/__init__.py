@@ -11,6 +11,8 @@ calibrate it, and find its tipping points.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import calibrate, observables, scenarios, sensitivity, tipping
+from ._resources import shipped_model, shipped_parameters, shipped_targets
 from .errors import (AicircleError, IntegrationError, InvalidInput, ModelReadError,
                      TargetFileError, UnknownName, UnsupportedFeature)
 from .model import Model, load
@@ -22,5 +24,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "AicircleError", "IntegrationError", "InvalidInput", "Model", "ModelReadError",
-    "TargetFileError", "UnknownName", "UnsupportedFeature", "load", "__version__",
+    "TargetFileError", "UnknownName", "UnsupportedFeature", "__version__", "calibrate", "load",
+    "observables", "scenarios", "sensitivity", "shipped_model", "shipped_parameters",
+    "shipped_targets", "tipping",
 ]

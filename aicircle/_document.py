@@ -110,6 +110,7 @@ def _markdown_table(frame, fmt, index):
 def _inline(text):
     out = html.escape(text)
     out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    out = re.sub(r"\*(?!\s)([^*]+?)(?<!\s)\*", r"<em>\1</em>", out)
     out = re.sub(r"`(.+?)`", r"<code>\1</code>", out)
     return out
 

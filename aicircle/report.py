@@ -114,9 +114,8 @@ def capital_circle_tipping(model, params, drivers=DRIVERS, horizons=HORIZONS, n_
                 rows.append({"driver": name, "meaning": meaning, "horizon": int(h), "critical": np.nan,
                              "calibrated": calibrated, "margin": np.nan, "from": "", "to": "no change in range"})
         values = np.linspace(lo, hi, n_grid)
-        table = pd.DataFrame({name: values})
-        for k, v in base.items():
-            table[k] = v
+        # one frame at once: inserting ~100 columns one by one fragments it (pandas PerformanceWarning)
+        table = pd.DataFrame({name: values, **base})
         curves[name] = (values, tipping.time_to_bust(model, table, final_time=max(horizons)))
     return pd.DataFrame(rows), curves
 
@@ -282,21 +281,22 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
             fig("bands", fig_b, f"Vensim-style 50/75/95/100% bands from {mc_runs} runs drawn from the {source}.")
             fig("p_bust", plots.plot_p_bust(p_bust), "Share of the Monte Carlo runs that have busted by each year.")
         # ---------------------------------------------------------------- the document
-        with stages("writing report.html, report.md and manifest.json"):
+        with stages("writing report.html and report.md"):
             _write_document(doc, model, stats, calib, free, validation, targets, table, basin, bifs, top, sobol,
                             outcomes, p_bust, outcome, figures, sobol_n, mc_runs, source, command)
             (work / "report.md").write_text(doc.markdown(), encoding="utf-8")
             (work / "report.html").write_text(doc.html(), encoding="utf-8")
-            manifest = {
-                "command": command, "seed": seed, "recalibrated": bool(recalibrate),
-                "versions": _versions(), "python": platform.python_version(),
-                "machine": f"{platform.machine()} {platform.system()}", "model": str(model.path),
-                "targets": str(targets_path), "parameters": params, "free": free,
-                "timings_s": stages.timings, "total_s": round(time.perf_counter() - stages.start, 1),
-                "figures": sorted(f"{k}.png" for k in figures),
-                "aicircle": __version__,
-            }
-            (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float))
+        # the manifest after the last stage, so that its timings include every stage
+        manifest = {
+            "command": command, "seed": seed, "recalibrated": bool(recalibrate),
+            "versions": _versions(), "python": platform.python_version(),
+            "machine": f"{platform.machine()} {platform.system()}", "model": str(model.path),
+            "targets": str(targets_path), "parameters": params, "free": free,
+            "timings_s": stages.timings, "total_s": round(time.perf_counter() - stages.start, 1),
+            "figures": sorted(f"{k}.png" for k in figures),
+            "aicircle": __version__,
+        }
+        (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float))
         _replace_dir(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -310,7 +310,12 @@ def _replace_dir(new: Path, dest: Path):
     if dest.exists():
         old = dest.parent / f".{dest.name}-old-{time.time_ns()}"
         dest.rename(old)
-    new.rename(dest)
+    try:
+        new.rename(dest)
+    except BaseException:  # interrupted between the two renames: put the previous report back
+        if old is not None:
+            old.rename(dest)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -366,11 +371,8 @@ class _FixedModel:
         return getattr(self._model, name)
 
     def simulate_batch(self, table, **kw):
-        table = table.copy()
-        for k, v in self._params.items():
-            if k not in table:
-                table[k] = v
-        return self._model.simulate_batch(table, **kw)
+        fixed = pd.DataFrame({k: v for k, v in self._params.items() if k not in table}, index=table.index)
+        return self._model.simulate_batch(pd.concat([table, fixed], axis=1), **kw)
 
 
 def _subplots(n, ncols=3, size=(5, 3.6)):

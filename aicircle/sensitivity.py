@@ -20,7 +20,7 @@ import pandas as pd
 
 from .errors import InvalidInput, UnknownName
 
-__all__ = ["BANDS", "monte_carlo", "parameter_bounds", "run_ensemble", "sensitivity"]
+__all__ = ["BANDS", "dask_client", "monte_carlo", "parameter_bounds", "run_ensemble", "sensitivity"]
 
 METHODS = ("oat", "morris", "sobol")
 BANDS = (50, 75, 95, 100)  # Vensim's sensitivity-graph confidence bands, in percent
@@ -111,6 +111,23 @@ def run_ensemble(model, table, outputs, executor=None, chunk_size=1000, progress
         results = [f.result() for f in bar(futures, progress, "runs", unit="chunk")]
     values = {name: np.concatenate([r[0][name] for r in results], axis=0) for name in outputs}
     return values, results[0][1]
+
+
+def dask_client(n_workers=2, threads_per_worker=1, **cluster_kwargs):
+    """Start a local ``dask.distributed`` cluster and return its client (close it when done).
+
+    Raises
+    ------
+    ImportError
+        When Dask is not installed, naming the extra that brings it.
+    """
+    try:
+        import distributed
+    except ImportError as err:
+        raise ImportError("Dask is not installed: pip install 'aicircle[distributed]'") from err
+    cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                                       dashboard_address=None, **cluster_kwargs)
+    return distributed.Client(cluster)
 
 
 def _share(executor, model):

@@ -152,3 +152,20 @@ def test_bad_requests_are_rejected_with_a_message(linear, kwargs, error, match):
     kwargs = {"output": "Y", **kwargs}
     with pytest.raises(error, match=match):
         sensitivity(linear, **kwargs)
+
+
+def test_dask_client_fails_loudly_without_dask(monkeypatch):
+    import builtins
+
+    from aicircle.sensitivity import dask_client
+
+    real_import = builtins.__import__
+
+    def no_distributed(name, *args, **kwargs):
+        if name == "distributed" or name.startswith("distributed."):
+            raise ImportError("No module named 'distributed'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_distributed)
+    with pytest.raises(ImportError, match=r"aicircle\[distributed\]"):
+        dask_client()
