@@ -129,8 +129,8 @@ class Problem:
     def predict(self, X, fixed_override=None) -> np.ndarray:
         """Predicted targets, shape (n_sets, n_targets)."""
         table = self.to_params(X)
-        for k, v in (fixed_override or {}).items():
-            table[k] = v
+        if fixed_override:
+            table = table.assign(**fixed_override)
         self.n_evaluations += len(table)
         ds = self.model.simulate_batch(table, solver="euler", return_columns=self.outputs,
                                        final_time=self.final_time, saveper=self.time_step,

@@ -166,7 +166,11 @@ def _cmd_calibrate(args):
     result = cal.calibrate(model, args.targets, seed=args.seed, free=args.free, before=args.before,
                            n_starts=3 if quick else 8, profile_points=0 if quick else 7,
                            mcmc_steps=0 if quick else 300, progress=not args.quiet)
-    command = "aicircle " + " ".join(sys.argv[1:])
+    command = f"aicircle calibrate{' ' + args.model if args.model else ''} --seed {args.seed} --out {args.out}"
+    command += f" --targets {args.targets}" if args.targets else ""
+    command += f" --before {args.before}" if args.before else ""
+    command += "".join(f" --free '{f}'" for f in args.free or [])
+    command += " --quick" if args.quick else ""
     cal.write_results(result, args.out, model=model, command=command)
     st = result.statistics
     _info(args, f"calibrated {len(result.free)} parameters: chi2 {st['chi2_targets']:.1f} over "
@@ -260,7 +264,10 @@ def _cmd_sensitivity(args):
 def _cmd_report(args):
     from .report import build_report
 
-    build_report(args.out, recalibrate=args.recalibrate, seed=args.seed, progress=not args.quiet)
+    command = f"aicircle report --out {args.out} --seed {args.seed}" + \
+        (" --recalibrate" if args.recalibrate else "")
+    build_report(args.out, recalibrate=args.recalibrate, seed=args.seed, progress=not args.quiet,
+                 command=command)
     _info(args, f"report written to {Path(args.out) / 'report.html'}")
 
 

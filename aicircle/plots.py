@@ -104,8 +104,7 @@ def plot_fit(targets, times, values, names, bands=None, ncols=3, title=None):
         ax.set_ylabel(_unit_label(unit))
         if unit not in ("fraction",) and np.nanmin(values[var]) > 0:
             ax.set_yscale("log")
-        t_data = targets.loc[targets["observable"] == o, "t_end"]
-        ax.set_xlim(min(2020, times[0]), max(2026.5, float(t_data.max()) + 0.5))
+        ax.set_xlim(min(2020, times[0]), times[-1])
         handles, labels = ax.get_legend_handles_labels()
         uniq = dict(zip(labels, handles))
         ax.legend(uniq.values(), uniq.keys(), fontsize=7, loc="upper left")
@@ -188,7 +187,8 @@ def plot_p_bust(p_bust, ax=None, title=None):
     """Probability of a bust by each year."""
     ax = _axes(ax, (6, 3.6))
     ax.step(p_bust.index, p_bust.values, where="post", color="C3", lw=2)
-    ax.set_ylim(0, 1)
+    # a small probability stays visible: the axis reaches at least 10%
+    ax.set_ylim(0, max(0.1, min(1.0, 1.15 * float(np.nanmax(p_bust.values)) if len(p_bust) else 1.0)))
     ax.set_xlabel("year")
     ax.set_ylabel("P(bust by year)")
     ax.set_title(title or "Probability of a bust by each year (DESIGN §4 classifier)")
@@ -275,7 +275,7 @@ def plot_time_to_bust(values, ttb, param, ax=None, horizons=(2030, 2035), calibr
     low = min(2025.0, float(busts.min()) - 0.5) if busts.size else 2025.0
     ax.set_ylim(low, max(horizons) + 0.5)
     if not busts.size:
-        ax.text(0.5, 0.5, f"no bust by {max(horizons)} anywhere in this range", transform=ax.transAxes,
+        ax.text(0.5, 0.35, f"no bust by {max(horizons)} anywhere in this range", transform=ax.transAxes,
                 ha="center", va="center", fontsize=9, color="0.3")
     ax.set_xlabel(param)
     ax.set_ylabel("year of first bust")

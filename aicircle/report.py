@@ -121,8 +121,11 @@ def capital_circle_tipping(model, params, drivers=DRIVERS, horizons=HORIZONS, n_
 
 
 def build_report(out="report", recalibrate=False, seed=0, progress=True, model_path=None,
-                 sobol_n=1024, mc_runs=1000):
+                 sobol_n=1024, mc_runs=1000, command=None):
     """Run the analysis and write the report to ``out`` (see the module docstring).
+
+    ``command`` is recorded as the way to reproduce the report; by default,
+    the Python call that made it.
 
     Returns
     -------
@@ -137,10 +140,14 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
 
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}-partial-*"):  # left by a run that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-partial-", dir=out.parent))
     stages = _Stages(progress, 9)
-    command = "aicircle " + " ".join(sys.argv[1:]) if sys.argv and "aicircle" in sys.argv[0] else \
-        f"aicircle report --out {out}" + (" --recalibrate" if recalibrate else "") + f" --seed {seed}"
+    if command is None:
+        command = (f"python -c \"from aicircle.report import build_report; build_report({str(out)!r}, "
+                   f"recalibrate={recalibrate}, seed={seed}, model_path={model_path!r}, "
+                   f"sobol_n={sobol_n}, mc_runs={mc_runs})\"")
     try:
         doc = Document("aicircle: where does the AI capital circle tip?")
         with stages("loading the model and the targets"):

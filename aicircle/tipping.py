@@ -176,10 +176,8 @@ class _Judge:
 
 
 def _table(model, param, values, base=None):
-    table = pd.DataFrame({param: np.asarray(values, dtype=float)})
-    for k, v in (base or {}).items():
-        table[model.resolve(k)] = v
-    return table
+    fixed = {model.resolve(k): v for k, v in (base or {}).items()}
+    return pd.DataFrame({param: np.asarray(values, dtype=float), **fixed})
 
 
 def outcome_thresholds(model, param, lo, hi, horizons=None, outcome=None, n_grid=41, tol=None,
@@ -277,9 +275,8 @@ def regime_map(model, param_x, range_x, param_y, range_y, n=(25, 25), horizon=No
     judge = _Judge(model, outcome, **simulate_kwargs)
     xs, ys = np.linspace(x0, x1, n[0]), np.linspace(y0, y1, n[1])
     gx, gy = np.meshgrid(xs, ys)
-    table = pd.DataFrame({px: gx.ravel(), py: gy.ravel()})
-    for k, v in (params or {}).items():
-        table[model.resolve(k)] = v
+    fixed = {model.resolve(k): v for k, v in (params or {}).items()}
+    table = pd.DataFrame({px: gx.ravel(), py: gy.ravel(), **fixed})
     horizon = model.time["final_time"] if horizon is None else float(horizon)
     times, values = judge.run(table, horizon)
     labels = judge.labels(times, values, horizon).reshape(gy.shape)

@@ -132,8 +132,9 @@ def test_manifest_records_versions_seed_parameters_timings_and_command(report):
     assert all(np.isfinite(v) for v in m["parameters"].values())
     assert len(m["timings_s"]) == 9  # one entry per stage the progress shows
     assert all(t >= 0 for t in m["timings_s"].values())
-    assert m["command"].startswith("aicircle report")
-    assert str(report["out"]) in m["command"]
+    # built from Python here: the command is the call, with its non-default sizes
+    assert m["command"].startswith("python -c") and "build_report(" in m["command"]
+    assert str(report["out"]) in m["command"] and "sobol_n=64" in m["command"]
 
 
 @pytest.mark.slow
