@@ -21,7 +21,8 @@ __all__ = [
 ]
 
 OUTCOME_COLOURS = {"boom": "#2a9d8f", "soft landing": "#e9c46a", "bust": "#e76f51"}
-BAND_ALPHA = {50: 0.45, 75: 0.3, 95: 0.18, 100: 0.08}
+# opaque colours, widest band lightest: overlapping translucent bands would sum their shades
+BAND_COLOURS = {100: "#deebf7", 95: "#9ecae1", 75: "#6baed6", 50: "#3182bd"}
 
 
 def _axes(ax, figsize=(7, 4.2)):
@@ -169,10 +170,10 @@ def plot_bands(bands, output, ax=None, unit="", data=None, title=None, until=Non
     b = bands.loc[output]
     if until is not None:
         b = b[b.index <= until]
-    for level in sorted(BAND_ALPHA, reverse=True):
-        ax.fill_between(b.index, b[f"lo{level}"], b[f"hi{level}"], color="C0", alpha=BAND_ALPHA[level],
-                        lw=0, label=f"{level}%")
-    ax.plot(b.index, b["median"], color="C0", lw=1.5, label="median")
+    for level in sorted(BAND_COLOURS, reverse=True):
+        ax.fill_between(b.index, b[f"lo{level}"], b[f"hi{level}"], color=BAND_COLOURS[level], lw=0,
+                        label=f"{level}% of runs")
+    ax.plot(b.index, b["median"], color="#08306b", lw=1.5, label="median")
     if data is not None:
         ax.errorbar(data["t"], data["y"], yerr=data.get("yerr"), fmt="o", color="black", ms=4,
                     label="data")
