@@ -231,7 +231,9 @@ def sensitivity(model, method, output, at=None, bounds=None, n=None, seed=0, exe
                             index=pd.Index(names, name="parameter"))
     from SALib.analyze import sobol as sobol_analyze
 
-    res = sobol_analyze.analyze(problem, y, calc_second_order=False, seed=seed)
+    # SALib seeds its bootstrap only `if seed:`, so seed 0 would fall back to the global
+    # generator: hand it a Generator made from ours instead
+    res = sobol_analyze.analyze(problem, y, calc_second_order=False, seed=np.random.default_rng(seed))
     return pd.DataFrame({"S1": res["S1"], "ST": res["ST"], "S1_conf": res["S1_conf"],
                          "ST_conf": res["ST_conf"]}, index=pd.Index(names, name="parameter"))
 
