@@ -1,25 +1,31 @@
 """Where the shipped model, targets and calibration results live.
 
 They are package data (``aicircle.models``, ``aicircle.calibration``), found
-with :mod:`importlib.resources`; in a source checkout that is not installed
+through the import system (never the working directory); in a source checkout that is not installed
 they are the top-level ``models/`` and ``calibration/`` folders.
 """
 
 from __future__ import annotations
 
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 _SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _package_dir(package: str, folder: str) -> Path:
+    """The installed data package's folder, else the source tree's ``folder``.
+
+    The data folders have no ``__init__.py`` (they are namespace packages), so
+    their location comes from the import system's search path.
+    """
     try:
-        path = Path(str(resources.files(package)))
-        if path.is_dir():
-            return path
-    except (ModuleNotFoundError, TypeError):
-        pass
+        spec = importlib.util.find_spec(package)
+    except ModuleNotFoundError:
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if Path(location).is_dir():
+            return Path(location)
     return _SOURCE_ROOT / folder
 
 
