@@ -134,7 +134,9 @@ def _share(executor, model):
     """Send the model to a Dask cluster once (other executors pickle it per task)."""
     scatter = getattr(executor, "scatter", None)
     if scatter is not None:
-        return scatter(model, broadcast=True)
+        # hash=False: a fresh key per call; with content keys, a second ensemble could ask for
+        # the key the first one is just releasing ("lost dependencies")
+        return scatter(model, broadcast=True, hash=False)
     return model
 
 

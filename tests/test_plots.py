@@ -196,7 +196,7 @@ def test_plot_bands_draws_monte_carlo_bands_with_data(models, tmp_path):
     ax = plots.plot_bands(bands, "Investor Confidence", unit="fraction", data=data, until=2032)
     assert ax.get_ylabel() == "fraction"
     labels = set(ax.get_legend_handles_labels()[1])
-    assert {"50%", "75%", "95%", "100%", "median", "data"} <= labels
+    assert {"50% of runs", "75% of runs", "95% of runs", "100% of runs", "median", "data"} <= labels
     assert ax.get_xlim()[1] <= 2032.5  # cut at `until` (plus matplotlib's margin)
     _check(ax, Axes, tmp_path)
 
