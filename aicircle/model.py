@@ -51,15 +51,9 @@ def _parse(path: Path):
                 parsed = VensimFile(path)
                 parsed.parse()
             else:
-                from lxml import etree
                 from pysd.translators.xmile.xmile_file import XmileFile
 
-                # PySD reads XMILE with lxml's recover=True, which silently drops
-                # what a malformed file breaks: check the XML strictly first
-                try:
-                    etree.parse(str(path), etree.XMLParser(encoding="utf-8"))
-                except etree.XMLSyntaxError as err:
-                    raise ModelReadError(f"{path}: malformed XML: {err}") from None
+                _check_xmile(path, text)
                 parsed = XmileFile(path)
                 parsed.parse()
             return parsed.get_abstract_model()
@@ -68,6 +62,43 @@ def _parse(path: Path):
     except Exception as err:  # PySD raises many kinds; all mean "cannot read"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelReadError(f"{path}: not a model PySD can read ({type(err).__name__}: {first})") from err
+
+
+_XMILE_VARIABLES = ("stock", "flow", "aux")
+
+
+def _check_xmile(path: Path, text: str) -> None:
+    """Refuse an XMILE file whose broken XML would make PySD drop part of the model.
+
+    PySD parses XMILE with lxml's ``recover=True``. That rightly forgives what
+    Stella writes (undefined ``isee:`` prefixes, a stray end tag) but also
+    silently drops variables when a tag is left open (the next ones nest inside
+    it), or reads a truncated file. So: the ``<variables>`` element must be
+    closed, and every stock, flow and aux it opens must be read as one of its
+    children.
+    """
+    from lxml import etree
+
+    def local(tag):  # recovered tag names may keep an undefined prefix ("isee:prefs")
+        return tag.rsplit("}", 1)[-1].rsplit(":", 1)[-1] if isinstance(tag, str) else ""
+
+    parser = etree.XMLParser(recover=True, encoding="utf-8")
+    try:
+        tree = etree.fromstring(text.encode("utf-8"), parser)
+    except etree.XMLSyntaxError as err:
+        raise ModelReadError(f"{path}: malformed XML: {err}") from None
+    fatal = [e for e in parser.error_log if e.level_name == "FATAL"]
+    first = f" ({fatal[0].message.strip()}, line {fatal[0].line})" if fatal else ""
+    block = re.search(r"<(?:\w+:)?variables[\s>].*?</(?:\w+:)?variables\s*>", text, re.S)
+    if tree is None or block is None:
+        raise ModelReadError(f"{path}: malformed XML: no complete <variables> element "
+                             f"(truncated?){first}")
+    opened = len(re.findall(rf"<(?:\w+:)?(?:{'|'.join(_XMILE_VARIABLES)})[\s>/]", block.group(0)))
+    read = sum(1 for el in tree.iter() if local(el.tag) in _XMILE_VARIABLES
+               and el.getparent() is not None and local(el.getparent().tag) == "variables")
+    if read < opened:
+        raise ModelReadError(f"{path}: malformed XML: {opened - read} of {opened} variables cannot be "
+                             f"read{first}")
 
 
 def load(path) -> "Model":

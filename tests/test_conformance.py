@@ -52,6 +52,14 @@ EXPECTED_ERRORS = {
     "tests/macro_multi_expression/test_macro_multi_expression.xmile": (ac.ModelReadError,
                                                                         "not a model PySD can read"),
     "tests/macro_stock/test_macro_stock.xmile": (ac.ModelReadError, "not a model PySD can read"),
+    # Not well-formed: the flow `if_else3` is never closed, so the stocks TestStock2 and
+    # TestStock3 nest inside it and PySD's recovering parser silently drops them (the
+    # canonical output has no column for them either). aicircle refuses the file rather
+    # than run a model with two stocks missing.
+    "tests/non_negative_flows/test_non_negative_flows.xmile": (
+        ac.ModelReadError, "2 of 8 variables cannot be read"),
+    "tests/non_negative_flows/test_non_negative_flows_behavior.xmile": (
+        ac.ModelReadError, "2 of 8 variables cannot be read"),
 }
 
 
