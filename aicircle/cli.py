@@ -181,16 +181,10 @@ def _cmd_calibrate(args):
 def _cmd_validate(args):
     import math as _m
 
-    from . import _resources
     from . import calibrate as cal
 
     model = _load(args.model)
-    if args.params:
-        params = cal.read_parameters(args.params)
-    elif _is_shipped(args.model) and _resources.shipped_parameters().exists():
-        params = cal.read_parameters(_resources.shipped_parameters())
-    else:
-        params = {}
+    params = cal.read_parameters(args.params) if args.params else _calibrated(args.model, model)
     known = {p for p in params if _known(model, p)}
     unknown = sorted(set(params) - known)
     if unknown and args.params:
@@ -213,6 +207,17 @@ def _cmd_validate(args):
         raise IntegrationError(f"no prediction for target(s) {', '.join(bad)}")
 
 
+def _calibrated(model_arg, model) -> dict:
+    """The shipped calibration for the shipped model; nothing for any other model."""
+    from . import _resources
+    from . import calibrate as cal
+
+    if not _is_shipped(model_arg) or not _resources.shipped_parameters().exists():
+        return {}
+    values = cal.read_parameters(_resources.shipped_parameters())
+    return {k: v for k, v in values.items() if k in model.parameters.index}
+
+
 def _known(model, name):
     from .errors import UnknownName
 
@@ -229,7 +234,8 @@ def _cmd_tipping(args):
     model = _load(args.model)
     lo, hi = args.range
     outcome = tipping.parse_outcome(args.outcome, model) if args.outcome else None
-    result = tipping.tipping(model, args.param, lo, hi, outcome=outcome, seed=args.seed)
+    result = tipping.tipping(model, args.param, lo, hi, outcome=outcome, seed=args.seed,
+                             params=_calibrated(args.model, model))
     if args.json:
         _write_json(args.json, result)
     print(f"{result['param']} in [{lo:g}, {hi:g}]")
@@ -334,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", help="parameters.csv (name,value); default: the shipped calibration")
     p.add_argument("--json", help="write one object per target to this JSON file")
 
-    p = command("tipping", _cmd_tipping, "find folds, Hopf points and outcome thresholds")
+    p = command("tipping", _cmd_tipping, "find folds, Hopf points and outcome thresholds (the shipped "
+                "model runs with its shipped calibration)")
     p.add_argument("model", nargs="?", help="a .mdl or .xmile model (default: the shipped model)")
     p.add_argument("--param", required=True, help="the parameter to vary")
     p.add_argument("--range", nargs=2, type=_finite, required=True, metavar=("LO", "HI"))

@@ -480,27 +480,30 @@ def leading_eigenvalues(model, times=None, params=None, free=None, smooth=None, 
     return pd.Series(out, index=df.index, name="leading_eigenvalue")
 
 
-def tipping(model, param, lo, hi, outcome=None, seed=0, horizons=None, **kwargs) -> dict:
+def tipping(model, param, lo, hi, outcome=None, seed=0, horizons=None, params=None, **kwargs) -> dict:
     """DESIGN section 5's ``tipping`` result: folds, Hopf points and outcome thresholds.
 
     Folds and Hopf points come from continuation of all continuous states
     (none for a model with discrete states or without equilibria in the
     range); thresholds use ``outcome`` if given, the capital-circle classifier
-    if the model defines its variables, and are ``[]`` otherwise.
+    if the model defines its variables, and are ``[]`` otherwise. ``params``
+    holds the other parameters' values (e.g. a calibration).
     """
     param = model.resolve(param)
     lo, hi = _check_range(lo, hi)
     if isinstance(outcome, str):
         outcome = parse_outcome(outcome, model)
+    base = {k: v for k, v in (params or {}).items() if model.resolve(k) != param}
     folds, hopf, note = [], [], None
     if len(model.continuous_states) == len(model.state_names) and model.state_names:
-        res = bifurcations(model, param, lo, hi, seed=seed, **kwargs)
+        res = bifurcations(model, param, lo, hi, seed=seed, params=base or None, **kwargs)
         folds, hopf = res.folds, res.hopf
     else:
         note = "the model has discrete states; no continuation of equilibria"
     thresholds = []
     if outcome is not None or uses_capital_circle_classifier(model):
-        thresholds = outcome_thresholds(model, param, lo, hi, horizons=horizons, outcome=outcome)
+        thresholds = outcome_thresholds(model, param, lo, hi, horizons=horizons, outcome=outcome,
+                                        params=base or None)
     result = {"param": param, "range": [lo, hi], "folds": folds, "hopf": hopf,
               "thresholds": thresholds}
     if note:
