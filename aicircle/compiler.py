@@ -843,9 +843,6 @@ class Program:
         self.temps = 0
         self.hoisted: dict[int, str] = {}
 
-        def run_expr(v):
-            return v.expr
-
         # ---- run-phase classification ---------------------------------
         run_deps = {}
         for v in vars_:
@@ -916,7 +913,7 @@ class Program:
         self.temps += 1
         return f"_t{self.temps - 1}"
 
-    def _hoist_statics(self, node, dynamic_names: set, hoisted_lines: list, emitter_b):
+    def _hoist_statics(self, node, hoisted_lines: list, emitter_b):
         """Find maximal subtrees of run-phase expressions that depend on no dynamic value."""
         def is_static(n):
             k = n[0]
@@ -972,7 +969,7 @@ class Program:
         dyn_nodes += [vars_[vid].deriv for vid in self.stocks]
         dyn_nodes += [vars_[vid].update for vid in self.discrete]
         for n in dyn_nodes:
-            self._hoist_statics(n, set(), b_lines, em_b)
+            self._hoist_statics(n, b_lines, em_b)
         const_names = [f"v{vid}" for vid in self.static_order] + list(self.hoisted.values())
         self.n_const = len(const_names)
         state_vals = ", ".join(f"a{vid}" for vid in self.states)

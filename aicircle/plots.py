@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 __all__ = [
-    "plot_bands", "plot_bifurcation", "plot_fit", "plot_p_bust", "plot_profiles",
+    "panels", "plot_bands", "plot_bifurcation", "plot_fit", "plot_p_bust", "plot_profiles",
     "plot_regime_map", "plot_residuals", "plot_scenarios", "plot_sensitivity",
     "plot_structure", "plot_time_to_bust", "save",
 ]
@@ -29,6 +29,22 @@ def _axes(ax, figsize=(7, 4.2)):
     if ax is None:
         _, ax = plt.subplots(figsize=figsize, layout="constrained")
     return ax
+
+
+def panels(n, ncols=3, size=(5, 3.6)):
+    """A figure with ``n`` panels on a grid of ``ncols`` columns, ``size`` inches each.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    axes : list of Axes, length n (the grid's spare cells are hidden)
+    """
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), layout="constrained",
+                             squeeze=False)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat)[:n]
 
 
 def save(fig_or_ax, path, dpi=130):
@@ -85,10 +101,8 @@ def plot_fit(targets, times, values, names, bands=None, ncols=3, title=None):
     obs = [o for o in dict.fromkeys(targets["observable"])
            if o in names and targets.loc[targets["observable"] == o, "aggregation"].ne("growth").any()]
     n = len(obs)
-    nrows = max(1, math.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.2 * nrows), layout="constrained",
-                             squeeze=False)
-    for ax, o in zip(axes.flat, obs):
+    fig, axes = panels(n, ncols, size=(4.6, 3.2))
+    for ax, o in zip(axes, obs):
         var = names[o]
         if bands is not None and var in bands.index.get_level_values(0):
             b = bands.loc[var]
@@ -109,8 +123,6 @@ def plot_fit(targets, times, values, names, bands=None, ncols=3, title=None):
         handles, labels = ax.get_legend_handles_labels()
         uniq = dict(zip(labels, handles))
         ax.legend(uniq.values(), uniq.keys(), fontsize=7, loc="upper left")
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
     fig.suptitle(title or "Calibrated model against the data (totals shown as the window's mean rate)",
                  fontsize=12)
     return fig
@@ -139,10 +151,8 @@ def plot_residuals(validation, ax=None):
 def plot_profiles(curves, intervals, ncols=4):
     """Profile likelihoods (Δχ² against each parameter) with the 3.84 line of 95%."""
     params = list(dict.fromkeys(curves["parameter"]))
-    nrows = max(1, math.ceil(len(params) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows), layout="constrained",
-                             squeeze=False)
-    for ax, p in zip(axes.flat, params):
+    fig, axes = panels(len(params), ncols, size=(3.6, 2.8))
+    for ax, p in zip(axes, params):
         c = curves[curves["parameter"] == p].sort_values("value")
         ax.plot(c["value"], c["delta_chi2"], "o-", ms=3, color="C0")
         ax.axhline(3.84, color="C3", ls="--", lw=1, label="Δχ² = 3.84 (95%)")
@@ -156,10 +166,8 @@ def plot_profiles(curves, intervals, ncols=4):
         ax.set_ylim(bottom=0)
         if c["value"].min() > 0 and c["value"].max() / max(c["value"].min(), 1e-300) > 20:
             ax.set_xscale("log")
-    for ax in list(axes.flat)[len(params):]:
-        ax.set_visible(False)
     if params:
-        axes.flat[0].legend(fontsize=7)
+        axes[0].legend(fontsize=7)
     fig.suptitle("Profile likelihoods of the calibrated parameters", fontsize=12)
     return fig
 
@@ -295,10 +303,8 @@ def plot_scenarios(runs, variables, units=None, ncols=2, title=None):
     variables : list of str
     """
     n = len(variables)
-    nrows = max(1, math.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 3.4 * nrows), layout="constrained",
-                             squeeze=False)
-    for ax, var in zip(axes.flat, variables):
+    fig, axes = panels(n, ncols, size=(6, 3.4))
+    for ax, var in zip(axes, variables):
         for i, (name, df) in enumerate(runs.items()):
             base = name == "baseline"
             ax.plot(df.index, df[var], color="black" if base else f"C{i}", lw=2.2 if base else 1.3,
@@ -306,9 +312,7 @@ def plot_scenarios(runs, variables, units=None, ncols=2, title=None):
         ax.set_title(var, fontsize=10)
         ax.set_xlabel("year")
         ax.set_ylabel(_unit_label((units or {}).get(var, "")))
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
     fig.suptitle(title or "Scenarios against the baseline", fontsize=12)
     return fig

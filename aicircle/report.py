@@ -136,7 +136,7 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
     from . import calibrate as cal
     from ._document import Document
     from .observables import find_observables, read_targets
-    from .sensitivity import monte_carlo
+    from .sensitivity import monte_carlo, sensitivity
 
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +209,7 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
         # ---------------------------------------------------------------- tipping
         with stages("tipping points of five drivers"):
             table, curves = capital_circle_tipping(model, params)
-            fig_ttb, axes = _subplots(len(curves))
+            fig_ttb, axes = plots.panels(len(curves))
             for ax, (name, (vals, ttb)) in zip(axes, curves.items()):
                 plots.plot_time_to_bust(vals, ttb, name, ax=ax, calibrated=params.get(
                     name, float(model.parameters.loc[name, "value"])), title=name)
@@ -218,7 +218,7 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
             # the confidence subsystem: confidence free, every other stock frozen at
             # its calibrated value in 2025 and in 2030 (when growth has slowed)
             bifs = {}
-            fig_bif, axes = _subplots(2, ncols=2, size=(6, 4.2))
+            fig_bif, axes = plots.panels(2, ncols=2, size=(6, 4.2))
             crowd = params.get(BIFURCATION_PARAM, _default(model, BIFURCATION_PARAM))
             for ax, year in zip(axes, (2025.0, 2030.0)):
                 bifs[year] = tipping.bifurcations(
@@ -249,8 +249,9 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
             run_params = {k: v for k, v in params.items() if k not in sob_bounds}
             sobol = {}
             for output in ("Investor Confidence", "Hyperscaler Capex"):
-                sobol[output] = _sobol_with(model, output, sob_bounds, run_params, sobol_n, seed)
-            fig_s, axes = _subplots(len(sobol), ncols=2, size=(6.5, 5))
+                sobol[output] = sensitivity(model, "sobol", output, at=2030.0, bounds=sob_bounds, n=sobol_n,
+                                            seed=seed, params=run_params, final_time=2030)
+            fig_s, axes = plots.panels(len(sobol), ncols=2, size=(6.5, 5))
             for ax, (output, frame) in zip(axes, sobol.items()):
                 plots.plot_sensitivity(frame, ax=ax, title=f"{output} in 2030")
             fig("sobol", fig_s, f"Sobol indices (first and total order, 95% CI; SALib, N = {sobol_n}) of two "
@@ -281,7 +282,7 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
             bands, p_bust = monte_carlo(model, n=mc_runs, seed=seed,
                                         ensemble=ensemble if source.startswith("cal") else None,
                                         outputs=list(KEY_OUTPUTS[:3]))
-            fig_b, axes = _subplots(3, ncols=3, size=(5, 3.8))
+            fig_b, axes = plots.panels(3, ncols=3, size=(5, 3.8))
             units = {"Lab Revenue": "$B/Year", "Hyperscaler Capex": "$B/Year", "Investor Confidence": "fraction"}
             for ax, output in zip(axes, KEY_OUTPUTS[:3]):
                 plots.plot_bands(bands, output, ax=ax, unit=units[output], title=output)
@@ -358,39 +359,6 @@ def _posterior_bounds(model, free, ensemble):
     if not out:
         raise InvalidInput("no calibrated parameter has a range for the Sobol analysis")
     return out
-
-
-def _sobol_with(model, output, bounds, params, n, seed):
-    from .sensitivity import sensitivity
-
-    # the other parameters at their calibrated values: pass them as fixed runs' values
-    fixed = _FixedModel(model, params)
-    return sensitivity(fixed, "sobol", output, at=2030.0, bounds=bounds, n=n, seed=seed, final_time=2030)
-
-
-class _FixedModel:
-    """A model whose batches always carry some fixed parameter values (for SALib's sample tables)."""
-
-    def __init__(self, model, params):
-        self._model, self._params = model, dict(params)
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
-
-    def simulate_batch(self, table, **kw):
-        fixed = pd.DataFrame({k: v for k, v in self._params.items() if k not in table}, index=table.index)
-        return self._model.simulate_batch(pd.concat([table, fixed], axis=1), **kw)
-
-
-def _subplots(n, ncols=3, size=(5, 3.6)):
-    import matplotlib.pyplot as plt
-
-    nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), layout="constrained",
-                             squeeze=False)
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
-    return fig, list(axes.flat)[:n]
 
 
 def _versions():

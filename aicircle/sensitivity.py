@@ -152,7 +152,7 @@ def _at(values, times, at):
 
 
 def sensitivity(model, method, output, at=None, bounds=None, n=None, seed=0, executor=None,
-                chunk_size=1000, progress=False, **simulate_kwargs) -> pd.DataFrame:
+                chunk_size=1000, progress=False, params=None, **simulate_kwargs) -> pd.DataFrame:
     """Sensitivity of ``output`` at time ``at`` to the model's parameters.
 
     Parameters
@@ -173,6 +173,9 @@ def sensitivity(model, method, output, at=None, bounds=None, n=None, seed=0, exe
         SALib's N; defaults: 64 for morris, 1024 for sobol.
     seed : int
         Seed of the sample (and of SALib's bootstrap).
+    params : dict, optional
+        Values of the parameters that do not vary (e.g. a calibration); the
+        model file's values otherwise. For OAT they are also the base point.
 
     Returns
     -------
@@ -197,8 +200,9 @@ def sensitivity(model, method, output, at=None, bounds=None, n=None, seed=0, exe
         at = model.time["final_time"] if "final_time" not in simulate_kwargs \
             else simulate_kwargs["final_time"]
     run = dict(simulate_kwargs)
+    fixed = {model.resolve(k): float(v) for k, v in (params or {}).items()}
     if method == "oat":
-        base = model.parameters["value"]
+        base = {**model.parameters["value"].to_dict(), **fixed}
         rows = []
         for k in names:
             for bound in space[k]:
@@ -215,6 +219,9 @@ def sensitivity(model, method, output, at=None, bounds=None, n=None, seed=0, exe
 
         table = pd.DataFrame(sobol_sample.sample(problem, n, calc_second_order=False, seed=seed),
                              columns=names)
+    held = {k: v for k, v in fixed.items() if k not in table}
+    if held:  # all columns at once (one at a time fragments the frame)
+        table = pd.concat([table, pd.DataFrame(held, index=table.index)], axis=1)
     values, times = run_ensemble(model, table, [output], executor=executor, chunk_size=chunk_size,
                                  progress=progress, **run)
     y = _at(values[output], times, float(at))

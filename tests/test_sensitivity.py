@@ -170,3 +170,13 @@ def test_dask_client_fails_loudly_without_dask(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_distributed)
     with pytest.raises(ImportError, match=r"aicircle\[distributed\]"):
         dask_client()
+
+
+def test_params_hold_the_other_parameters_at_given_values(linear):
+    # p1 held at 1 instead of its model value 0.5: Y = 1*1 + 5*0.5 + 10*p3 + 2 at the bounds of p3
+    got = sensitivity(linear, "oat", "Y", at=1.0, bounds={"p3": (0, 1)}, params={"p1": 1.0})
+    assert got.loc["p3", "low"] == pytest.approx(1 + 2.5 + 0 + 2)
+    assert got.loc["p3", "high"] == pytest.approx(1 + 2.5 + 10 + 2)
+    sob = sensitivity(linear, "sobol", "Y", at=1.0, bounds={"p3": (0, 1), "p2": (0, 1)}, n=64, seed=0,
+                      params={"p1": 1.0})
+    assert set(sob.index) == {"p3", "p2"}
