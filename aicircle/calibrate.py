@@ -15,10 +15,11 @@ The pipeline (each step a function; :func:`calibrate` runs them all):
    (subset selection): parameters are taken in pivot order while their pivot
    stays above ``rel_tol`` of the first. The rest stay at their sourced values.
 3. :func:`fit` — multi-start :func:`scipy.optimize.least_squares` (TRF, bounds)
-   from the model's values and from seeded starts in the box; the Jacobian of
-   every iteration is one batch of k+1 runs.
+   from the model's values and from seeded starts in the box, then the best
+   start polished; the Jacobian of every iteration is one batch of k+1 runs.
 4. :func:`identifiability` — rank and sloppy directions of the weighted
-   Jacobian at the optimum (SVD).
+   Jacobian of the targets at the optimum (SVD), each parameter in units of
+   its prior width.
 5. :func:`profiles` — profile likelihoods: each parameter fixed on a grid, the
    others re-optimised; the 95% interval where chi2 rises by 3.84.
 6. :func:`sample_posterior` — an ``emcee`` ensemble (vectorised: every walker
@@ -166,7 +167,7 @@ class Problem:
 class Fit:
     x: np.ndarray
     chi2: float
-    starts: list  # (start index, chi2, success) of every start
+    starts: list  # (start index, chi2, success) of every start, then ("polish", ...)
     jacobian: np.ndarray
     residuals: np.ndarray
 
@@ -177,7 +178,8 @@ def screen(model, targets, candidates=None, k_max=10, rel_tol=0.02, fixed=None):
     Parameters
     ----------
     candidates : list of str, optional
-        Parameters considered; every parameter with a finite range by default.
+        Parameters considered; by default every parameter with a finite range
+        except the scenario inputs (switches that stay off in calibration).
     k_max : int
         At most this many are chosen.
     rel_tol : float
@@ -193,10 +195,14 @@ def screen(model, targets, candidates=None, k_max=10, rel_tol=0.02, fixed=None):
     """
     from scipy.linalg import qr
 
+    from .scenarios import inputs
+
     table = model.parameters
     if candidates is None:
+        switches = inputs(model)
         candidates = [p for p in table.index if np.isfinite(table.loc[p, "min"])
-                      and np.isfinite(table.loc[p, "max"]) and table.loc[p, "min"] < table.loc[p, "max"]]
+                      and np.isfinite(table.loc[p, "max"]) and table.loc[p, "min"] < table.loc[p, "max"]
+                      and p not in switches]
     prob = Problem(model, targets, candidates, fixed=fixed, priors=False)
     J, _ = prob.jacobian(prob.x_default)
     S = J * prob.prior_sigma[None, :]  # effect of a one-sigma prior change of each parameter
@@ -216,37 +222,52 @@ def screen(model, targets, candidates=None, k_max=10, rel_tol=0.02, fixed=None):
     return out.sort_values(["chosen", "pivot"], ascending=[False, False])
 
 
-def fit(problem, n_starts=8, seed=0, max_nfev=60, progress=False):
-    """Multi-start least squares in search coordinates; the same seed gives the same fit."""
+def fit(problem, n_starts=8, seed=0, max_nfev=60, polish_nfev=200, progress=False):
+    """Multi-start least squares in search coordinates; the same seed gives the same fit.
+
+    Every start runs for at most ``max_nfev`` evaluations; the best is then
+    polished (run on from where it stopped) for at most ``polish_nfev`` more,
+    so the budget goes where it matters. ``Fit.starts`` lists every start and,
+    last, the polish (start ``"polish"``).
+    """
     from scipy.optimize import least_squares
 
     from .integrate import progress as bar
+
+    span = problem.upper - problem.lower
+
+    def solve(x0, nfev):
+        x0 = np.clip(x0, problem.lower + 1e-9 * span, problem.upper - 1e-9 * span)
+        cache = {}
+
+        def fun(x):
+            r = problem.residuals(x)[0]
+            cache["x"], cache["r"] = x.copy(), r
+            return r
+
+        def jac(x):
+            r0 = cache["r"] if "x" in cache and np.array_equal(cache["x"], x) else None
+            return problem.jacobian(x, r0)[0]
+
+        res = least_squares(fun, x0, jac=jac, bounds=(problem.lower, problem.upper), method="trf",
+                            x_scale="jac", max_nfev=nfev, xtol=1e-8, ftol=1e-8)
+        return Fit(res.x, float(2 * res.cost), [], res.jac, res.fun), bool(res.success)
 
     rng = np.random.default_rng(seed)
     starts = [problem.x_default.copy()]
     for _ in range(max(0, n_starts - 1)):
         starts.append(rng.uniform(problem.lower, problem.upper))
     best, record = None, []
-    span = problem.upper - problem.lower
     for i, x0 in enumerate(bar(starts, progress, "fit", unit="start")):
-        x0 = np.clip(x0, problem.lower + 1e-9 * span, problem.upper - 1e-9 * span)
-        cache = {}
-
-        def fun(x, cache=cache):
-            r = problem.residuals(x)[0]
-            cache["x"], cache["r"] = x.copy(), r
-            return r
-
-        def jac(x, cache=cache):
-            r0 = cache["r"] if "x" in cache and np.array_equal(cache["x"], x) else None
-            return problem.jacobian(x, r0)[0]
-
-        res = least_squares(fun, x0, jac=jac, bounds=(problem.lower, problem.upper), method="trf",
-                            x_scale="jac", max_nfev=max_nfev, xtol=1e-8, ftol=1e-8)
-        chi2 = float(2 * res.cost)
-        record.append((i, chi2, bool(res.success)))
-        if best is None or chi2 < best.chi2:
-            best = Fit(res.x, chi2, record, res.jac, res.fun)
+        result, success = solve(x0, max_nfev)
+        record.append((i, result.chi2, success))
+        if best is None or result.chi2 < best.chi2:
+            best = result
+    if polish_nfev:
+        polished, success = solve(best.x, polish_nfev)
+        record.append(("polish", polished.chi2, success))
+        if polished.chi2 < best.chi2:
+            best = polished
     best.starts = record
     return best
 
@@ -435,7 +456,7 @@ class CalibrationResult:
     seed: int
 
 
-def calibrate(model, targets=None, seed=0, k_max=20, n_starts=8, free=None, mcmc_steps=300,
+def calibrate(model, targets=None, seed=0, k_max=30, n_starts=8, free=None, mcmc_steps=300,
               profile_points=7, progress=False, before=None, rel_tol=0.03) -> CalibrationResult:
     """Calibrate ``model`` against ``targets`` (the shipped targets by default).
 
@@ -464,7 +485,12 @@ def calibrate(model, targets=None, seed=0, k_max=20, n_starts=8, free=None, mcmc
     t1 = _time.perf_counter()
     best = fit(problem, n_starts=n_starts, seed=seed, progress=progress)
     timings["fit"] = _time.perf_counter() - t1
-    ident = identifiability(best.jacobian, problem.free)
+    # The targets' Jacobian, each column in units of its parameter's prior width (as in
+    # screen): rank and sloppy directions then do not depend on the units of the
+    # parameters searched on a linear scale, and least_squares' Jacobian (scaled at
+    # active bounds) is not used.
+    J, _ = problem.jacobian(best.x)
+    ident = identifiability(J[: len(problem.targets)] * problem.prior_sigma[None, :], problem.free)
     t2 = _time.perf_counter()
     curves, intervals = profiles(problem, best, n_points=profile_points, progress=progress) \
         if profile_points else (pd.DataFrame(), pd.DataFrame())

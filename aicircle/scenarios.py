@@ -12,7 +12,7 @@ import dataclasses
 
 from .errors import UnknownName
 
-__all__ = ["SCENARIOS", "Scenario", "available", "scenario_params"]
+__all__ = ["SCENARIOS", "Scenario", "available", "inputs", "scenario_params"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +58,11 @@ def available(model) -> dict:
             continue
         out[name] = sc
     return out
+
+
+def inputs(model) -> set:
+    """The scenario inputs ``model`` defines: switches, never calibrated."""
+    return {var for sc in available(model).values() for var in sc.params}
 
 
 def scenario_params(model, name: str) -> dict:

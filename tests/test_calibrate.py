@@ -14,6 +14,7 @@ import pytest
 
 import aicircle as ac
 from aicircle import calibrate as cal
+from aicircle import scenarios
 from aicircle.cli import write_atomic
 from aicircle.observables import observe, read_targets
 
@@ -225,6 +226,18 @@ def test_screen_chooses_informative_parameters_and_not_one_without_effect(model,
     assert not screening.loc["dummy", "chosen"]
     # dummy reaches no observable: its sensitivity column is exactly zero
     assert screening.loc["dummy", "influence"] == 0
+
+
+@pytest.mark.slow  # about 3 s: one batch of 120 runs of the capital-circle model
+def test_screen_never_calibrates_a_scenario_switch():
+    # Scenario inputs (the confidence shock's size, ...) are off in history; a fit that
+    # turned one on would explain the past with a shock that never happened.
+    circle = ac.load(ac.shipped_model())
+    screening = cal.screen(circle, read_targets(ac.shipped_targets()), k_max=5)
+    switches = scenarios.inputs(circle)
+    assert "Confidence Shock Size" in switches
+    assert switches.isdisjoint(screening.index)
+    assert "Value per User" in screening.index  # an ordinary ranged parameter stays a candidate
 
 
 # --------------------------------------------------------------------------- identifiability
