@@ -1,7 +1,7 @@
 """``aicircle report``: the whole analysis of the shipped model in one command.
 
 It runs the calibrated baseline, draws the fit against the data, finds the
-tipping points of five drivers, runs a Sobol analysis, the scenarios and the
+tipping points of six drivers, runs a Sobol analysis, the scenarios and the
 Monte Carlo bands, and writes ``report.html`` (figures embedded),
 ``report.md``, the PNG figures and ``manifest.json``.
 
@@ -32,6 +32,7 @@ __all__ = ["DRIVERS", "build_report", "capital_circle_tipping"]
 DRIVERS = (
     ("Open Model Price Shock Size", (0.0, 0.8), "revenue per user lost to open-model price competition (B4)"),
     ("Herding Strength", (6.0, 16.0), "steepness of the herders' S-shaped response"),
+    ("Fundamentalist Share", (0.4, 0.8), "share of investors who follow growth, not the crowd"),
     ("Chipmaker Reinvestment Stop Size", (0.0, 1.0), "share of the chipmaker's reinvestment that stops (R1)"),
     ("Confidence Shock Size", (0.0, 0.95), "share of investor confidence lost in a shock"),
     ("Credit Tightening Size", (0.0, 0.05), "rise of the clouds' credit spread (B5)"),
@@ -207,7 +208,7 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
                     "Profile likelihoods: Δχ² as each calibrated parameter is fixed and the others "
                     "re-fitted; the 95% interval is where Δχ² < 3.84.")
         # ---------------------------------------------------------------- tipping
-        with stages("tipping points of five drivers"):
+        with stages(f"tipping points of {len(DRIVERS)} drivers"):
             table, curves = capital_circle_tipping(model, params)
             fig_ttb, axes = plots.panels(len(curves))
             for ax, (name, (vals, ttb)) in zip(axes, curves.items()):
@@ -233,12 +234,12 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
                 "the herders' signal), every other stock frozen at its calibrated value: where the fold "
                 "lies below the calibrated weight (dotted), a confident and a despondent market coexist.")
             top = _most_influential(table)
-            rmap = tipping.regime_map(model, top[0], _range(top[0]), top[1], _range(top[1]), n=(21, 21),
+            rmap = tipping.regime_map(model, top[0], _range(top[0]), top[1], _range(top[1]), n=(41, 41),
                                       horizon=2035.0, params={k: v for k, v in params.items()
                                                               if k not in top})
             fig("regime_map", plots.plot_regime_map(rmap, marker=(params.get(top[0], _default(model, top[0])),
                                                                   params.get(top[1], _default(model, top[1]))),
-                                                    title=f"Outcome by 2035 over {top[0]} and {top[1]}"),
+                                                    title=f"Outcome by 2035 over\n{top[0]} and {top[1]}"),
                 "Regime map by 2035 (DESIGN §4 classifier) over the two drivers with the smallest margins.")
             basin = tipping.basin_stability(model, "Confidence Shock Size", n=200, seed=seed, horizon=2035.0,
                                             params={k: v for k, v in params.items()

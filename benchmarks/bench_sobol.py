@@ -2,9 +2,10 @@
 
 The shipped model (models/aicircle.mdl) at its calibrated parameters
 (calibration/results/parameters.csv), with the calibrated parameters
-(calibration/results/fit.json, "free": D = 20) varied over their declared
-ranges [min, max]. SALib's Saltelli/Sobol' sample with base size N = 4096 and
-no second order gives N * (D + 2) = 90,112 runs. The output is
+(calibration/results/fit.json, "free": D of them, 26 in the shipped fit)
+varied over their declared ranges [min, max]. SALib's Saltelli/Sobol' sample
+with base size N = 4096 and no second order gives N * (D + 2) runs (114,688
+for D = 26). The output is
 ``Investor Confidence`` at 2030, each run from 2020 to FINAL TIME 2030 at the
 model's TIME STEP (1/256 year), Euler.
 
