@@ -241,9 +241,11 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
                                                                   params.get(top[1], _default(model, top[1]))),
                                                     title=f"Outcome by 2035 over\n{top[0]} and {top[1]}"),
                 "Regime map by 2035 (DESIGN §4 classifier) over the two drivers with the smallest margins.")
-            basin = tipping.basin_stability(model, "Confidence Shock Size", n=200, seed=seed, horizon=2035.0,
-                                            params={k: v for k, v in params.items()
-                                                    if k != "Confidence Shock Size"}, low=0.0, high=0.95)
+            shock_free = {k: v for k, v in params.items() if k != "Confidence Shock Size"}
+            basin = pd.concat([tipping.basin_stability(model, "Confidence Shock Size", n=200, seed=seed,
+                                                       horizon=h, params=shock_free, low=0.0, high=0.95)
+                               .reset_index().assign(horizon=int(h)) for h in HORIZONS])
+            basin = basin.set_index("horizon")[["outcome", "share", "stderr"]]
         # ---------------------------------------------------------------- sensitivity
         with stages(f"Sobol analysis (n = {sobol_n})"):
             sob_bounds = _posterior_bounds(model, free, ensemble)
@@ -420,7 +422,7 @@ def _write_document(doc, model, stats, calib, free, validation, targets, table, 
     figure("time_to_bust")
     figure("regime_map")
     doc.table(basin, "Basin stability of the calibrated baseline under confidence shocks of a uniformly "
-                     "drawn size in [0, 0.95] (share ending in each regime by 2035, binomial standard error).")
+                     "drawn size in [0, 0.95] (share ending in each regime by each horizon, binomial standard error).")
     for year, bif in bifs.items():
         folds = ", ".join(f"{f['value']:.3g}" for f in bif.folds) or \
             f"none in [{BIFURCATION_RANGE[0]:g}, {BIFURCATION_RANGE[1]:g}]"
