@@ -61,8 +61,8 @@ def available(model) -> dict:
 
 
 def inputs(model) -> set:
-    """The scenario inputs ``model`` defines: switches, never calibrated."""
-    return {var for sc in available(model).values() for var in sc.params}
+    """The scenario inputs ``model`` defines, as the model spells them: switches, never calibrated."""
+    return {model.resolve(var) for sc in available(model).values() for var in sc.params}
 
 
 def scenario_params(model, name: str) -> dict:

@@ -202,6 +202,18 @@ def test_calibration_is_reproducible_with_the_same_seed(model, synthetic):
     assert first.fit.starts == second.fit.starts
 
 
+def test_polish_runs_on_from_the_best_start_and_never_makes_it_worse(model, synthetic):
+    problem = cal.Problem(model, read_targets(synthetic), ["r", "K"], priors=False)
+    # Two evaluations per start leave every start short of the optimum; the polish finishes it.
+    best = cal.fit(problem, n_starts=3, seed=1, max_nfev=2, polish_nfev=100)
+    *starts, polish = best.starts
+    assert [s[0] for s in starts] == [0, 1, 2] and polish[0] == "polish"
+    assert polish[1] < min(s[1] for s in starts)
+    assert best.chi2 == polish[1] and polish[2]
+    found = problem.to_params(best.x[None]).iloc[0]
+    np.testing.assert_allclose([found["r"], found["K"]], [TRUE["r"], TRUE["K"]], rtol=1e-4)
+
+
 def test_posterior_ensemble_depends_on_the_seed_alone(model, synthetic, result):
     problem = cal.Problem(model, read_targets(synthetic), result.free)
     a, b, c = (cal.sample_posterior(problem, result.fit, n_steps=12, burn=4, thin=1, seed=s)[0]
@@ -238,6 +250,43 @@ def test_screen_never_calibrates_a_scenario_switch():
     assert "Confidence Shock Size" in switches
     assert switches.isdisjoint(screening.index)
     assert "Value per User" in screening.index  # an ordinary ranged parameter stays a candidate
+
+
+SWITCHES_MDL = """{UTF-8}
+Stock = INTEG(confidence_shock_size + CONFIDENCE SHOCK START * 0 - Stock, 1)
+	~	dmnl
+	~	A stock.
+	|
+Lab Users = Stock * growth
+	~	million
+	~	A level observable.
+	|
+Lab Revenue = 0.1 * Lab Users
+	~	$B/Year
+	~	A flow observable.
+	|
+growth = 1
+	~	dmnl [0.5, 2]
+	~	An ordinary parameter.
+	|
+confidence_shock_size = 0
+	~	dmnl [0, 1]
+	~	A scenario input, spelt otherwise than in aicircle.scenarios.
+	|
+CONFIDENCE SHOCK START = 2026
+	~	Year [2020, 2035]
+	~	Its start.
+	|
+""" + CONTROLS
+
+
+def test_scenario_switches_are_recognised_however_the_model_spells_them(folder):
+    path = folder / "switches.mdl"
+    path.write_text(SWITCHES_MDL, encoding="utf-8")
+    model = ac.load(path)
+    assert scenarios.inputs(model) == {"confidence_shock_size", "CONFIDENCE SHOCK START"}
+    targets = read_targets(write_targets(folder / "switches.csv", predictions(model, {}, folder)))
+    assert set(cal.screen(model, targets).index) == {"growth"}
 
 
 # --------------------------------------------------------------------------- identifiability
