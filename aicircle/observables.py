@@ -417,6 +417,13 @@ def _validate_row(cells: dict[str, str], where: str) -> dict:
     }
 
 
+def index_at(times: np.ndarray, t: float) -> int:
+    """Index of the last saved time <= ``t``; ``t`` must lie inside the run (else InvalidInput)."""
+    if t < times[0] - 1e-9 or t > times[-1] + 1e-9:
+        raise InvalidInput(f"horizon {t:g} is outside the run ({times[0]:g} to {times[-1]:g})")
+    return int(np.clip(np.searchsorted(times, t + 1e-9, side="right") - 1, 0, len(times) - 1))
+
+
 def windows_extent(targets: pd.DataFrame) -> tuple[float, float]:
     """The span of model time the targets need.
 

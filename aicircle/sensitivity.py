@@ -260,7 +260,8 @@ def sample_parameters(model, n, seed=0, ensemble=None, bounds=None) -> pd.DataFr
 
 
 def monte_carlo(model, n=1000, seed=0, outputs=None, ensemble=None, bounds=None, executor=None,
-                chunk_size=1000, progress=False, bust=True, **simulate_kwargs):
+                chunk_size=1000, progress=False, classifier=None, start=None, table=None,
+                **simulate_kwargs):
     """Monte Carlo over parameter uncertainty.
 
     Parameters
@@ -268,13 +269,17 @@ def monte_carlo(model, n=1000, seed=0, outputs=None, ensemble=None, bounds=None,
     model : aicircle.Model
     n : int
         Number of runs.
-    outputs : list of str, optional
-        Variables to band; by default the DESIGN section 4 classifier's.
+    outputs : list of str
+        Variables to band.
     ensemble : pandas.DataFrame, optional
         Parameter sets to draw from (a calibration's ensemble); the declared
         ranges otherwise.
-    bust : bool
-        Also compute the probability of a bust by each year (capital-circle models).
+    classifier : aicircle.circle.Classifier, optional
+        Also compute the probability that a run has been in a bust (as the
+        classifier defines it) at some time between ``start`` and each year.
+    table : pandas.DataFrame, optional
+        The parameter sets themselves (``n``, ``ensemble`` and ``bounds`` are
+        then not used).
 
     Returns
     -------
@@ -282,21 +287,21 @@ def monte_carlo(model, n=1000, seed=0, outputs=None, ensemble=None, bounds=None,
         Index (output, time); columns ``median`` and ``lo50, hi50, lo75, hi75,
         lo95, hi95, lo100, hi100``.
     p_bust : pandas.Series or None
-        Probability that the run has busted by each whole year.
+        Probability of a bust by each whole year (None without a classifier).
     """
-    from . import tipping
-
-    if n < 2:
-        raise InvalidInput(f"Monte Carlo needs n >= 2 runs, got {n}")
-    table = sample_parameters(model, n, seed=seed, ensemble=ensemble, bounds=bounds)
-    wanted = list(outputs) if outputs else list(tipping.CLASSIFIER_VARIABLES)
-    needed = list(dict.fromkeys([model.resolve(o) for o in wanted]
-                                + ([model.resolve(v) for v in tipping.CLASSIFIER_VARIABLES]
-                                   if bust else [])))
+    if table is None:
+        if n < 2:
+            raise InvalidInput(f"Monte Carlo needs n >= 2 runs, got {n}")
+        table = sample_parameters(model, n, seed=seed, ensemble=ensemble, bounds=bounds)
+    if not outputs:
+        raise InvalidInput("Monte Carlo needs at least one output to band")
+    wanted = [model.resolve(o) for o in outputs]
+    judged = [model.resolve(v) for v in classifier.variables] if classifier is not None else []
+    needed = list(dict.fromkeys(wanted + judged))
     values, times = run_ensemble(model, table, needed, executor=executor, chunk_size=chunk_size,
                                  progress=progress, **simulate_kwargs)
     frames = []
-    for name in [model.resolve(o) for o in wanted]:
+    for name in wanted:
         v = values[name]
         cols = {"median": np.nanmedian(v, axis=0)}
         for b in BANDS:
@@ -306,12 +311,10 @@ def monte_carlo(model, n=1000, seed=0, outputs=None, ensemble=None, bounds=None,
             [[name], times], names=["output", "time"])))
     bands = pd.concat(frames)
     p_bust = None
-    if bust:
-        conf = values[model.resolve(tipping.CLASSIFIER_VARIABLES[0])]
-        capex = values[model.resolve(tipping.CLASSIFIER_VARIABLES[1])]
-        busted = tipping.bust_flags(times, conf, capex)
-        years = np.arange(math.ceil(times[0]), math.floor(times[-1]) + 1)
-        idx = np.clip(np.searchsorted(times, years, side="right") - 1, 0, len(times) - 1)
-        p_bust = pd.Series(busted[:, idx].mean(axis=0), index=pd.Index(years, name="year"),
-                           name="p_bust")
+    if classifier is not None:
+        first = classifier.first_bust(times, [values[c] for c in judged], start=start)
+        begin = math.ceil(times[0] if start is None else start)
+        years = np.arange(begin, math.floor(times[-1]) + 1)
+        p_bust = pd.Series([(first <= y + 1e-9).mean() for y in years],
+                           index=pd.Index(years, name="year"), name="p_bust")
     return bands, p_bust

@@ -11,13 +11,11 @@ Two independent ways, both generic (any model aicircle loads):
   (:func:`regime_map`), time to bust (:func:`time_to_bust`) and the early
   warning of critical slowing down (:func:`leading_eigenvalues`).
 
-The capital-circle classifier is defined here, once: a run is a **bust** if,
-before the horizon, ``Investor Confidence`` falls below 0.2 or ``Hyperscaler
-Capex`` falls below half of its running peak; a **boom** if neither happens
-and capex at the horizon is above its 2025 level; otherwise a **soft
-landing**. Any other model takes an outcome ``VARIABLE<VALUE`` or
-``VARIABLE>VALUE``: the outcome of a run is whether the condition holds at the
-horizon.
+Outcomes are judged by a classifier: by default the capital-circle study's
+(:mod:`aicircle.circle`: the economic definition where the model defines its
+variables, else the first, confidence-based one); any other model takes an
+outcome ``VARIABLE<VALUE`` or ``VARIABLE>VALUE``: the outcome of a run is
+whether the condition holds at the horizon.
 """
 
 from __future__ import annotations
@@ -30,75 +28,12 @@ import numpy as np
 import pandas as pd
 
 from .errors import InvalidInput, UnknownName
+from .observables import index_at
 
 __all__ = [
-    "BOOM", "BUST", "CLASSIFIER_VARIABLES", "SOFT", "Outcome", "basin_stability",
-    "bifurcations", "bust_flags", "classify", "leading_eigenvalues", "outcome_thresholds",
+    "Outcome", "basin_stability", "bifurcations", "leading_eigenvalues", "outcome_thresholds",
     "parse_outcome", "regime_map", "time_to_bust", "tipping",
 ]
-
-BUST, BOOM, SOFT = "bust", "boom", "soft landing"
-CLASSIFIER_VARIABLES = ("Investor Confidence", "Hyperscaler Capex")
-CONFIDENCE_FLOOR = 0.2  # DESIGN section 4
-CAPEX_DROP = 0.5  # DESIGN section 4: capex below half of its running peak
-BOOM_REFERENCE_TIME = 2025.0  # "capex at the horizon above its 2025 level"
-
-
-# --------------------------------------------------------------------------
-# classifiers
-# --------------------------------------------------------------------------
-
-
-def bust_flags(times, confidence, capex) -> np.ndarray:
-    """Whether each run has busted by each time.
-
-    Parameters
-    ----------
-    times : ndarray, shape (n_times,)
-    confidence, capex : ndarray, shape (n_sets, n_times)
-        ``Investor Confidence`` (fraction) and ``Hyperscaler Capex`` ($B/Year).
-
-    Returns
-    -------
-    ndarray of bool, shape (n_sets, n_times)
-        True from the first time confidence < 0.2 or capex < half its running peak.
-    """
-    confidence = np.atleast_2d(confidence)
-    capex = np.atleast_2d(capex)
-    peak = np.maximum.accumulate(capex, axis=1)
-    event = (confidence < CONFIDENCE_FLOOR) | (capex < CAPEX_DROP * peak)
-    return np.logical_or.accumulate(event, axis=1)
-
-
-def _index_at(times, t):
-    """Index of the last saved time <= t (t inside the run)."""
-    if t < times[0] - 1e-9 or t > times[-1] + 1e-9:
-        raise InvalidInput(f"horizon {t:g} is outside the run ({times[0]:g} to {times[-1]:g})")
-    return int(np.clip(np.searchsorted(times, t + 1e-9, side="right") - 1, 0, len(times) - 1))
-
-
-def classify(times, confidence, capex, horizon) -> np.ndarray:
-    """The capital-circle outcome of each run at ``horizon``: 'bust', 'boom' or 'soft landing'.
-
-    Parameters
-    ----------
-    times : ndarray, shape (n_times,)
-    confidence, capex : ndarray, shape (n_sets, n_times)
-    horizon : float
-        Model time (calendar year) at which the outcome is read.
-
-    Returns
-    -------
-    ndarray of str, shape (n_sets,)
-    """
-    confidence = np.atleast_2d(confidence)
-    capex = np.atleast_2d(capex)
-    h = _index_at(times, horizon)
-    busted = bust_flags(times, confidence, capex)[:, h]
-    ref = np.array([np.interp(BOOM_REFERENCE_TIME, times, row) for row in capex]) \
-        if times[0] <= BOOM_REFERENCE_TIME <= times[-1] else capex[:, 0]
-    boom = ~busted & (capex[:, h] > ref)
-    return np.where(busted, BUST, np.where(boom, BOOM, SOFT))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +50,7 @@ class Outcome:
 
     def evaluate(self, times, values, horizon) -> np.ndarray:
         """Outcome label of each run: the condition, or 'not ' + the condition."""
-        h = _index_at(times, horizon)
+        h = index_at(times, horizon)
         x = np.atleast_2d(values)[:, h]
         holds = x < self.value if self.op == "<" else x > self.value
         return np.where(holds, self.label, f"not {self.label}")
@@ -141,27 +76,29 @@ def parse_outcome(text: str, model=None) -> Outcome:
     return Outcome(var, match["op"], value)
 
 
-def uses_capital_circle_classifier(model) -> bool:
-    """Whether ``model`` defines the variables of the capital-circle classifier."""
-    try:
-        for name in CLASSIFIER_VARIABLES:
-            model.resolve(name)
-    except UnknownName:
-        return False
-    return True
+def _classifier(model, classifier=None):
+    """The classifier for ``model``: the one given (or named), else the study's default, else None."""
+    from . import circle
+
+    if classifier is None:
+        return circle.default_classifier(model)
+    return circle.classifier(classifier) if isinstance(classifier, str) else classifier
 
 
 class _Judge:
     """Runs a batch and labels each run's outcome at each horizon."""
 
-    def __init__(self, model, outcome=None, **simulate_kwargs):
+    def __init__(self, model, outcome=None, classifier=None, **simulate_kwargs):
         self.model = model
         self.outcome = outcome
-        if outcome is None and not uses_capital_circle_classifier(model):
-            raise InvalidInput(
-                f"{model.path.name} does not define {' and '.join(CLASSIFIER_VARIABLES)}; "
-                f"give an outcome such as 'VARIABLE<VALUE'")
-        self.columns = [outcome.variable] if outcome else [model.resolve(v) for v in CLASSIFIER_VARIABLES]
+        self.classifier = None if outcome is not None else _classifier(model, classifier)
+        if outcome is None and (self.classifier is None or not self.classifier.applies_to(model)):
+            from . import circle
+
+            needed = " and ".join((self.classifier or circle.ECONOMIC).variables)
+            raise InvalidInput(f"{model.path.name} does not define {needed}; "
+                               f"give an outcome such as 'VARIABLE<VALUE'")
+        self.columns = [outcome.variable] if outcome else [model.resolve(v) for v in self.classifier.variables]
         self.kwargs = simulate_kwargs
 
     def run(self, table, final_time):
@@ -172,7 +109,7 @@ class _Judge:
     def labels(self, times, values, horizon):
         if self.outcome is not None:
             return self.outcome.evaluate(times, values[0], horizon)
-        return classify(times, values[0], values[1], horizon)
+        return self.classifier.labels(times, values, horizon)
 
 
 def _table(model, param, values, base=None):
@@ -181,7 +118,7 @@ def _table(model, param, values, base=None):
 
 
 def outcome_thresholds(model, param, lo, hi, horizons=None, outcome=None, n_grid=41, tol=None,
-                       params=None, **simulate_kwargs) -> list[dict]:
+                       params=None, classifier=None, **simulate_kwargs) -> list[dict]:
     """Parameter values where the outcome changes, by bisection, for each horizon.
 
     Parameters
@@ -195,6 +132,9 @@ def outcome_thresholds(model, param, lo, hi, horizons=None, outcome=None, n_grid
         Times at which outcomes are read; by default FINAL TIME.
     outcome : Outcome or str, optional
         A custom outcome; by default the capital-circle classifier.
+    classifier : aicircle.circle.Classifier or str, optional
+        The capital-circle definition to use ('economic' or 'confidence'); the
+        study's default where the model defines its variables.
     n_grid : int
         Grid of the first scan (each sign change is then bisected).
     tol : float, optional
@@ -212,7 +152,7 @@ def outcome_thresholds(model, param, lo, hi, horizons=None, outcome=None, n_grid
     lo, hi = _check_range(lo, hi)
     if isinstance(outcome, str):
         outcome = parse_outcome(outcome, model)
-    judge = _Judge(model, outcome, **simulate_kwargs)
+    judge = _Judge(model, outcome, classifier, **simulate_kwargs)
     final = model.time["final_time"] if "final_time" not in simulate_kwargs else simulate_kwargs["final_time"]
     horizons = sorted(float(h) for h in (horizons or [final]))
     end = max(horizons)
@@ -249,18 +189,16 @@ def _check_range(lo, hi):
     return lo, hi
 
 
-def time_to_bust(model, table, final_time=None, **simulate_kwargs) -> np.ndarray:
-    """Time of the first bust of each run (NaN where it never busts), shape (n_sets,)."""
-    judge = _Judge(model, None, **simulate_kwargs)
+def time_to_bust(model, table, final_time=None, classifier=None, start=None, **simulate_kwargs) -> np.ndarray:
+    """Time of the first bust of each run at or after ``start`` (NaN where none), shape (n_sets,)."""
+    judge = _Judge(model, None, classifier, **simulate_kwargs)
     end = final_time if final_time is not None else model.time["final_time"]
-    times, (conf, capex) = judge.run(table, end)
-    flags = bust_flags(times, conf, capex)
-    first = np.argmax(flags, axis=1)
-    return np.where(flags.any(axis=1), times[first], np.nan)
+    times, values = judge.run(table, end)
+    return judge.classifier.first_bust(times, values, start=start)
 
 
 def regime_map(model, param_x, range_x, param_y, range_y, n=(25, 25), horizon=None,
-               outcome=None, params=None, **simulate_kwargs) -> pd.DataFrame:
+               outcome=None, params=None, classifier=None, **simulate_kwargs) -> pd.DataFrame:
     """Outcome over a grid of two parameters, computed in one batch.
 
     Returns
@@ -272,7 +210,7 @@ def regime_map(model, param_x, range_x, param_y, range_y, n=(25, 25), horizon=No
     (x0, x1), (y0, y1) = _check_range(*range_x), _check_range(*range_y)
     if isinstance(outcome, str):
         outcome = parse_outcome(outcome, model)
-    judge = _Judge(model, outcome, **simulate_kwargs)
+    judge = _Judge(model, outcome, classifier, **simulate_kwargs)
     xs, ys = np.linspace(x0, x1, n[0]), np.linspace(y0, y1, n[1])
     gx, gy = np.meshgrid(xs, ys)
     fixed = {model.resolve(k): v for k, v in (params or {}).items()}
@@ -284,7 +222,7 @@ def regime_map(model, param_x, range_x, param_y, range_y, n=(25, 25), horizon=No
 
 
 def basin_stability(model, shock, sizes=None, n=400, seed=0, horizon=None, outcome=None,
-                    params=None, low=0.0, high=1.0, **simulate_kwargs) -> pd.DataFrame:
+                    params=None, low=0.0, high=1.0, classifier=None, **simulate_kwargs) -> pd.DataFrame:
     """Share of sampled shocks that end in each regime, with its standard error.
 
     Parameters
@@ -305,7 +243,7 @@ def basin_stability(model, shock, sizes=None, n=400, seed=0, horizon=None, outco
     sizes = rng.uniform(low, high, size=int(n)) if sizes is None else np.asarray(sizes, float)
     if isinstance(outcome, str):
         outcome = parse_outcome(outcome, model)
-    judge = _Judge(model, outcome, **simulate_kwargs)
+    judge = _Judge(model, outcome, classifier, **simulate_kwargs)
     horizon = model.time["final_time"] if horizon is None else float(horizon)
     times, values = judge.run(_table(model, model.resolve(shock), sizes, params), horizon)
     labels = judge.labels(times, values, horizon)
@@ -480,7 +418,8 @@ def leading_eigenvalues(model, times=None, params=None, free=None, smooth=None, 
     return pd.Series(out, index=df.index, name="leading_eigenvalue")
 
 
-def tipping(model, param, lo, hi, outcome=None, seed=0, horizons=None, params=None, **kwargs) -> dict:
+def tipping(model, param, lo, hi, outcome=None, seed=0, horizons=None, params=None, classifier=None,
+            **kwargs) -> dict:
     """DESIGN section 5's ``tipping`` result: folds, Hopf points and outcome thresholds.
 
     Folds and Hopf points come from continuation of all continuous states
@@ -501,9 +440,10 @@ def tipping(model, param, lo, hi, outcome=None, seed=0, horizons=None, params=No
     else:
         note = "the model has discrete states; no continuation of equilibria"
     thresholds = []
-    if outcome is not None or uses_capital_circle_classifier(model):
+    chosen = _classifier(model, classifier) if outcome is None else None
+    if outcome is not None or (chosen is not None and chosen.applies_to(model)):
         thresholds = outcome_thresholds(model, param, lo, hi, horizons=horizons, outcome=outcome,
-                                        params=base or None)
+                                        params=base or None, classifier=chosen)
     result = {"param": param, "range": [lo, hi], "folds": folds, "hopf": hopf,
               "thresholds": thresholds}
     if note:

@@ -1,0 +1,165 @@
+"""The capital-circle study layer: its outcome definitions and its predictive ensemble."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aicircle import circle
+from aicircle.errors import InvalidInput
+
+# The runs below are synthetic: piecewise-linear through the knots given, saved quarterly.
+TIMES = np.arange(2020.0, 2035.0 + 1e-9, 0.25)
+
+
+def path(*knots):
+    """Values at TIMES, linear between (time, value) knots and flat beyond them."""
+    t, v = zip(*knots)
+    return np.interp(TIMES, t, v)
+
+
+def flat(value):
+    return path((2020, value), (2035, value))
+
+
+# --------------------------------------------------------------------------- the economic definition
+#
+# Variables, in ECONOMIC.variables order: Return on AI Capital, Cost of Capital, AI Capex,
+# AI Utilisation, Commitment Impairments, End Use AI Revenue.
+
+RISING = path((2020, 100), (2035, 400))
+PEAK_2029 = path((2020, 100), (2029, 500), (2035, 200))  # a build-out that ends
+LOW_RETURN, COST = flat(-0.03), flat(0.08)
+
+
+def economic(ret=LOW_RETURN, cost=COST, capex=RISING, util=flat(1.0), imp=flat(0.0), revenue=RISING):
+    return [np.asarray(v)[None] for v in (ret, cost, capex, util, imp, revenue)]
+
+
+ECONOMIC_CASES = {
+    "not a bust: a build-out ends while compute is scarce (utilisation stays 1)": (
+        economic(capex=PEAK_2029), 2035, circle.SOFT),
+    "bust: returns below the cost of capital, capex and utilisation falling": (
+        economic(capex=PEAK_2029, util=path((2020, 1), (2030, 1), (2035, 0.6))), 2035, circle.BUST),
+    "not a bust: capex and utilisation falling but returns above the cost of capital": (
+        economic(ret=flat(0.12), capex=PEAK_2029, util=path((2020, 1), (2030, 1), (2035, 0.6))), 2035,
+        circle.SOFT),
+    "bust: cancelled contracts written off above a tenth of AI capex, utilisation steady": (
+        economic(imp=path((2020, 0), (2033, 0), (2034, 60), (2035, 60))), 2035, circle.BUST),
+    "not a bust: write-offs below a tenth of AI capex": (
+        economic(imp=flat(20.0)), 2035, circle.BOOM),
+    "boom: capex and end-use revenue both growing, returns still below the cost of capital": (
+        economic(), 2035, circle.BOOM),
+    "not absorbing: a bust around 2029-30 followed by a recovery is a boom in 2035": (
+        economic(capex=path((2020, 100), (2028, 400), (2030, 200), (2035, 600)),
+                 util=path((2020, 1), (2028, 1), (2030, 0.7), (2035, 1))), 2035, circle.BOOM),
+}
+
+
+@pytest.mark.parametrize("case", ECONOMIC_CASES)
+def test_economic_classifier_labels_synthetic_run(case):
+    values, horizon, expected = ECONOMIC_CASES[case]
+    assert circle.ECONOMIC.labels(TIMES, values, horizon).tolist() == [expected]
+
+
+def test_economic_bust_is_dated_by_its_window_and_ends_when_the_recovery_starts():
+    values, _, _ = ECONOMIC_CASES["not absorbing: a bust around 2029-30 followed by a recovery is a boom in 2035"]
+    flags = circle.ECONOMIC.flags(TIMES, values)[0]
+    # capex falls from 400 (2028) to 200 (2030) after rising 37.5 a year: it is below its level
+    # of a year before from t = 2028.27 (first saved: 2028.5) until the recovery (80 a year from
+    # 2030) lifts it above that level at t = 2030.56; utilisation falls over the same years
+    assert flags[TIMES == 2028.5].all() and flags[TIMES == 2030.5].all()
+    assert not flags[TIMES == 2028.25].any() and not flags[TIMES >= 2030.75].any()
+    assert circle.ECONOMIC.first_bust(TIMES, values)[0] == 2028.5
+    assert np.isnan(circle.ECONOMIC.first_bust(TIMES, values, start=2031)[0])
+
+
+def test_economic_classifier_labels_each_run_of_a_batch_in_order():
+    names = list(ECONOMIC_CASES)
+    stacked = [np.vstack([ECONOMIC_CASES[n][0][i] for n in names]) for i in range(6)]
+    labels = circle.ECONOMIC.labels(TIMES, stacked, 2035)
+    assert labels.tolist() == [ECONOMIC_CASES[n][2] for n in names]
+
+
+# --------------------------------------------------------------------------- the first (confidence) definition
+#
+# A run is a bust if, before the horizon, Investor Confidence falls below 0.2 or Hyperscaler
+# Capex falls below half of its running peak (absorbing); a boom if neither happens and capex
+# at the horizon is above its 2025 level; otherwise a soft landing.
+
+STEADY_CONFIDENCE = flat(0.6)
+RISING_CAPEX = path((2020, 100), (2035, 300))
+
+CASES = {
+    "boom: confidence steady, capex rising": (STEADY_CONFIDENCE, RISING_CAPEX, 2035, circle.BOOM),
+    "bust: confidence below 0.2 for one quarter, then recovering": (
+        path((2020, 0.6), (2029.75, 0.6), (2030, 0.19), (2030.25, 0.9)), RISING_CAPEX, 2035, circle.BUST),
+    "not a bust: confidence touching 0.2 exactly (the floor is strict)": (
+        path((2020, 0.6), (2030, 0.2), (2031, 0.6)), RISING_CAPEX, 2035, circle.BOOM),
+    "bust: capex below half its running peak, then above it again": (
+        STEADY_CONFIDENCE, path((2020, 100), (2028, 400), (2030, 199), (2035, 500)), 2035, circle.BUST),
+    "not a bust: capex down to exactly half its peak": (
+        STEADY_CONFIDENCE, path((2020, 100), (2028, 400), (2030, 200), (2035, 500)), 2035, circle.BOOM),
+    "bust: capex halves from its initial level, the first running peak": (
+        STEADY_CONFIDENCE, path((2020, 100), (2021, 45), (2035, 300)), 2035, circle.BUST),
+    "soft landing: capex falls below its 2025 level but not below half its peak": (
+        STEADY_CONFIDENCE, path((2020, 100), (2028, 300), (2035, 160)), 2035, circle.SOFT),
+    "not yet a bust: the confidence collapse comes after the horizon": (
+        path((2020, 0.6), (2032, 0.6), (2033, 0.1)), RISING_CAPEX, 2030, circle.BOOM),
+    "soft landing: capex at the horizon equal to its 2025 level": (
+        STEADY_CONFIDENCE, path((2020, 100), (2025, 200), (2030, 250), (2035, 200)), 2035, circle.SOFT),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_confidence_classifier_labels_synthetic_run(case):
+    confidence, capex, horizon, expected = CASES[case]
+    assert circle.CONFIDENCE.labels(TIMES, [confidence[None], capex[None]], horizon).tolist() == [expected]
+
+
+def test_confidence_flags_stay_raised_from_the_first_bust_event():
+    confidence = path((2020, 0.6), (2029.75, 0.6), (2030, 0.19), (2030.25, 0.9))
+    flags = circle.CONFIDENCE.flags(TIMES, [confidence[None], RISING_CAPEX[None]])[0]
+    np.testing.assert_array_equal(flags, TIMES >= 2030)
+
+
+@pytest.mark.parametrize("classifier", [circle.ECONOMIC, circle.CONFIDENCE], ids=lambda c: c.name)
+def test_classifier_rejects_a_horizon_outside_the_run(classifier):
+    values = economic() if classifier is circle.ECONOMIC else [STEADY_CONFIDENCE[None], RISING_CAPEX[None]]
+    with pytest.raises(InvalidInput, match="horizon 2040 is outside the run"):
+        classifier.labels(TIMES, values, 2040)
+
+
+def test_classifier_by_name_and_unknown_name():
+    assert circle.classifier("Economic") is circle.ECONOMIC
+    with pytest.raises(InvalidInput, match="unknown classifier 'hunch'; known: economic, confidence"):
+        circle.classifier("hunch")
+
+
+# --------------------------------------------------------------------------- probabilities and drivers
+
+
+@pytest.mark.parametrize(("k", "n", "expected"), [
+    # Wilson (1927) score interval at z = 1.96, e.g. Brown, Cai & DasGupta (2001), table values
+    (0, 10, (0.0, 0.2775)),
+    (5, 10, (0.2366, 0.7634)),
+    (10, 10, (0.7225, 1.0)),
+])
+def test_wilson_interval_matches_published_values(k, n, expected):
+    lo, hi = circle.wilson_interval(k, n)
+    assert lo == pytest.approx(expected[0], abs=1e-4)
+    assert hi == pytest.approx(expected[1], abs=1e-4)
+
+
+def test_depends_on_ranks_the_parameter_that_decides_the_outcome_first():
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"noise": rng.uniform(size=600), "decider": rng.uniform(size=600)})
+    busted = table["decider"].to_numpy() > 0.5
+    out = circle.depends_on(table, busted)
+    assert out.index[0] == "decider"
+    assert out.loc["decider", "p_low"] == 0.0 and out.loc["decider", "p_high"] == 1.0
+    assert abs(out.loc["noise", "rank_corr"]) < 0.15  # 600 independent draws: |r| ~ 0.04
+    assert math.isclose(out.loc["decider", "difference"], 1.0)
