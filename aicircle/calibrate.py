@@ -222,13 +222,15 @@ def screen(model, targets, candidates=None, k_max=10, rel_tol=0.02, fixed=None):
     return out.sort_values(["chosen", "pivot"], ascending=[False, False])
 
 
-def fit(problem, n_starts=8, seed=0, max_nfev=60, polish_nfev=200, progress=False):
+def fit(problem, n_starts=8, seed=0, max_nfev=60, polish_nfev=200, progress=False, x0=None):
     """Multi-start least squares in search coordinates; the same seed gives the same fit.
 
     Every start runs for at most ``max_nfev`` evaluations; the best is then
     polished (run on from where it stopped) for at most ``polish_nfev`` more,
     so the budget goes where it matters. ``Fit.starts`` lists every start and,
-    last, the polish (start ``"polish"``).
+    last, the polish (start ``"polish"``). The first start is ``x0`` (search
+    coordinates, e.g. a previous fit's) if given, else the model's values; the
+    others are drawn uniformly in the box.
     """
     from scipy.optimize import least_squares
 
@@ -254,7 +256,7 @@ def fit(problem, n_starts=8, seed=0, max_nfev=60, polish_nfev=200, progress=Fals
         return Fit(res.x, float(2 * res.cost), [], res.jac, res.fun), bool(res.success)
 
     rng = np.random.default_rng(seed)
-    starts = [problem.x_default.copy()]
+    starts = [problem.x_default.copy() if x0 is None else np.asarray(x0, dtype=float).copy()]
     for _ in range(max(0, n_starts - 1)):
         starts.append(rng.uniform(problem.lower, problem.upper))
     best, record = None, []
@@ -525,9 +527,12 @@ def fit_statistics(targets, table, chi2=None):
 
 
 def _is_actual(targets):
-    """Targets that report actuals: sigma below 0.3 (the policy's floor for plans and projections)."""
-    return (targets["sigma"].to_numpy() < 0.3) & ~targets["source"].str.contains(
-        "plan|projection", case=False, na=False).to_numpy()
+    """Targets that report actuals: sigma below 0.3 (the policy's floor for plans and projections), and
+    a source that does not call the figure a plan or projection (words in the source's text, not in its
+    URLs: 'employees-plan-6-billion' is a headline, not a plan)."""
+    words = targets["source"].fillna("").str.replace(r"https?://\S+", " ", regex=True)
+    return (targets["sigma"].to_numpy() < 0.3) & ~words.str.contains(
+        r"\b(?:plan|projection)s?\b", case=False).to_numpy()
 
 
 def validate(model, targets, params=None) -> pd.DataFrame:
