@@ -234,8 +234,15 @@ def _cmd_tipping(args):
     model = _load(args.model)
     lo, hi = args.range
     outcome = tipping.parse_outcome(args.outcome, model) if args.outcome else None
+    horizons = args.horizon or None
+    if horizons:
+        start, end = model.time["initial_time"], model.time["final_time"]
+        for h in horizons:
+            if not start < h <= end:
+                raise InvalidInput(f"--horizon {h:g} is outside the model's run ({start:g} to {end:g})")
     result = tipping.tipping(model, args.param, lo, hi, outcome=outcome, seed=args.seed,
-                             params=_calibrated(args.model, model))
+                             params=_calibrated(args.model, model), horizons=horizons,
+                             classifier=None if outcome else args.classifier)
     if args.json:
         _write_json(args.json, result)
     print(f"{result['param']} in [{lo:g}, {hi:g}]")
@@ -273,7 +280,7 @@ def _cmd_report(args):
     command = f"aicircle report --out {args.out} --seed {args.seed}" + \
         (" --recalibrate" if args.recalibrate else "")
     build_report(args.out, recalibrate=args.recalibrate, seed=args.seed, progress=not args.quiet,
-                 command=command)
+                 command=command, force=args.force)
     _info(args, f"report written to {Path(args.out) / 'report.html'}")
 
 
@@ -346,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", required=True, help="the parameter to vary")
     p.add_argument("--range", nargs=2, type=_finite, required=True, metavar=("LO", "HI"))
     p.add_argument("--outcome", help="an outcome 'VAR<X' or 'VAR>X' (default: the bust classifier)")
+    p.add_argument("--horizon", action="append", type=_finite, metavar="T",
+                   help="judge the outcome at this time (repeatable; default: FINAL TIME)")
+    p.add_argument("--classifier", choices=["economic", "confidence"], default=None,
+                   help="the capital-circle definition of a bust (default: economic)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the result as JSON to this file")
 
@@ -364,6 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recalibrate", action="store_true", help="recalibrate instead of loading "
                    "the shipped calibration")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true",
+                   help="write into a folder that holds files the report did not write (they are kept)")
     return parser
 
 
