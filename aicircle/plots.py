@@ -188,20 +188,24 @@ def plot_bands(bands, output, ax=None, unit="", data=None, title=None, until=Non
     ax.set_title(title or f"{output}: Monte Carlo bands")
     ax.set_xlabel("year")
     ax.set_ylabel(_unit_label(unit) or output)
-    ax.legend(fontsize=8, loc="upper left", ncols=2)
+    # below the axes: inside them the legend hid the median
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=3, frameon=False)
     return ax
 
 
-def plot_p_bust(p_bust, ax=None, title=None):
-    """Probability of a bust by each year."""
+def plot_p_bust(p_bust, ax=None, title=None, label=None):
+    """Probability of a bust by each year (a Series indexed by year; several calls share an axes)."""
     ax = _axes(ax, (6, 3.6))
-    ax.step(p_bust.index, p_bust.values, where="post", color="C3", lw=2)
+    ax.step(p_bust.index, p_bust.values, where="post", lw=2, label=label)
     # a small probability stays visible: the axis reaches at least 10%
-    ax.set_ylim(0, max(0.1, min(1.0, 1.15 * float(np.nanmax(p_bust.values)) if len(p_bust) else 1.0)))
+    previous = ax.get_ylim()[1] if len(ax.lines) > 1 else 0.1  # other curves drawn before on this axes
+    ax.set_ylim(0, max(previous, min(1.0, 1.15 * float(np.nanmax(p_bust.values)) if len(p_bust) else 1.0)))
     ax.set_xlabel("year")
     ax.set_ylabel("P(bust by year)")
-    ax.set_title(title or "Probability of a bust by each year (DESIGN §4 classifier)")
+    ax.set_title(title or "Probability of a bust by each year")
     ax.grid(alpha=0.3)
+    if label is not None:
+        ax.legend(fontsize=8)
     return ax
 
 
@@ -225,6 +229,8 @@ def plot_bifurcation(result, variable=None, ax=None, calibrated=None, title=None
         y = np.asarray(br.states)[:, j]
         stable = np.asarray(br.stable)
         for flag, style, lab in ((True, "-", "stable"), (False, "--", "unstable")):
+            if not np.any(stable == flag):  # no legend entry for a kind that is not drawn
+                continue
             yy = np.where(stable == flag, y, np.nan)
             ax.plot(p, yy, style, color="C0" if flag else "C3", lw=1.8,
                     label=None if lab in labelled else f"{lab} equilibria")

@@ -1,18 +1,26 @@
 """``aicircle report``: the whole analysis of the shipped model in one command.
 
-It runs the calibrated baseline, draws the fit against the data, finds the
-tipping points of six drivers, runs a Sobol analysis, the scenarios and the
-Monte Carlo bands, and writes ``report.html`` (figures embedded),
+Stages, each a function of one shared :class:`_Study`: the calibrated baseline
+and its fit to the data; the predictive ensemble (every parameter the data
+cannot pin down, drawn and kept where it fits as well as the calibration's own
+ensemble) with the probability of a bust and what it depends on; the
+structural alternatives (refitted by ``calibration/structural.py``); tipping
+points of the drivers the ensemble names; continuation of the reduced core;
+Sobol indices; scenarios. It writes ``report.html`` (figures embedded),
 ``report.md``, the PNG figures and ``manifest.json``.
 
-Everything is written into a temporary folder beside the destination, which
-replaces the previous report only once complete: an interrupted run leaves the
-previous report as it was.
+Everything is written into a fresh folder beside the destination and moved
+into place once complete. The destination may hold only what an earlier report
+wrote (listed in its ``manifest.json``); anything else is refused unless
+``force`` is given, and nothing but the report's own files is ever replaced or
+removed. A lock file keeps two reports from writing into one folder at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import platform
 import shutil
 import sys
@@ -23,24 +31,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import _resources
+from . import _resources, circle
 from .errors import InvalidInput
 
-__all__ = ["DRIVERS", "build_report", "capital_circle_tipping"]
+__all__ = ["build_report", "capital_circle_tipping", "load_calibration"]
 
-#: Drivers of the tipping analysis: (parameter, range searched, what it stands for).
-DRIVERS = (
+#: Scenario shocks whose thresholds are always reported: (parameter, range, meaning).
+SHOCK_DRIVERS = (
     ("Open Model Price Shock Size", (0.0, 0.8), "revenue per user lost to open-model price competition (B4)"),
-    ("Herding Strength", (6.0, 16.0), "steepness of the herders' S-shaped response"),
-    ("Fundamentalist Share", (0.4, 0.8), "share of investors who follow growth, not the crowd"),
-    ("Chipmaker Reinvestment Stop Size", (0.0, 1.0), "share of the chipmaker's reinvestment that stops (R1)"),
     ("Confidence Shock Size", (0.0, 0.95), "share of investor confidence lost in a shock"),
-    ("Credit Tightening Size", (0.0, 0.05), "rise of the clouds' credit spread (B5)"),
 )
-HORIZONS = (2030.0, 2035.0)
+#: How many of the parameters the ensemble's outcome depends on most become tipping drivers.
+N_ENSEMBLE_DRIVERS = 4
+PREDICTIVE_DRAWS = 4000
 BIFURCATION_PARAM, BIFURCATION_RANGE = "Crowd Weight", (0.5, 8.0)
-KEY_OUTPUTS = ("Lab Revenue", "Hyperscaler Capex", "Investor Confidence", "Lab Valuation",
-               "Chipmaker Datacenter Revenue", "AI Capacity GW")
+BIFURCATION_YEARS = (2025.0, 2030.0)
+#: The reduced autonomous core continued: fast stocks free, every other stock frozen.
+REDUCED_CORE = ("Investor Confidence", "Perceived Growth")
+KEY_OUTPUTS = {"Lab Revenue": "$B/Year", "AI Capex": "$B/Year", "Investor Confidence": "fraction",
+               "Return on AI Capital": "1/Year"}
+FIRM_IDS = ("oai_rev_h1_2025", "oai_rd_h1_2025", "oai_val_2025_09", "cloud_growth_2024q4", "vc_ai_share_2025q1")
+N_LARGEST_RESIDUALS = 10
+LOCK_NAME = ".aicircle-report.lock"
 
 
 class _Stages:
@@ -71,6 +83,37 @@ class _Stages:
         return _Stage()
 
 
+@dataclasses.dataclass
+class _Study:
+    """What the stages share: the model, its calibration, and what each stage found."""
+
+    model: object
+    targets: pd.DataFrame
+    targets_path: Path
+    calib: dict
+    params: dict
+    free: list
+    ensemble: pd.DataFrame
+    work: Path
+    seed: int
+    progress: bool
+    figures: dict = dataclasses.field(default_factory=dict)
+    found: dict = dataclasses.field(default_factory=dict)
+
+    def fig(self, name, obj, caption):
+        from . import plots
+
+        path = self.work / f"{name}.png"
+        plots.save(obj, path)
+        self.figures[name] = (path, caption)
+
+    def value(self, name):
+        return float(self.params.get(name, self.model.parameters.loc[name, "value"]))
+
+    def without(self, *names):
+        return {k: v for k, v in self.params.items() if k not in names}
+
+
 def load_calibration(results_dir=None):
     """The calibrated parameters, ensemble and fit summary written by ``aicircle calibrate``."""
     from .calibrate import read_parameters
@@ -80,15 +123,19 @@ def load_calibration(results_dir=None):
         raise InvalidInput(f"no calibration in {d}; run 'aicircle calibrate' or 'aicircle report "
                            f"--recalibrate'")
     out = {"parameters": read_parameters(d / "parameters.csv"), "dir": d}
-    for name in ("ensemble", "profiles", "profile_intervals", "validation", "screening"):
+    for name in ("ensemble", "profiles", "profile_intervals", "validation", "screening", "structural"):
         p = d / f"{name}.csv"
         out[name] = pd.read_csv(p) if p.exists() else None
     out["fit"] = json.loads((d / "fit.json").read_text()) if (d / "fit.json").exists() else {}
     return out
 
 
-def capital_circle_tipping(model, params, drivers=DRIVERS, horizons=HORIZONS, n_grid=33):
-    """Critical value, calibrated value, margin and time to bust for each driver.
+def capital_circle_tipping(model, params, drivers, horizons=circle.HORIZONS, n_grid=33):
+    """Critical value, calibrated value, margin and time to bust for each driver (economic outcome).
+
+    Parameters
+    ----------
+    drivers : sequence of (name, (lo, hi), meaning)
 
     Returns
     -------
@@ -96,7 +143,7 @@ def capital_circle_tipping(model, params, drivers=DRIVERS, horizons=HORIZONS, n_
         One row per (driver, horizon) threshold: ``critical``, ``calibrated``,
         ``margin`` (critical - calibrated), ``from``, ``to``.
     curves : dict
-        Driver -> (values, year of first bust or NaN) over its range.
+        Driver -> (values, year of the first bust after the data, or NaN) over its range.
     """
     from . import tipping
 
@@ -105,57 +152,245 @@ def capital_circle_tipping(model, params, drivers=DRIVERS, horizons=HORIZONS, n_
         calibrated = float(params.get(name, model.parameters.loc[name, "value"]))
         base = {k: v for k, v in params.items() if k != name}
         found = tipping.outcome_thresholds(model, name, lo, hi, horizons=list(horizons), n_grid=n_grid,
-                                           params=base, tol=(hi - lo) * 1e-4)
+                                           params=base, tol=(hi - lo) * 1e-4, classifier=circle.ECONOMIC)
         for th in found:
             rows.append({"driver": name, "meaning": meaning, "horizon": int(th["horizon"]),
                          "critical": th["value"], "calibrated": calibrated,
                          "margin": th["value"] - calibrated, "from": th["from"], "to": th["to"]})
-        if not any(th for th in found):
+        if not found:
             for h in horizons:
                 rows.append({"driver": name, "meaning": meaning, "horizon": int(h), "critical": np.nan,
                              "calibrated": calibrated, "margin": np.nan, "from": "", "to": "no change in range"})
         values = np.linspace(lo, hi, n_grid)
         # one frame at once: inserting ~100 columns one by one fragments it (pandas PerformanceWarning)
         table = pd.DataFrame({name: values, **base})
-        curves[name] = (values, tipping.time_to_bust(model, table, final_time=max(horizons)))
+        curves[name] = (values, tipping.time_to_bust(model, table, final_time=max(horizons),
+                                                     classifier=circle.ECONOMIC, start=circle.FORECAST_START))
     return pd.DataFrame(rows), curves
 
 
+# --------------------------------------------------------------------------
+# stages
+# --------------------------------------------------------------------------
+
+
+def _stage_fit(study: _Study):
+    from . import plots
+    from . import calibrate as cal
+    from .observables import find_observables
+    from .sensitivity import monte_carlo
+
+    model, params = study.model, study.params
+    names = find_observables(model.variables)
+    columns = list(dict.fromkeys([*names.values(), *circle.ECONOMIC.variables, *KEY_OUTPUTS]))
+    base = model.simulate(params=params, return_columns=columns, final_time=max(circle.HORIZONS))
+    fine = model.simulate(params=params, saveper=model.time["time_step"], final_time=2027,
+                          return_columns=list(names.values()))
+    validation = cal.validate(model, study.targets, params)
+    stats = cal.fit_statistics(study.targets, validation)
+    bands_fit = None
+    if study.ensemble is not None and len(study.ensemble):
+        bands_fit, _ = monte_carlo(
+            model, n=min(200, len(study.ensemble)), seed=study.seed, ensemble=study.ensemble,
+            outputs=[names[o] for o in dict.fromkeys(study.targets["observable"]) if o in names],
+            final_time=2027)
+    study.fig("fit", plots.plot_fit(study.targets, fine.index.to_numpy(), {c: fine[c].to_numpy() for c in fine},
+                                    names, bands=bands_fit),
+              "Each calibrated observable (line), the 95% band of the calibration ensemble (shade) and "
+              "the data with ±1σ error bars; horizontal bars span each figure's window.")
+    study.fig("residuals", plots.plot_residuals(validation),
+              "Residual of every target (error / σ); the grey band is ±2σ.")
+    calib = study.calib
+    if calib["profiles"] is not None and len(calib["profiles"]):
+        intervals = calib["profile_intervals"].set_index("parameter")
+        study.fig("profiles", plots.plot_profiles(calib["profiles"], intervals),
+                  "Profile likelihoods: Δχ² as each calibrated parameter is fixed and the others "
+                  "re-fitted; the 95% interval is where Δχ² < 3.84.")
+    t = base.index.to_numpy()
+    vals = [base[v].to_numpy()[None] for v in circle.ECONOMIC.variables]
+    largest = validation.reindex(validation["residual"].abs().sort_values(ascending=False).index)
+    study.found.update(base=base, validation=validation, stats=stats,
+                       largest=largest.head(N_LARGEST_RESIDUALS)[["id", "value", "sigma", "predicted", "residual"]],
+                       baseline_outcome={int(h): str(circle.ECONOMIC.labels(t, vals, h)[0])
+                                         for h in circle.HORIZONS},
+                       baseline_first_bust=float(circle.ECONOMIC.first_bust(t, vals, circle.FORECAST_START)[0]))
+
+
+def _stage_ensemble(study: _Study, n_draws):
+    from . import plots
+    from .sensitivity import monte_carlo
+
+    model = study.model
+    draws, info = circle.predictive_ensemble(model, study.targets, study.params, study.ensemble, n=n_draws,
+                                             seed=study.seed)
+    kept = draws[draws["kept"]].drop(columns=["chi2", "kept"]).reset_index(drop=True)
+    if len(kept) < 20:
+        raise InvalidInput(f"only {len(kept)} of {n_draws} draws fit as well as the calibration's ensemble; "
+                           f"too few for a probability")
+    summaries, runs = {}, {}
+    for clf in (circle.ECONOMIC, circle.CONFIDENCE):
+        summaries[clf.name], runs[clf.name] = circle.bust_probability(model, kept, fixed=info["fixed"],
+                                                                      classifier=clf)
+    busted = runs["economic"]["first_bust"].to_numpy() <= max(circle.HORIZONS) + 1e-9
+    drivers = circle.depends_on(kept, busted, top=8)
+    full = kept.assign(**{k: v for k, v in info["fixed"].items() if k not in kept})
+    bands, p_bust = monte_carlo(model, table=full, outputs=list(KEY_OUTPUTS), classifier=circle.ECONOMIC,
+                                start=circle.FORECAST_START, final_time=max(circle.HORIZONS))
+    _, p_bust_first = monte_carlo(model, table=full, outputs=["Investor Confidence"],
+                                  classifier=circle.CONFIDENCE, start=circle.FORECAST_START,
+                                  final_time=max(circle.HORIZONS))
+    fig, axes = plots.panels(len(KEY_OUTPUTS), ncols=2, size=(5.5, 3.9))
+    for ax, (output, unit) in zip(axes, KEY_OUTPUTS.items()):
+        plots.plot_bands(bands, output, ax=ax, unit=unit, title=output)
+    study.fig("bands", fig, f"Vensim-style 50/75/95/100% bands of the {len(kept)} parameter sets the data "
+                            f"cannot reject (of {n_draws} drawn).")
+    ax = plots.plot_p_bust(p_bust, label="economic definition (default)")
+    plots.plot_p_bust(p_bust_first, ax=ax, label="first definition (confidence/capex, absorbing)",
+                      title="Probability of a bust after September 2025, by year")
+    study.fig("p_bust", ax, "Share of the predictive ensemble that has been in a bust between October 2025 "
+                            "and each year, under each definition.")
+    study.found.update(draws=draws, kept=kept, ensemble_info=info, bust=summaries, bust_runs=runs,
+                       depends=drivers)
+
+
+def _stage_tipping(study: _Study):
+    from . import plots, tipping
+
+    model = study.model
+    depends = study.found["depends"]
+    drivers = list(SHOCK_DRIVERS)
+    for name in depends.index[:N_ENSEMBLE_DRIVERS]:
+        lo, hi = (float(x) for x in model.parameters.loc[name, ["min", "max"]])
+        drivers.append((name, (lo, hi), str(model.parameters.loc[name, "doc"]).split(".")[0]))
+    table, curves = capital_circle_tipping(model, study.params, drivers)
+    fig, axes = plots.panels(len(curves))
+    for ax, (name, (vals, ttb)) in zip(axes, curves.items()):
+        plots.plot_time_to_bust(vals, ttb, name, ax=ax, calibrated=study.value(name), title=name)
+    study.fig("time_to_bust", fig, "Year of the first bust after September 2025 (economic definition) "
+                                   "against each driver, the others at their calibrated values; no marker "
+                                   f"where none happens by {int(max(circle.HORIZONS))}.")
+    ranges = {d[0]: d[1] for d in drivers}
+    top = _closest_drivers(table, ranges)
+    rmap = tipping.regime_map(model, top[0], ranges[top[0]], top[1], ranges[top[1]], n=(41, 41),
+                              horizon=max(circle.HORIZONS), params=study.without(*top),
+                              classifier=circle.ECONOMIC)
+    horizon = int(max(circle.HORIZONS))
+    study.fig("regime_map", plots.plot_regime_map(rmap, marker=(study.value(top[0]), study.value(top[1])),
+                                                  title=f"Outcome in {horizon} over\n{top[0]} and {top[1]}"),
+              f"Outcome in {horizon} (economic definition) over the two drivers whose thresholds lie "
+              "closest to their calibrated values; the star marks the calibration.")
+    shock = "Confidence Shock Size"
+    basin = pd.concat([tipping.basin_stability(model, shock, n=200, seed=study.seed, horizon=h,
+                                               params=study.without(shock), low=0.0, high=0.95,
+                                               classifier=circle.ECONOMIC).reset_index().assign(horizon=int(h))
+                       for h in circle.HORIZONS])
+    study.found.update(tipping=table, drivers=drivers, regime=top,
+                       basin=basin.set_index("horizon")[["outcome", "share", "stderr"]])
+
+
+def _stage_core(study: _Study):
+    from . import plots, tipping
+
+    model = study.model
+    bifs = {}
+    fig, axes = plots.panels(len(BIFURCATION_YEARS), ncols=2, size=(6, 4.2))
+    for ax, year in zip(axes, BIFURCATION_YEARS):
+        bifs[year] = tipping.bifurcations(
+            model, BIFURCATION_PARAM, *BIFURCATION_RANGE, free=list(REDUCED_CORE),
+            state=model.state_at(year, params=study.params), time=year,
+            params=study.without(BIFURCATION_PARAM), n_starts=16, seed=study.seed)
+        plots.plot_bifurcation(bifs[year], ax=ax, calibrated=study.value(BIFURCATION_PARAM),
+                               title=f"other stocks frozen at {int(year)}")
+    study.fig("bifurcation", fig,
+              f"Equilibria of the reduced core ({' and '.join(REDUCED_CORE)} free, every other stock and the "
+              f"time trends frozen at their calibrated values in that year) against {BIFURCATION_PARAM}.")
+    study.found["bifurcations"] = bifs
+
+
+def _stage_sobol(study: _Study, sobol_n):
+    from . import plots
+    from .sensitivity import sensitivity
+
+    bounds = _posterior_bounds(study.model, study.free, study.ensemble)
+    at = min(circle.HORIZONS)
+    sobol = {}
+    for output in ("Investor Confidence", "AI Capex"):
+        sobol[output] = sensitivity(study.model, "sobol", output, at=at, bounds=bounds, n=sobol_n,
+                                    seed=study.seed, params=study.without(*bounds), final_time=at)
+    fig, axes = plots.panels(len(sobol), ncols=2, size=(6.5, 5))
+    for ax, (output, frame) in zip(axes, sobol.items()):
+        plots.plot_sensitivity(frame, ax=ax, title=f"{output} in {int(at)}")
+    study.fig("sobol", fig, f"Sobol indices (first and total order, 95% CI; SALib, N = {sobol_n}) of two "
+                            f"outputs in {int(at)} over the calibrated parameters' 95% ensemble ranges.")
+    study.found["sobol"] = sobol
+
+
+def _stage_scenarios(study: _Study):
+    from . import plots, scenarios
+
+    model = study.model
+    columns = list(dict.fromkeys([*circle.ECONOMIC.variables, *KEY_OUTPUTS]))
+    runs = {"baseline": study.found["base"]}
+    for name, sc in scenarios.available(model).items():
+        runs[name] = model.simulate(params={**study.params, **sc.params}, return_columns=columns,
+                                    final_time=max(circle.HORIZONS))
+    rows = []
+    for name, df in runs.items():
+        t = df.index.to_numpy()
+        vals = [df[v].to_numpy()[None] for v in circle.ECONOMIC.variables]
+        row = {"scenario": name,
+               "description": "calibrated model, no scenario input" if name == "baseline"
+               else scenarios.SCENARIOS[name].description}
+        for h in circle.HORIZONS:
+            row[f"outcome {int(h)}"] = str(circle.ECONOMIC.labels(t, vals, h)[0])
+        row["first bust"] = float(circle.ECONOMIC.first_bust(t, vals, circle.FORECAST_START)[0])
+        row[f"AI capex {int(min(circle.HORIZONS))} ($B/yr)"] = float(np.interp(min(circle.HORIZONS), t,
+                                                                                 df["AI Capex"]))
+        rows.append(row)
+    shown = list(KEY_OUTPUTS)
+    study.fig("scenarios", plots.plot_scenarios({k: v[shown] for k, v in runs.items()}, shown, units=KEY_OUTPUTS),
+              "Each scenario (coloured) against the calibrated baseline (black).")
+    study.found["scenarios"] = pd.DataFrame(rows).set_index("scenario")
+
+
+# --------------------------------------------------------------------------
+# the report
+# --------------------------------------------------------------------------
+
+
 def build_report(out="report", recalibrate=False, seed=0, progress=True, model_path=None,
-                 sobol_n=1024, mc_runs=1000, command=None):
+                 sobol_n=1024, n_draws=PREDICTIVE_DRAWS, command=None, force=False):
     """Run the analysis and write the report to ``out`` (see the module docstring).
 
     ``command`` is recorded as the way to reproduce the report; by default,
-    the Python call that made it.
+    the Python call that made it. ``force`` lets the report go into a folder
+    that holds other files (they are left alone).
 
     Returns
     -------
     pathlib.Path
         The report folder.
     """
-    from . import __version__, load, plots, scenarios, tipping
+    from . import __version__, load
     from . import calibrate as cal
     from ._document import Document
-    from .observables import find_observables, read_targets
-    from .sensitivity import monte_carlo, sensitivity
+    from .observables import read_targets
 
     out = Path(out).resolve()
+    _check_destination(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}-partial-*"):  # left by a run that was killed
-        shutil.rmtree(stale, ignore_errors=True)
+    lock = _acquire_lock(out)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-partial-", dir=out.parent))
-    stages = _Stages(progress, 9)
+    stages = _Stages(progress, 8)
     if command is None:
         command = (f"python -c \"from aicircle.report import build_report; build_report({str(out)!r}, "
                    f"recalibrate={recalibrate}, seed={seed}, model_path={model_path!r}, "
-                   f"sobol_n={sobol_n}, mc_runs={mc_runs})\"")
+                   f"sobol_n={sobol_n}, n_draws={n_draws})\"")
     try:
-        doc = Document("aicircle: where does the AI capital circle tip?")
-        with stages("loading the model and the targets"):
+        with stages("loading the model, the targets and the calibration"):
             model = load(model_path or _resources.shipped_model())
             targets_path = _resources.shipped_targets()
             targets = read_targets(targets_path)
-        with stages("calibration (shipped results)" if not recalibrate else "recalibrating"):
             if recalibrate:
                 result = cal.calibrate(model, targets, seed=seed, progress=progress)
                 cal.write_results(result, work / "calibration", model=model, command=command)
@@ -163,189 +398,142 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
             else:
                 calib = load_calibration()
             params = {k: v for k, v in calib["parameters"].items() if k in model.parameters.index}
-            free = list(calib["fit"].get("free", []))
-            # the ensemble holds the calibrated parameters only: the others keep their
-            # (sourced) model values, which are also their values in parameters.csv
-            ensemble = calib["ensemble"]
-        figures = {}
+            study = _Study(model, targets, targets_path, calib, params, list(calib["fit"].get("free", [])),
+                           calib["ensemble"], work, seed, progress)
+        with stages("structure, baseline and fit"):
+            from . import plots
 
-        def fig(name, obj, caption):
-            path = work / f"{name}.png"
-            plots.save(obj, path)
-            figures[name] = (path, caption)
-            return path
-
-        # ---------------------------------------------------------------- the model
-        with stages("structure and baseline"):
-            fig("structure", plots.plot_structure(model),
-                "The money circuit of models/aicircle.mdl and its feedback loops, drawn from the model file.")
-            base = model.simulate(params=params)
-            names = find_observables(model.variables)
-            t_run = model.time
-            fine = model.simulate(params=params, saveper=t_run["time_step"], final_time=2027,
-                                  return_columns=list(names.values()))
-            outcome = tipping.classify(base.index.to_numpy(), base["Investor Confidence"].to_numpy()[None],
-                                       base["Hyperscaler Capex"].to_numpy()[None], 2035)[0]
-        # ---------------------------------------------------------------- calibration
-        with stages("fit figures"):
-            validation = cal.validate(model, targets, params)
-            stats = cal.fit_statistics(targets, validation)
-            bands_fit = None
-            if ensemble is not None and len(ensemble):
-                bands_fit, _ = monte_carlo(
-                    model, n=min(200, len(ensemble)), seed=seed, ensemble=ensemble,
-                    outputs=[names[o] for o in dict.fromkeys(targets["observable"]) if o in names],
-                    bust=False, final_time=2027)
-            fig("fit", plots.plot_fit(targets, fine.index.to_numpy(), {c: fine[c].to_numpy() for c in fine},
-                                      names, bands=bands_fit),
-                "Each calibrated observable (line), the 95% band of the calibration ensemble (shade) and "
-                "the data with ±1σ error bars; horizontal bars span each figure's window.")
-            fig("residuals", plots.plot_residuals(validation),
-                "Residual of every target (error / σ); the grey band is ±2σ.")
-            if calib["profiles"] is not None and len(calib["profiles"]):
-                intervals = calib["profile_intervals"].set_index("parameter")
-                fig("profiles", plots.plot_profiles(calib["profiles"], intervals),
-                    "Profile likelihoods: Δχ² as each calibrated parameter is fixed and the others "
-                    "re-fitted; the 95% interval is where Δχ² < 3.84.")
-        # ---------------------------------------------------------------- tipping
-        with stages(f"tipping points of {len(DRIVERS)} drivers"):
-            table, curves = capital_circle_tipping(model, params)
-            fig_ttb, axes = plots.panels(len(curves))
-            for ax, (name, (vals, ttb)) in zip(axes, curves.items()):
-                plots.plot_time_to_bust(vals, ttb, name, ax=ax, calibrated=params.get(
-                    name, float(model.parameters.loc[name, "value"])), title=name)
-            fig("time_to_bust", fig_ttb, "Year of the first bust (DESIGN §4 classifier) against each "
-                "driver, the others at their calibrated values; no marker where it never busts by 2035.")
-            # the confidence subsystem: confidence free, every other stock frozen at
-            # its calibrated value in 2025 and in 2030 (when growth has slowed)
-            bifs = {}
-            fig_bif, axes = plots.panels(2, ncols=2, size=(6, 4.2))
-            crowd = params.get(BIFURCATION_PARAM, _default(model, BIFURCATION_PARAM))
-            for ax, year in zip(axes, (2025.0, 2030.0)):
-                bifs[year] = tipping.bifurcations(
-                    model, BIFURCATION_PARAM, *BIFURCATION_RANGE, free=["Investor Confidence"],
-                    state=model.state_at(year, params=params), time=year,
-                    params={k: v for k, v in params.items() if k != BIFURCATION_PARAM},
-                    n_starts=16, box=(0.0, 1.0), seed=seed)
-                plots.plot_bifurcation(bifs[year], ax=ax, calibrated=crowd,
-                                       title=f"other stocks frozen at {int(year)}")
-            fig("bifurcation", fig_bif,
-                f"Equilibria of investor confidence against {BIFURCATION_PARAM} (the weight of the crowd in "
-                "the herders' signal), every other stock frozen at its calibrated value: where the fold "
-                "lies below the calibrated weight (dotted), a confident and a despondent market coexist.")
-            top = _most_influential(table)
-            rmap = tipping.regime_map(model, top[0], _range(top[0]), top[1], _range(top[1]), n=(41, 41),
-                                      horizon=2035.0, params={k: v for k, v in params.items()
-                                                              if k not in top})
-            fig("regime_map", plots.plot_regime_map(rmap, marker=(params.get(top[0], _default(model, top[0])),
-                                                                  params.get(top[1], _default(model, top[1]))),
-                                                    title=f"Outcome by 2035 over\n{top[0]} and {top[1]}"),
-                "Regime map by 2035 (DESIGN §4 classifier) over the two drivers with the smallest margins.")
-            shock_free = {k: v for k, v in params.items() if k != "Confidence Shock Size"}
-            basin = pd.concat([tipping.basin_stability(model, "Confidence Shock Size", n=200, seed=seed,
-                                                       horizon=h, params=shock_free, low=0.0, high=0.95)
-                               .reset_index().assign(horizon=int(h)) for h in HORIZONS])
-            basin = basin.set_index("horizon")[["outcome", "share", "stderr"]]
-        # ---------------------------------------------------------------- sensitivity
-        with stages(f"Sobol analysis (n = {sobol_n})"):
-            sob_bounds = _posterior_bounds(model, free, ensemble)
-            run_params = {k: v for k, v in params.items() if k not in sob_bounds}
-            sobol = {}
-            for output in ("Investor Confidence", "Hyperscaler Capex"):
-                sobol[output] = sensitivity(model, "sobol", output, at=2030.0, bounds=sob_bounds, n=sobol_n,
-                                            seed=seed, params=run_params, final_time=2030)
-            fig_s, axes = plots.panels(len(sobol), ncols=2, size=(6.5, 5))
-            for ax, (output, frame) in zip(axes, sobol.items()):
-                plots.plot_sensitivity(frame, ax=ax, title=f"{output} in 2030")
-            fig("sobol", fig_s, f"Sobol indices (first and total order, 95% CI; SALib, N = {sobol_n}) of two "
-                "outputs in 2030 over the calibrated parameters' 95% ensemble ranges.")
-        # ---------------------------------------------------------------- scenarios
+            study.fig("structure", plots.plot_structure(model),
+                      "The money circuit of models/aicircle.mdl and its feedback loops, drawn from the model file.")
+            _stage_fit(study)
+        with stages(f"predictive ensemble ({n_draws} draws)"):
+            _stage_ensemble(study, n_draws)
+        with stages("tipping points"):
+            _stage_tipping(study)
+        with stages("continuation of the reduced core"):
+            _stage_core(study)
+        with stages(f"Sobol analysis (N = {sobol_n})"):
+            _stage_sobol(study, sobol_n)
         with stages("scenarios"):
-            runs = {"baseline": base}
-            outcomes = []
-            for name, sc in scenarios.available(model).items():
-                runs[name] = model.simulate(params={**params, **sc.params})
-            for name, df in runs.items():
-                row = {"scenario": name,
-                       "description": "calibrated model, no scenario input" if name == "baseline"
-                       else scenarios.SCENARIOS[name].description}
-                for h in HORIZONS:
-                    row[f"outcome {int(h)}"] = tipping.classify(
-                        df.index.to_numpy(), df["Investor Confidence"].to_numpy()[None],
-                        df["Hyperscaler Capex"].to_numpy()[None], h)[0]
-                row["capex 2030 ($B/yr)"] = float(np.interp(2030, df.index, df["Hyperscaler Capex"]))
-                row["confidence min"] = float(df["Investor Confidence"].min())
-                outcomes.append(row)
-            fig("scenarios", plots.plot_scenarios(runs, list(KEY_OUTPUTS[:4]), units={
-                "Lab Revenue": "$B/Year", "Hyperscaler Capex": "$B/Year", "Investor Confidence": "fraction",
-                "Lab Valuation": "$B"}), "Each scenario (dashed) against the calibrated baseline (black).")
-        # ---------------------------------------------------------------- Monte Carlo
-        with stages(f"Monte Carlo ({mc_runs} runs)"):
-            source = "calibration ensemble" if ensemble is not None and len(ensemble) else "declared ranges"
-            bands, p_bust = monte_carlo(model, n=mc_runs, seed=seed,
-                                        ensemble=ensemble if source.startswith("cal") else None,
-                                        outputs=list(KEY_OUTPUTS[:3]))
-            fig_b, axes = plots.panels(3, ncols=3, size=(5, 3.8))
-            units = {"Lab Revenue": "$B/Year", "Hyperscaler Capex": "$B/Year", "Investor Confidence": "fraction"}
-            for ax, output in zip(axes, KEY_OUTPUTS[:3]):
-                plots.plot_bands(bands, output, ax=ax, unit=units[output], title=output)
-            fig("bands", fig_b, f"Vensim-style 50/75/95/100% bands from {mc_runs} runs drawn from the {source}.")
-            fig("p_bust", plots.plot_p_bust(p_bust), "Share of the Monte Carlo runs that have busted by each year.")
-        # ---------------------------------------------------------------- the document
+            _stage_scenarios(study)
         with stages("writing report.html and report.md"):
-            _write_document(doc, model, stats, calib, free, validation, targets, table, basin, bifs, top, sobol,
-                            outcomes, p_bust, outcome, figures, sobol_n, mc_runs, source, command)
+            doc = Document("aicircle: where does the AI capital circle tip?")
+            _write_document(doc, study, sobol_n, n_draws, command)
             (work / "report.md").write_text(doc.markdown(), encoding="utf-8")
             (work / "report.html").write_text(doc.html(), encoding="utf-8")
         # the manifest after the last stage, so that its timings include every stage
+        owned = sorted(p.name for p in work.iterdir() if p.is_file()) + ["manifest.json"]
         manifest = {
             "command": command, "seed": seed, "recalibrated": bool(recalibrate),
             "versions": _versions(), "python": platform.python_version(),
             "machine": f"{platform.machine()} {platform.system()}", "model": str(model.path),
-            "targets": str(targets_path), "parameters": params, "free": free,
+            "targets": str(targets_path), "parameters": params, "free": study.free,
             "timings_s": stages.timings, "total_s": round(time.perf_counter() - stages.start, 1),
-            "figures": sorted(f"{k}.png" for k in figures),
+            "figures": sorted(f"{k}.png" for k in study.figures),
+            "files": sorted(set(owned) | ({"calibration"} if recalibrate else set())),
             "aicircle": __version__,
         }
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float))
-        _replace_dir(work, out)
-    except BaseException:
+        _publish(work, out)
+    finally:
         shutil.rmtree(work, ignore_errors=True)
-        raise
+        lock.unlink(missing_ok=True)
     return out
 
 
-def _replace_dir(new: Path, dest: Path):
-    """Put ``new`` at ``dest``, the old ``dest`` removed only once ``new`` is in place."""
-    old = None
-    if dest.exists():
-        old = dest.parent / f".{dest.name}-old-{time.time_ns()}"
-        dest.rename(old)
+# --------------------------------------------------------------------------
+# the destination folder: only the report's own files are ever replaced
+# --------------------------------------------------------------------------
+
+
+def _owned(dest: Path) -> set:
+    """Names an earlier report wrote into ``dest`` (its manifest's list), with the manifest itself."""
     try:
-        new.rename(dest)
-    except BaseException:  # interrupted between the two renames: put the previous report back
-        if old is not None:
-            old.rename(dest)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        files = json.loads((dest / "manifest.json").read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {str(f) for f in files if isinstance(f, str) and "/" not in f and f not in ("", ".", "..")}
 
 
-def _default(model, name):
-    return float(model.parameters.loc[name, "value"])
+def _check_destination(dest: Path, force: bool):
+    if dest.exists() and not dest.is_dir():
+        raise InvalidInput(f"--out {dest}: exists and is not a folder")
+    if not dest.exists() or force:
+        return
+    owned = _owned(dest) | {LOCK_NAME}
+    foreign = sorted(p.name for p in dest.iterdir() if p.name not in owned)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (" …" if len(foreign) > 3 else "")
+        raise InvalidInput(f"--out {dest}: the folder holds files the report did not write ({shown}); "
+                           f"choose another folder or pass --force (they are kept)")
 
 
-def _range(name):
-    return dict((d[0], d[1]) for d in DRIVERS)[name]
+def _acquire_lock(dest: Path) -> Path:
+    """A lock file beside the report (``dest`` may not exist yet); a stale one (dead process) is taken over."""
+    lock = dest.parent / f".{dest.name}{LOCK_NAME}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and _alive(pid):
+                raise InvalidInput(f"--out {dest}: another report (process {pid}) is writing there; "
+                                   f"wait for it, or remove {lock} if none is running") from None
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return lock
+    raise InvalidInput(f"--out {dest}: cannot take the lock {lock}")
 
 
-def _most_influential(table):
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _publish(work: Path, dest: Path):
+    """Move the report's files from ``work`` into ``dest``; remove only what the last report owned."""
+    previous = _owned(dest) if dest.exists() else set()
+    dest.mkdir(parents=True, exist_ok=True)
+    new = {p.name for p in work.iterdir()}
+    for name in sorted(new - {"manifest.json"}) + ["manifest.json"]:  # the manifest last
+        src, target = work / name, dest / name
+        if src.is_dir():
+            if target.is_dir() and name in previous:
+                shutil.rmtree(target)
+            elif target.exists():
+                continue  # not ours: never replaced
+            src.rename(target)
+        else:
+            if target.exists() and (target.is_dir() or target.is_symlink()):
+                continue
+            os.replace(src, target)
+    for name in previous - new:
+        stale = dest / name
+        if stale.is_file() and not stale.is_symlink():
+            stale.unlink()
+
+
+# --------------------------------------------------------------------------
+# helpers and the document
+# --------------------------------------------------------------------------
+
+
+def _closest_drivers(table, ranges):
     """The two drivers whose (earliest-horizon) thresholds lie closest to their calibrated values."""
     t = table.dropna(subset=["critical"]).copy()
-    ranges = dict((d[0], d[1][1] - d[1][0]) for d in DRIVERS)
-    t["relative"] = (t["margin"].abs() / t["driver"].map(ranges))
+    t["relative"] = t["margin"].abs() / t["driver"].map({k: hi - lo for k, (lo, hi) in ranges.items()})
     order = t.sort_values("relative")["driver"].drop_duplicates().tolist()
-    order += [d[0] for d in DRIVERS if d[0] not in order]
+    order += [d for d in ranges if d not in order]
     return order[:2]
 
 
@@ -376,78 +564,126 @@ def _versions():
     return out
 
 
-def _write_document(doc, model, stats, calib, free, validation, targets, table, basin, bifs, top, sobol,
-                    outcomes, p_bust, outcome, figures, sobol_n, mc_runs, source, command):
+def _pct(x):
+    return f"{100 * x:.0f}%"
+
+
+def _write_document(doc, study: _Study, sobol_n, n_draws, command):
+    f = study.found
+    model = study.model
+
     def figure(name):
-        if name in figures:
-            doc.figure(*figures[name])
+        if name in study.figures:
+            doc.figure(*study.figures[name])
 
     doc.text("An October 2025 commentary described the AI industry's capital *revolving door*: viral apps "
              "attract investors, the money buys cloud compute, the clouds report growth and buy GPUs, and "
              "the chipmaker invests back into the lab, while revenue ($4.3B in H1 2025) trails spending "
              "($6.7B of R&D) and valuations ($500B). This report asks under what conditions the circle keeps "
              "turning and where it tips into a bust, with the stock-and-flow model `models/aicircle.mdl` "
-             "calibrated to the article's figures and sourced history up to September 2025.")
+             "calibrated to the article's figures and sourced history published by 30 September 2025.")
     doc.text(f"Reproduce it with `{command}`; every number below comes from that command.")
+    doc.heading("What a bust is")
+    doc.text(f"**Economic definition (default):** {circle.ECONOMIC.description}. It is judged at each time over "
+             "the year before it, so a bust can end; a bust *by* a year is one that happens between October "
+             "2025 (the data end in September) and that year. The end of a build-out while compute is still "
+             f"scarce is not a bust. **First definition (kept for comparison):** {circle.CONFIDENCE.description}.")
     doc.heading("The model")
     doc.text(f"{len(model.stocks)} stocks, {len(model.parameters)} parameters, "
              f"{len(model.variables)} variables; the feedback loops named in its comments: "
              f"{', '.join(model.loops)}. See docs/model.md for the model in words.")
     figure("structure")
     doc.heading("Calibration")
-    fit = calib.get("fit", {})
-    doc.text(f"{len(free)} parameters were calibrated (chosen by screening the sensitivity matrix; the "
+    stats, fit = f["stats"], study.calib.get("fit", {})
+    doc.text(f"{len(study.free)} parameters were calibrated (chosen by screening the sensitivity matrix; the "
              f"others keep their sourced values) against {stats['n_targets']} targets: "
-             f"**{100 * stats['within_2sigma']:.0f}% of all targets and {100 * stats['actuals_within_2sigma']:.0f}% "
+             f"**{_pct(stats['within_2sigma'])} of all targets and {_pct(stats['actuals_within_2sigma'])} "
              f"of the {stats['n_actuals']} actuals lie within 2σ**, χ² = {stats['chi2_targets']:.1f}. "
              f"Identifiability: the weighted Jacobian has rank {fit.get('identifiability', {}).get('rank', '?')} "
-             f"of {len(free)}.")
+             f"of {len(study.free)}.")
+    validation = f["validation"]
     firm = validation[validation["id"].isin(FIRM_IDS)][["id", "value", "predicted", "residual"]]
     if len(firm):
         doc.table(firm.set_index("id"), "The article's firm figures: value, model, residual (error / σ).")
+    doc.table(f["largest"].set_index("id"), f"The {N_LARGEST_RESIDUALS} largest residuals (error / σ), "
+                                            "whatever their σ.")
     figure("fit")
     figure("residuals")
-    if calib.get("profile_intervals") is not None:
-        doc.table(calib["profile_intervals"].set_index("parameter"),
+    if study.calib.get("profile_intervals") is not None:
+        doc.table(study.calib["profile_intervals"].set_index("parameter"),
                   "Calibrated values and 95% profile-likelihood intervals (bounded: the profile stays below "
                   "3.84 up to the declared range's edge).")
     figure("profiles")
+
+    doc.heading("What the data say about the future")
+    info, kept, draws = f["ensemble_info"], f["kept"], f["draws"]
+    e = f["bust"]["economic"]
+    doc.text(f"The calibrated baseline is a **{f['baseline_outcome'][int(min(circle.HORIZONS))]}** in "
+             f"{int(min(circle.HORIZONS))} and a **{f['baseline_outcome'][int(max(circle.HORIZONS))]}** in "
+             f"{int(max(circle.HORIZONS))}. One run is not a forecast: the calibration pins down "
+             f"{len(info['calibrated'])} parameters, and {len(info['varied'])} others that decide the future "
+             f"(how investors value the capital, how far they count circular sales, the compute price's "
+             f"response, ceilings, margins, ...) are not informed by the data. {n_draws} parameter sets were "
+             f"drawn — the calibrated parameters from the posterior ensemble, every other non-switch parameter "
+             f"uniformly from its declared range — and **{len(kept)} kept**: those whose χ² against the targets "
+             f"is no worse than the 95th percentile of the calibration's own ensemble "
+             f"({info['threshold']:.1f}). The data cannot reject any of them.")
+    rows = []
+    for name, summary in f["bust"].items():
+        for h, r in summary.iterrows():
+            rows.append({"definition": name, "by": int(h), "P(bust)": r["p_bust_by"],
+                         "95% interval": f"{r['lo']:.2f}–{r['hi']:.2f}",
+                         "bust at": r[f"bust at {h}"], "soft landing at": r[f"soft landing at {h}"],
+                         "boom at": r[f"boom at {h}"]})
+    doc.table(pd.DataFrame(rows).set_index("definition"),
+              f"Probability of a bust after September 2025 by each year over the {len(kept)} kept sets "
+              "(Wilson 95% interval), and the share in each state at that year, under each definition.")
+    p30, p35 = (float(e.loc[int(h), "p_bust_by"]) for h in circle.HORIZONS)
+    doc.text(f"**P(bust by {int(min(circle.HORIZONS))}) = {p30:.2f} "
+             f"({e.loc[int(min(circle.HORIZONS)), 'lo']:.2f}–{e.loc[int(min(circle.HORIZONS)), 'hi']:.2f}); "
+             f"P(bust by {int(max(circle.HORIZONS))}) = {p35:.2f} "
+             f"({e.loc[int(max(circle.HORIZONS)), 'lo']:.2f}–{e.loc[int(max(circle.HORIZONS)), 'hi']:.2f})** "
+             "(economic definition). What it depends on — the parameters whose values most change the "
+             "chance of a bust among the kept sets:")
+    doc.table(f["depends"], "P(bust by the last horizon) among the kept sets in the lowest and highest third of "
+                            "each parameter's values, their difference, and the rank correlation with a bust.")
+    figure("p_bust")
+    figure("bands")
+    structural = study.calib.get("structural")
+    doc.heading("Structural alternatives")
+    if structural is not None and len(structural):
+        doc.text("Each alternative formulation fixes one switch of the model and refits the calibrated "
+                 "parameters (`python calibration/structural.py`). A conclusion that an alternative of equal "
+                 "fit contradicts is not a finding.")
+        doc.table(structural.set_index("alternative"), "Fit and outcome of each alternative, refitted.")
+    else:
+        doc.text("No structural alternatives in the calibration results; run `python calibration/structural.py`.")
+
     doc.heading("Tipping points")
-    doc.text(f"The calibrated baseline ends as a **{outcome}** by 2035 (DESIGN §4: a bust if investor "
-             f"confidence falls below 0.2 or capex below half its running peak). For each driver the "
-             f"threshold is found by bisection on simulated outcomes for the horizons 2030 and 2035; the "
-             f"margin is the distance from the calibrated value.")
-    show = table[["driver", "horizon", "critical", "calibrated", "margin", "from", "to"]]
+    doc.text("For each driver — the two scenario shocks and the parameters the ensemble's outcome depends on "
+             "most — the threshold is found by bisection on the economic outcome at each horizon, the other "
+             "parameters at their calibrated values; the margin is the distance from the calibrated value. "
+             "Drivers that the data do not pin down have thresholds that are conditions, not predictions.")
+    show = f["tipping"][["driver", "horizon", "critical", "calibrated", "margin", "from", "to"]]
     doc.table(show.set_index("driver"), "Critical values, calibrated values and margins.")
     figure("time_to_bust")
     figure("regime_map")
-    doc.table(basin, "Basin stability of the calibrated baseline under confidence shocks of a uniformly "
-                     "drawn size in [0, 0.95] (share ending in each regime by each horizon, binomial standard error).")
-    for year, bif in bifs.items():
-        folds = ", ".join(f"{f['value']:.3g}" for f in bif.folds) or \
+    doc.table(f["basin"], "Basin stability of the calibrated baseline under confidence shocks of a uniformly "
+                          "drawn size in [0, 0.95] in 2026 (share in each state at each horizon, binomial "
+                          "standard error).")
+    doc.heading("The reduced core")
+    for year, bif in f["bifurcations"].items():
+        folds = ", ".join(f"{x['value']:.3g}" for x in bif.folds) or \
             f"none in [{BIFURCATION_RANGE[0]:g}, {BIFURCATION_RANGE[1]:g}]"
-        doc.text(f"Continuation of the confidence equilibria in {BIFURCATION_PARAM}, the other stocks frozen "
-                 f"at their calibrated {int(year)} values: folds at {folds}.")
+        doc.text(f"Continuation of the equilibria of {' and '.join(REDUCED_CORE)} in {BIFURCATION_PARAM}, "
+                 f"every other stock and every time trend frozen at the calibrated {int(year)} values (an "
+                 f"autonomous reduced core, not the full model): folds at {folds}.")
     figure("bifurcation")
     doc.heading("Sensitivity")
-    for output, frame in sobol.items():
+    for output, frame in f["sobol"].items():
         doc.table(frame.sort_values("ST", ascending=False),
-                  f"Sobol indices of {output} in 2030 (N = {sobol_n}), by total order.")
+                  f"Sobol indices of {output} in {int(min(circle.HORIZONS))} (N = {sobol_n}), by total order.")
     figure("sobol")
     doc.heading("Scenarios")
-    doc.table(pd.DataFrame(outcomes).set_index("scenario"), "Outcome of each scenario (calibrated model).")
+    doc.table(f["scenarios"], "Outcome of each scenario (calibrated model, economic definition).")
     figure("scenarios")
-    doc.heading("Uncertainty: Monte Carlo")
-    doc.text(f"{mc_runs} runs drawn from the {source}. Probability of a bust by 2030: "
-             f"{_p_at(p_bust, 2030):.0%}; by 2035: {_p_at(p_bust, 2035):.0%}.")
-    figure("bands")
-    figure("p_bust")
-
-
-FIRM_IDS = ("oai_rev_h1_2025", "oai_rd_h1_2025", "oai_val_2025_09", "cloud_growth_2024q4", "vc_ai_share_2025q1")
-
-
-def _p_at(p_bust, year):
-    if p_bust is None or year not in p_bust.index:
-        return float("nan")
-    return float(p_bust.loc[year])

@@ -157,6 +157,18 @@ def _check_design_layout(data):
         assert set(th) == {"horizon", "value", "from", "to"}
 
 
+# A reduced core: two fast stocks x, y and a slow z that shifts them,
+#   x' = y - x,   y' = r + x^2 - y + z,   z' = 0.01 (1 - z).
+# With z frozen at z0 the core's equilibria are y = x, r + x^2 - x + z0 = 0, so
+# x = (1 -+ sqrt(1 - 4 (r + z0))) / 2, and one fold at r = 1/4 - z0, x = y = 1/2
+# (Jacobian [[-1, 1], [2x, -1]] is singular at x = 1/2).
+REDUCED_CORE = _mdl("""r = 0 ~ dmnl [-1,1] ~ the bifurcation parameter |
+x = INTEG(y - x, 0) ~ dmnl ~ fast |
+y = INTEG(r + x^2 - y + z, 0) ~ dmnl ~ fast |
+z = INTEG(0.01*(1 - z), 0) ~ dmnl ~ slow, frozen in the reduced core |
+""", final=20)
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """The models above, each loaded once."""
@@ -164,13 +176,24 @@ def models(tmp_path_factory):
     texts = {"saddle_node": SADDLE_NODE, "s_curve": S_CURVE, "fast_slow": FAST_SLOW,
              "brusselator": BRUSSELATOR, "shocked": SHOCKED, "two_pushes": TWO_PUSHES,
              "ramp": RAMP, "decay": DECAY, "no_parameters": NO_PARAMETERS,
-             "decaying_confidence": DECAYING_CONFIDENCE}
+             "decaying_confidence": DECAYING_CONFIDENCE, "reduced_core": REDUCED_CORE}
     return {name: ac.load(_write(folder, text, f"{name}.mdl")) for name, text in texts.items()}
 
 
 # --------------------------------------------------------------------------
 # folds and Hopf points
 # --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("year", [0.0, 10.0, 20.0])
+def test_reduced_core_fold_moves_with_the_frozen_slow_stock(models, year):
+    model = models["reduced_core"]
+    state = model.state_at(year)
+    z0 = float(state[list(model.state_names).index("z")])
+    result = tipping.bifurcations(model, "r", -1, 1, free=["x", "y"], state=state, time=year)
+    assert [f["value"] for f in result.folds] == pytest.approx([0.25 - z0], abs=1e-8)
+    assert result.folds[0]["state"]["x"] == pytest.approx(0.5, abs=1e-6)
+    assert result.frozen == {"z": pytest.approx(z0)}
 
 
 def test_fold_of_the_saddle_node_normal_form_is_at_r_zero(models):

@@ -209,6 +209,33 @@ def test_rk45_matches_rk4_once_step_events_are_timed_alike(model, observables, r
 
 # --------------------------------------------------------------------------- structure
 
+@pytest.fixture(scope="module")
+def calibrated(model):
+    """The shipped calibration's values of the model's parameters."""
+    from aicircle import _resources
+    from aicircle.calibrate import read_parameters
+
+    values = read_parameters(_resources.shipped_parameters())
+    return {k: v for k, v in values.items() if k in model.parameters.index}
+
+
+@pytest.mark.slow  # 7 scenarios x 3 solvers over 2020-2035; radau dominates (about 30 s)
+@pytest.mark.parametrize("solver", ["euler", "rk45", "radau"])
+@pytest.mark.parametrize("scenario", ["baseline", *scenarios.SCENARIOS])
+def test_every_scenario_runs_with_every_solver_and_keeps_its_money(model, calibrated, cash_stocks, scenario,
+                                                                   solver):
+    extra = {} if scenario == "baseline" else scenarios.scenario_params(model, scenario)
+    run = model.simulate(params={**calibrated, **extra}, solver=solver,
+                         return_columns=[*cash_stocks, "Total Money", "Investor Confidence"])
+    assert np.isfinite(run.to_numpy()).all()
+    total = run["Total Money"].to_numpy()
+    # adaptive solvers conserve the sum up to their tolerance on each cash stock (rtol 1e-6 of
+    # ~5e4 $B of outside cash: a few 1e-2); Euler to rounding
+    assert np.max(np.abs(total - total[0])) <= (1e-9 if solver == "euler" else 1e-5) * abs(total[0])
+    # confidence is a fraction: its guards keep every solver's trial steps inside [0, 1]
+    assert run["Investor Confidence"].between(0, 1).all()
+
+
 def test_model_has_at_least_twelve_stocks(model):
     assert len(model.stocks) >= 12
 

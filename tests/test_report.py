@@ -1,10 +1,11 @@
-"""``aicircle report`` (issue 7): a complete, self-contained report, replaced all at once.
+"""``aicircle report``: a complete, self-contained report that replaces only its own files.
 
 The full report on the shipped model is built once for the module (small Sobol
-and Monte Carlo sizes keep it near a minute; the tipping stage dominates) into
-a folder that already holds an older report, and the tests read it.  The
-interruption tests stop a run at its tipping stage, after the first figures
-are written, with the ``KeyboardInterrupt`` that Ctrl-C raises.
+and ensemble sizes keep it near a minute) into a folder that already holds an
+older report, and the tests read it. The interruption tests stop a run at its
+tipping stage, after the first figures are written, with the
+``KeyboardInterrupt`` that Ctrl-C raises. The destination tests check that a
+report never deletes or replaces a file it did not write.
 """
 
 import base64
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 
 import aicircle.report
+from aicircle.errors import InvalidInput
 from aicircle.report import build_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,15 +31,16 @@ SHIPPED_FIT = ROOT / "calibration" / "results" / "fit.json"
 # The figures the report draws from the shipped model and its shipped calibration (profiles included).
 FIGURES = ("structure", "fit", "residuals", "profiles", "time_to_bust", "bifurcation", "regime_map",
            "sobol", "scenarios", "bands", "p_bust")
-SMALL = {"sobol_n": 64, "mc_runs": 100}  # enough for every figure and table; the defaults take ~75 s more
+SMALL = {"sobol_n": 64, "n_draws": 800}  # enough for every figure and table; the defaults take ~60 s more
 OLD_HTML = "<html><body><p>the previous report</p></body></html>"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _previous_report(out: Path) -> dict:
-    """Write a stand-in for an older report into ``out``; returns {file name: content}."""
+    """Write a stand-in for an older report (its manifest lists what it wrote); returns {name: content}."""
     out.mkdir(parents=True)
-    files = {"report.html": OLD_HTML, "previous-marker.txt": "written by an earlier run"}
+    files = {"report.html": OLD_HTML, "previous-figure.png": "a figure the new report does not draw"}
+    files["manifest.json"] = json.dumps({"files": sorted([*files, "manifest.json"])})
     for name, text in files.items():
         (out / name).write_text(text)
     return files
@@ -130,7 +133,7 @@ def test_manifest_records_versions_seed_parameters_timings_and_command(report):
     assert m["free"] == free
     assert set(free) <= set(m["parameters"])
     assert all(np.isfinite(v) for v in m["parameters"].values())
-    assert len(m["timings_s"]) == 9  # one entry per stage the progress shows
+    assert len(m["timings_s"]) == 8  # one entry per stage the progress shows
     assert all(t >= 0 for t in m["timings_s"].values())
     # built from Python here: the command is the call, with its non-default sizes
     assert m["command"].startswith("python -c") and "build_report(" in m["command"]
@@ -140,9 +143,18 @@ def test_manifest_records_versions_seed_parameters_timings_and_command(report):
 @pytest.mark.slow
 def test_a_complete_run_replaces_the_previous_report_entirely(report):
     out = report["out"]
-    assert not (out / "previous-marker.txt").exists()
+    assert not (out / "previous-figure.png").exists()  # the previous report's own file, not drawn again
     assert "the previous report" not in report["html"]
     assert _leftovers(out.parent, out.name) == []
+    assert set(report["manifest"]["files"]) == {p.name for p in out.iterdir()}
+
+
+@pytest.mark.slow
+def test_report_states_the_bust_probability_with_an_interval_and_what_it_depends_on(report):
+    md = report["md"]
+    assert re.search(r"P\(bust by 2035\) = \d\.\d\d \(\d\.\d\d–\d\.\d\d\)", md)
+    assert "What it depends on" in md and "Structural alternatives" in md
+    assert "largest residuals" in md
 
 
 # --------------------------------------------------------------------------- interruption
@@ -157,7 +169,7 @@ def _interrupt_at_tipping(monkeypatch, parent: Path, seen: list):
     monkeypatch.setattr(aicircle.report, "capital_circle_tipping", interrupted)
 
 
-@pytest.mark.slow  # ~6 s: the stages before the tipping points run for real
+@pytest.mark.slow  # ~20 s: the stages before the tipping points run for real
 @pytest.mark.parametrize("previous", [True, False], ids=["with a previous report", "first run"])
 def test_interrupting_the_report_half_way_leaves_the_previous_report_as_it_was(tmp_path, monkeypatch, capsys,
                                                                                 previous):
@@ -172,30 +184,66 @@ def test_interrupting_the_report_half_way_leaves_the_previous_report_as_it_was(t
         assert {p.name: p.read_text() for p in out.iterdir()} == files
     else:
         assert not out.exists()
-    assert _leftovers(tmp_path, "report") == []
-    drivers = len(aicircle.report.DRIVERS)
-    assert f"[5/9] tipping points of {drivers} drivers" in capsys.readouterr().err  # progress is shown
+    assert _leftovers(tmp_path, "report") == []  # no partial folder, no lock
+    assert "[4/8] tipping points" in capsys.readouterr().err  # progress is shown
 
 
-def test_an_interrupted_swap_puts_the_previous_report_back(tmp_path, monkeypatch):
-    # the last step renames the old report aside, then the new one into place; Ctrl-C between the two
+# --------------------------------------------------------------------------- the destination
+
+@pytest.mark.parametrize("where", ["a folder with a user's files", "the current project folder"])
+def test_report_refuses_a_folder_holding_files_it_did_not_write(tmp_path, where):
+    out = tmp_path / "d" if where.startswith("a folder") else tmp_path
+    out.mkdir(exist_ok=True)
+    (out / "precious.txt").write_text("mine")
+    (out / "data").mkdir()
+    with pytest.raises(InvalidInput, match=r"holds files the report did not write \(data, precious.txt\)"):
+        build_report(out, seed=0, progress=False, **SMALL)
+    assert (out / "precious.txt").read_text() == "mine" and (out / "data").is_dir()
+
+
+def test_report_refuses_a_file_as_its_folder(tmp_path):
+    target = tmp_path / "f"
+    target.write_text("a file")
+    with pytest.raises(InvalidInput, match="exists and is not a folder"):
+        build_report(target, seed=0, progress=False, **SMALL)
+    assert target.read_text() == "a file"
+
+
+def test_publishing_replaces_only_the_reports_own_files(tmp_path):
+    dest = tmp_path / "report"
+    _previous_report(dest)
+    (dest / "notes.txt").write_text("the user's")  # allowed in with --force, never touched
+    work = tmp_path / ".report-partial-x"
+    work.mkdir()
+    (work / "report.html").write_text("new")
+    (work / "notes.txt").write_text("a report file that happens to share the user's name")
+    (work / "manifest.json").write_text(json.dumps({"files": ["manifest.json", "notes.txt", "report.html"]}))
+    aicircle.report._publish(work, dest)
+    assert (dest / "report.html").read_text() == "new"
+    assert not (dest / "previous-figure.png").exists()  # owned by the previous report, not written again
+    assert (dest / "notes.txt").read_text() == "the user's"
+
+
+def test_a_second_report_into_the_same_folder_fails_fast_while_the_first_runs(tmp_path):
     out = tmp_path / "report"
-    files = _previous_report(out)
-    new = tmp_path / ".report-partial-x"
-    new.mkdir()
-    (new / "report.html").write_text("new")
-    rename = Path.rename
+    lock = aicircle.report._acquire_lock(out)  # as a running report holds it
+    try:
+        with pytest.raises(InvalidInput, match=r"another report \(process \d+\) is writing there"):
+            build_report(out, seed=0, progress=False, **SMALL)
+    finally:
+        lock.unlink()
+    assert not out.exists()
 
-    def rename_interrupted(self, target):
-        if self == new:
-            raise KeyboardInterrupt
-        return rename(self, target)
 
-    monkeypatch.setattr(Path, "rename", rename_interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        aicircle.report._replace_dir(new, out)
-    assert {p.name: p.read_text() for p in out.iterdir()} == files
-    assert not list(tmp_path.glob(".report-old-*"))
+def test_a_lock_left_by_a_killed_report_is_taken_over(tmp_path):
+    out = tmp_path / "report"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)  # a process id that no longer runs
+    stale = tmp_path / f".report{aicircle.report.LOCK_NAME}"
+    stale.write_text(dead.stdout.strip())
+    lock = aicircle.report._acquire_lock(out)
+    assert lock == stale and lock.read_text() == str(__import__("os").getpid())
+    lock.unlink()
 
 
 # --------------------------------------------------------------------------- in a browser
