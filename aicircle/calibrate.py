@@ -588,7 +588,7 @@ def write_results(result: CalibrationResult, out_dir, model=None, command=None) 
     """
     import importlib.metadata as md
 
-    from .cli import write_atomic
+    from ._io import write_atomic
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

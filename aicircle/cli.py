@@ -11,10 +11,11 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
+from . import _io
+from ._io import write_atomic  # noqa: F401 - the name other modules knew
 from .errors import AicircleError, IntegrationError, InvalidInput
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -48,27 +49,47 @@ def _assignment(text: str) -> tuple[str, float]:
     return name.strip(), _finite(value.strip())
 
 
-def write_atomic(path, write) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
+def _text(what):
+    """An argparse type for a name or a path: anything but empty."""
+    def check(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{what} is empty")
+        return text
+    return check
 
-    An interrupted run leaves the previous file, never half of a new one.
-    """
-    path = Path(path)
-    if not path.parent.exists():
-        raise InvalidInput(f"cannot write {path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+
+def _seed(text: str) -> int:
     try:
-        write(Path(tmp))
-        # mkstemp makes the file private (0600); give it the mode a plain open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _iso_date(text: str) -> str:
+    import datetime
+
+    try:
+        datetime.date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an ISO date (YYYY-MM-DD)") from None
+    return text.strip()
+
+
+def _model_input(args):
+    return [("MODEL", args.model)] if getattr(args, "model", None) else []
 
 
 def _load(model):
@@ -80,12 +101,14 @@ def _load(model):
 def _cmd_run(args):
     from . import scenarios
 
+    _io.check_output(args.out, "--out", _model_input(args), args.force, _io.owned_run_csv)
     model = _load(args.model)
-    params = dict(args.set or [])
-    if args.scenario:
+    params = _unique_names(dict(args.set or []), "--set")
+    if args.scenario is not None:
         params = {**scenarios.scenario_params(model, args.scenario), **params}
-    df = model.simulate(params=params, solver=args.solver, final_time=args.final_time)
-    if args.out:
+    df = model.simulate(params=params, solver=args.solver, final_time=args.final_time,
+                        allow_nonfinite=args.keep_nonfinite)
+    if args.out and not _io.is_stdout(args.out):
         write_atomic(args.out, lambda p: df.to_csv(p))
         _info(args, f"wrote {len(df)} rows x {df.shape[1]} columns to {args.out}")
     else:
@@ -144,6 +167,37 @@ def _write_json(path, data):
     write_atomic(path, lambda p: p.write_text(json.dumps(data, indent=2, default=_json_default)))
 
 
+def _check_json(args, *inputs):
+    _io.check_output(args.json, "--json", _model_input(args) + [i for i in inputs if i[1]],
+                     args.force, _io.owned_json)
+
+
+def _unique_names(values: dict, where: str) -> dict:
+    """Refuse two spellings of one name (Vensim's rule: case, spaces and underscores)."""
+    from .compiler import clean_name
+
+    seen = {}
+    for name in values:
+        other = seen.setdefault(clean_name(name), name)
+        if other != name:
+            raise InvalidInput(f"{where}: '{other}' and '{name}' are the same name")
+    return values
+
+
+_CALIBRATE_FILES = ("parameters.csv", "screening.csv", "profile_intervals.csv", "profiles.csv",
+                    "ensemble.csv", "validation.csv", "fit.json")
+
+
+def _check_calibrate_out(args):
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InvalidInput(f"--out {args.out} is a file, not a folder")
+    ours = (out / "fit.json").is_file() and _io.owns(_io.owned_fit, out / "fit.json")
+    inputs = _model_input(args) + ([("--targets", args.targets)] if args.targets else [])
+    for name in _CALIBRATE_FILES:
+        _io.check_output(out / name, "--out", inputs, args.force or ours)
+
+
 def _json_default(x):
     import numpy as np
 
@@ -161,6 +215,7 @@ def _is_shipped(model_arg):
 def _cmd_calibrate(args):
     from . import calibrate as cal
 
+    _check_calibrate_out(args)
     model = _load(args.model)
     quick = args.quick
     result = cal.calibrate(model, args.targets, seed=args.seed, free=args.free, before=args.before,
@@ -183,8 +238,11 @@ def _cmd_validate(args):
 
     from . import calibrate as cal
 
+    _check_json(args, ("--targets", args.targets), ("--params", args.params))
     model = _load(args.model)
     params = cal.read_parameters(args.params) if args.params else _calibrated(args.model, model)
+    if args.params:
+        _unique_names(params, args.params)
     known = {p for p in params if _known(model, p)}
     unknown = sorted(set(params) - known)
     if unknown and args.params:
@@ -231,6 +289,7 @@ def _known(model, name):
 def _cmd_tipping(args):
     from . import tipping
 
+    _check_json(args)
     model = _load(args.model)
     lo, hi = args.range
     outcome = tipping.parse_outcome(args.outcome, model) if args.outcome else None
@@ -259,8 +318,9 @@ def _cmd_tipping(args):
 def _cmd_sensitivity(args):
     from . import sensitivity as sens
 
+    _check_json(args)
     model = _load(args.model)
-    bounds = dict(args.bounds) if args.bounds else None
+    bounds = _unique_names(dict(args.bounds), "--bounds") if args.bounds else None
     frame = sens.sensitivity(model, args.method, args.output, at=args.at, bounds=bounds, n=args.n,
                              seed=args.seed, progress=not args.quiet)
     at = args.at if args.at is not None else model.time["final_time"]
@@ -288,8 +348,14 @@ def _cmd_export_xmile(args):
     from .xmile import export_xmile
 
     src = Path(args.model)
-    out = Path(args.output) if args.output else src.with_suffix(".xmile")
-    export_xmile(src, out)
+    out = args.output if args.output is not None else str(src.with_suffix(".xmile"))
+    _io.check_output(out, "-o" if args.output is not None else "the default output", [("MODEL", src)],
+                     args.force, _io.owned_xmile)
+    if _io.is_stdout(out):
+        sys.stdout.write(export_xmile(src))
+        return
+    text = export_xmile(src)
+    write_atomic(out, lambda p: p.write_text(text, encoding="utf-8", newline="\n"))
     _info(args, f"wrote {out}")
 
 
@@ -307,6 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show a traceback on error")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
+    def force(p):
+        p.add_argument("--force", action="store_true",
+                       help="replace an existing output file that aicircle did not write")
+
     def command(name, func, help_):
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("-q", "--quiet", action="store_true", help="no progress or messages")
@@ -315,66 +385,84 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("run", _cmd_run, "run a model and write its results as CSV")
-    p.add_argument("model", nargs="?", help="a .mdl or .xmile model (default: the shipped model)")
+    p.add_argument("model", nargs="?", type=_text("MODEL"),
+                   help="a .mdl or .xmile model (default: the shipped model)")
     p.add_argument("--set", action="append", type=_assignment, metavar="NAME=VALUE",
                    help="set a parameter (repeatable)")
-    p.add_argument("--scenario", help="a named scenario (see 'aicircle describe')")
+    p.add_argument("--scenario", type=_text("--scenario"),
+                   help="a named scenario (see 'aicircle describe')")
     p.add_argument("--solver", default="euler", help="euler, rk4, rk23, rk45, dop853, lsoda, radau, bdf")
     p.add_argument("--final-time", type=_finite, help="end of the run, in the model's time unit")
-    p.add_argument("--out", help="CSV file to write (default: standard output)")
+    p.add_argument("--out", help="CSV file to write ('-' or default: standard output)")
+    p.add_argument("--keep-nonfinite", action="store_true",
+                   help="keep running when a value becomes NaN or infinite (default: stop with an error)")
+    force(p)
 
     p = command("describe", _cmd_describe, "list parameters, observables, scenarios and loops")
-    p.add_argument("model", nargs="?", help="a .mdl or .xmile model (default: the shipped model)")
+    p.add_argument("model", nargs="?", type=_text("MODEL"),
+                   help="a .mdl or .xmile model (default: the shipped model)")
 
     p = command("export-xmile", _cmd_export_xmile, "write a Vensim model as XMILE")
-    p.add_argument("model", help="the .mdl model")
-    p.add_argument("-o", "--output", help="the XMILE file (default: beside the model)")
+    p.add_argument("model", type=_text("MODEL"), help="the .mdl model")
+    p.add_argument("-o", "--output", help="the XMILE file ('-': standard output; default: beside the model)")
+    force(p)
 
     p = command("calibrate", _cmd_calibrate, "calibrate the model against a target file")
-    p.add_argument("model", nargs="?", help="a .mdl or .xmile model (default: the shipped model)")
-    p.add_argument("--targets", help="target CSV (default: the shipped calibration/targets.csv)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the starts and the MCMC (default 0)")
-    p.add_argument("--out", default="calibration/results",
+    p.add_argument("model", nargs="?", type=_text("MODEL"),
+                   help="a .mdl or .xmile model (default: the shipped model)")
+    p.add_argument("--targets", type=_text("--targets"),
+                   help="target CSV (default: the shipped calibration/targets.csv)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the starts and the MCMC (default 0)")
+    p.add_argument("--out", default="calibration/results", type=_text("--out"),
                    help="folder for the results (default: calibration/results)")
-    p.add_argument("--before", help="use only targets whose window ends by this ISO date")
-    p.add_argument("--free", action="append", metavar="NAME",
+    p.add_argument("--before", type=_iso_date, help="use only targets whose window ends by this ISO date")
+    p.add_argument("--free", action="append", metavar="NAME", type=_text("--free"),
                    help="calibrate these parameters instead of the screened ones (repeatable)")
     p.add_argument("--quick", action="store_true", help="fewer starts, no profiles or MCMC")
+    force(p)
 
     p = command("validate", _cmd_validate, "compare the model's predictions with each target")
-    p.add_argument("model", nargs="?", help="a .mdl or .xmile model (default: the shipped model)")
-    p.add_argument("--targets", required=True, help="target CSV")
-    p.add_argument("--params", help="parameters.csv (name,value); default: the shipped calibration")
+    p.add_argument("model", nargs="?", type=_text("MODEL"),
+                   help="a .mdl or .xmile model (default: the shipped model)")
+    p.add_argument("--targets", required=True, type=_text("--targets"), help="target CSV")
+    p.add_argument("--params", type=_text("--params"),
+                   help="parameters.csv (name,value); default: the shipped calibration")
     p.add_argument("--json", help="write one object per target to this JSON file")
+    force(p)
 
     p = command("tipping", _cmd_tipping, "find folds, Hopf points and outcome thresholds (the shipped "
                 "model runs with its shipped calibration)")
-    p.add_argument("model", nargs="?", help="a .mdl or .xmile model (default: the shipped model)")
-    p.add_argument("--param", required=True, help="the parameter to vary")
+    p.add_argument("model", nargs="?", type=_text("MODEL"),
+                   help="a .mdl or .xmile model (default: the shipped model)")
+    p.add_argument("--param", required=True, type=_text("--param"), help="the parameter to vary")
     p.add_argument("--range", nargs=2, type=_finite, required=True, metavar=("LO", "HI"))
-    p.add_argument("--outcome", help="an outcome 'VAR<X' or 'VAR>X' (default: the bust classifier)")
+    p.add_argument("--outcome", type=_text("--outcome"),
+                   help="an outcome 'VAR<X' or 'VAR>X' (default: the bust classifier)")
     p.add_argument("--horizon", action="append", type=_finite, metavar="T",
                    help="judge the outcome at this time (repeatable; default: FINAL TIME)")
     p.add_argument("--classifier", choices=["economic", "confidence"], default=None,
                    help="the capital-circle definition of a bust (default: economic)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--json", help="write the result as JSON to this file")
+    force(p)
 
     p = command("sensitivity", _cmd_sensitivity, "OAT, Morris or Sobol sensitivity of a variable")
-    p.add_argument("model", nargs="?", help="a .mdl or .xmile model (default: the shipped model)")
+    p.add_argument("model", nargs="?", type=_text("MODEL"),
+                   help="a .mdl or .xmile model (default: the shipped model)")
     p.add_argument("--method", required=True, choices=["oat", "morris", "sobol"])
-    p.add_argument("--output", required=True, help="the model variable analysed")
+    p.add_argument("--output", required=True, type=_text("--output"), help="the model variable analysed")
     p.add_argument("--at", type=_finite, help="time of the output (default: FINAL TIME)")
     p.add_argument("--bounds", action="append", type=_bounds, metavar="NAME=LO:HI")
-    p.add_argument("--n", type=int, help="SALib's base sample size N")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=_positive_int, help="SALib's base sample size N")
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--json", help="write the indices as JSON to this file")
+    force(p)
 
     p = command("report", _cmd_report, "run the whole analysis and write an HTML/Markdown report")
-    p.add_argument("--out", default="report", help="output folder (default: ./report)")
+    p.add_argument("--out", default="report", type=_text("--out"), help="output folder (default: ./report)")
     p.add_argument("--recalibrate", action="store_true", help="recalibrate instead of loading "
                    "the shipped calibration")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--force", action="store_true",
                    help="write into a folder that holds files the report did not write (they are kept)")
     return parser

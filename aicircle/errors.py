@@ -37,3 +37,7 @@ class TargetFileError(InvalidInput):
 
 class IntegrationError(AicircleError, RuntimeError):
     """A solver gave up before the end of the run."""
+
+
+class TimeGridWarning(UserWarning):
+    """The time grid cannot honour SAVEPER or FINAL TIME exactly (the run goes on)."""

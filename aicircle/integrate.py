@@ -13,15 +13,23 @@ All of them integrate ``n`` parameter sets at once: the state has shape
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
-from .errors import IntegrationError, InvalidInput, UnknownName, UnsupportedFeature
+from .errors import IntegrationError, InvalidInput, TimeGridWarning, UnknownName, UnsupportedFeature
 
 SOLVERS = ("euler", "rk4", "rk23", "rk45", "dop853", "lsoda", "radau", "bdf")
 _IVP = {"rk23": "RK23", "rk45": "RK45", "dop853": "DOP853", "lsoda": "LSODA",
         "radau": "Radau", "bdf": "BDF"}
 _RPREC = 1e-5  # PySD's relative precision for the final time and the saving times
+# DELAY FIXED keeps one value per TIME STEP of its delay for each parameter set; refuse a
+# pipeline bigger than this before allocating it (a delay of 1e12 asked for 29 TiB).
+MAX_DELAY_BUFFER_BYTES = 2 * 2**30
+# An adaptive solver that meets this many non-finite rates in a row, without one finite
+# rate in between, cannot step past them. LSODA retries forever on one (it never gives
+# up on its own), so it stops at the first.
+_MAX_NONFINITE_TRIALS = 200
 
 
 def solver_name(solver: str) -> str:
@@ -75,6 +83,7 @@ def euler_grid(t0, final, dt, saveper):
     n_steps = (final - t0) / dt
     if n_steps > 5e7:
         raise InvalidInput(f"the run would take {n_steps:.3g} steps; use a larger TIME STEP")
+    _warn_grid(t0, final, dt, saveper)
     times = []
     saved = []
     prec = dt * _RPREC
@@ -89,13 +98,45 @@ def euler_grid(t0, final, dt, saveper):
     return np.array(times), np.array(saved)
 
 
+def _warn_grid(t0, final, dt, saveper):
+    """Warn when the time grid cannot give what SAVEPER and FINAL TIME ask for."""
+    prec = dt * _RPREC
+    ratio = saveper / dt
+    if abs(ratio - round(ratio)) * dt > prec or round(ratio) < 1:
+        k = 1
+        while k < 1000 and abs(k * saveper / dt - round(k * saveper / dt)) * dt > prec:
+            k += 1
+        every = f"every {k * saveper:g}" if k < 1000 else "at irregular times"
+        warnings.warn(f"SAVEPER {saveper:g} is not a multiple of TIME STEP {dt:g}: values are saved "
+                      f"{every}, not every {saveper:g}", TimeGridWarning, stacklevel=3)
+    steps = (final - t0) / dt
+    if abs(steps - round(steps)) * dt > prec:
+        last = t0 + math.ceil(steps - _RPREC) * dt
+        warnings.warn(f"FINAL TIME - INITIAL TIME ({final - t0:g}) is not a multiple of TIME STEP "
+                      f"{dt:g}: the run ends at {last:g}, not at FINAL TIME {final:g}",
+                      TimeGridWarning, stacklevel=3)
+
+
+def _check_tolerances(rtol, atol, max_step):
+    for name, value, allow_none in (("rtol", rtol, False), ("atol", atol, False),
+                                    ("max_step", max_step, True)):
+        if value is None and allow_none:
+            continue
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"{name} must be a number, got {value!r}") from None
+        if not (math.isfinite(v) and v > 0):
+            raise InvalidInput(f"{name} must be a positive finite number, got {value!r}")
+
+
 def report_times(times, dt):
     """Saved times rounded as PySD rounds them (repeated addition leaves 0.9999999999999999)."""
     decimals = max(0, -int(np.log10(dt * _RPREC)))
     return np.round(times, decimals)
 
 
-def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None):
+def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None, allow_nonfinite=False):
     """Integrate ``n`` parameter sets.
 
     Parameters
@@ -109,16 +150,40 @@ def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None):
         Number of parameter sets.
     solver : str
         A canonical name from :data:`SOLVERS`.
+    allow_nonfinite : bool
+        Keep NaN and infinite values in the results; by default the first one
+        raises :class:`IntegrationError` naming the variable and the time.
 
     Returns
     -------
     times : ndarray, shape (n_times,)
     data : ndarray, shape (n_outputs, n_times, n)
     """
+    _check_tolerances(rtol, atol, max_step)
     with np.errstate(all="ignore"):  # a model that overflows yields inf/nan, as Vensim's would
         times, data = _run(prog, P, initial, n, solver, rtol, atol, max_step)
     dt = _scalar("TIME STEP", prog.controls(P, times[0] if len(times) else 0.0)["time_step"])
-    return report_times(times, dt), data
+    times = report_times(times, dt)
+    if not allow_nonfinite:
+        _check_finite(prog, times, data, solver)
+    return times, data
+
+
+def _check_finite(prog, times, data, solver):
+    """Raise IntegrationError at the first saved time where an output is NaN or infinite."""
+    bad = ~np.isfinite(data)
+    if not bad.any():
+        return
+    at_time = bad.any(axis=2)  # (n_outputs, n_times)
+    k = int(np.argmax(at_time.any(axis=0)))
+    j = min(np.flatnonzero(at_time[:, k]), key=lambda j: prog.outputs[j])  # first in file order
+    s = int(np.argmax(bad[j, k]))
+    value = data[j, k, s]
+    where = f" (parameter set {s})" if data.shape[2] > 1 else ""
+    raise IntegrationError(
+        f"{prog.source}: '{prog.vars[prog.outputs[j]].name}' is {value} at t={times[k]:g}{where} "
+        f"with solver {solver}; the model diverges or divides by zero there (allow_nonfinite=True "
+        f"or --keep-nonfinite keeps the run going)")
 
 
 def _run(prog, P, initial, n, solver, rtol, atol, max_step):
@@ -156,8 +221,16 @@ class _Rings:
         nc = len(prog.stocks)
         self.rows = [nc + i for i in prog.delay_fixed]
         self.pipes = []
-        for row, dtime in zip(self.rows, delay_times):
-            order = max(_scalar("DELAY FIXED delay time", dtime) / dt, 1)
+        for i, row, dtime in zip(prog.delay_fixed, self.rows, delay_times):
+            delay = _scalar("DELAY FIXED delay time", dtime)
+            order = max(delay / dt, 1) if math.isfinite(delay) else math.inf
+            size = order * y0.shape[1] * 8
+            if not size <= MAX_DELAY_BUFFER_BYTES:
+                name = prog.vars[prog.discrete[i]].name.split("#")[0]
+                raise InvalidInput(
+                    f"{prog.source}: DELAY FIXED in '{name}' with delay time {delay:g} and TIME STEP "
+                    f"{dt:g} would keep {order:.3g} values per run, about {_bytes(size)}; the limit is "
+                    f"{_bytes(MAX_DELAY_BUFFER_BYTES)}")
             order = round(order + 1e-6)  # PySD rounds 0.5 up
             self.pipes.append([np.repeat(y0[row][None], order, axis=0), 0])
 
@@ -168,6 +241,14 @@ class _Rings:
             ptr = (ptr + 1) % len(buf)
             pipe[1] = ptr
             Y[row] = buf[ptr]
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} PiB"  # pragma: no cover
 
 
 def _discrete_update(prog, Y, nexts, rings, nc):
@@ -300,16 +381,24 @@ def _adaptive(prog, P, y0, save_times, dt, n, solver, rtol, atol, max_step):
         dY, B = prog.buffers(1)
         rhs = prog._rhs
 
-        def fun(t, y, consts=consts, dY=dY, B=B):
+        trials = [0]
+
+        def fun(t, y, consts=consts, dY=dY, B=B, trials=trials):
             Y = y.reshape(nc, 1)
             rhs(t, dt, Y, consts, B)
             d = dY[:, 0].copy()
-            if not np.all(np.isfinite(d)):
-                # LSODA retries forever on an overflow: stop at the first non-finite rate
-                bad = prog.vars[prog.stocks[int(np.argmin(np.isfinite(d)))]].name
-                raise IntegrationError(
-                    f"{prog.source}: the rate of '{bad}' is not finite at t={t:g} ({solver}); "
-                    f"the model diverges there")
+            if np.all(np.isfinite(d)):
+                trials[0] = 0
+            else:
+                # a trial step the solver will reject is not divergence; only a run of
+                # them with no finite rate between means it cannot go on (LSODA would
+                # retry forever)
+                trials[0] += 1
+                if trials[0] >= (1 if solver == "lsoda" else _MAX_NONFINITE_TRIALS):
+                    bad = prog.vars[prog.stocks[int(np.argmin(np.isfinite(d)))]].name
+                    raise IntegrationError(
+                        f"{prog.source}: the rate of '{bad}' is not finite at t={t:g} ({solver}) "
+                        f"and the solver cannot step past it; the model diverges there")
             if nn.size:
                 blocked = (y[nn] <= 0.0) & (d[nn] < 0.0)
                 d[nn[blocked]] = 0.0
@@ -332,6 +421,12 @@ def _adaptive(prog, P, y0, save_times, dt, n, solver, rtol, atol, max_step):
                     f"{prog.source}: solver {solver} gave up at t={reached:g}: {sol.message}; "
                     f"try solver='bdf' or 'radau' for a stiff model, or a smaller max_step")
             Yt = sol.y
+            if not np.all(np.isfinite(Yt)):
+                k = int(np.argmax(~np.all(np.isfinite(Yt), axis=0)))
+                bad = prog.vars[prog.stocks[int(np.argmax(~np.isfinite(Yt[:, k])))]].name
+                raise IntegrationError(
+                    f"{prog.source}: '{bad}' is {Yt[:, k][~np.isfinite(Yt[:, k])][0]} at "
+                    f"t={save_times[k]:g} ({solver}); the model diverges there")
         # evaluate the outputs at every saved time at once (columns = times)
         m = len(save_times)
         consts_t, _, _ = prog.initialise(Ps, save_times[0], dt, m)

@@ -504,7 +504,7 @@ class Model:
     # ------------------------------------------------------------------
     def simulate(self, params=None, solver="euler", return_columns=None, final_time=None,
                  time_step=None, saveper=None, initial=None, rtol=1e-6, atol=1e-9,
-                 max_step=None) -> pd.DataFrame:
+                 max_step=None, allow_nonfinite=False) -> pd.DataFrame:
         """Run the model once.
 
         Parameters
@@ -523,6 +523,10 @@ class Model:
             Stock name -> initial value.
         rtol, atol, max_step : float
             Tolerances for the adaptive solvers.
+        allow_nonfinite : bool
+            Return NaN or infinite values instead of raising
+            :class:`IntegrationError` at the first one (which names the
+            variable and the time).
 
         Returns
         -------
@@ -536,7 +540,8 @@ class Model:
         prog = self._program(frozenset(values), tuple(outputs))
         P = self._default_P(prog, values)
         times, data = integrate.run(prog, P, init, 1, integrate.solver_name(solver),
-                                    rtol=rtol, atol=atol, max_step=max_step)
+                                    rtol=rtol, atol=atol, max_step=max_step,
+                                    allow_nonfinite=allow_nonfinite)
         cols = [self._vars[vid].name for vid in outputs]
         frame = pd.DataFrame(data[:, :, 0].T if data.size else np.empty((len(times), 0)),
                              index=pd.Index(times, name="time"), columns=cols)
@@ -544,7 +549,7 @@ class Model:
 
     def simulate_batch(self, table, solver="euler", return_columns=None, final_time=None,
                        time_step=None, saveper=None, initial=None, chunk_size=2048,
-                       rtol=1e-6, atol=1e-9, max_step=None, progress=False):
+                       rtol=1e-6, atol=1e-9, max_step=None, progress=False, allow_nonfinite=True):
         """Run the model once per row of ``table``, vectorised.
 
         Parameters
@@ -558,6 +563,10 @@ class Model:
             model defines.
         chunk_size : int
             Sets integrated at once; results do not depend on it.
+        allow_nonfinite : bool
+            By default a set whose run diverges holds NaN or infinite values
+            (calibration and sensitivity analysis judge such sets themselves);
+            ``False`` raises :class:`IntegrationError` at the first one instead.
         (other parameters as in :meth:`simulate`)
 
         Returns
@@ -600,7 +609,8 @@ class Model:
             init = {vid: (v[start:stop] if np.ndim(v) else v) for vid, v in init_all.items()}
             P = self._default_P(prog, vals)
             t, data = integrate.run(prog, P, init, stop - start, solver,
-                                    rtol=rtol, atol=atol, max_step=max_step)
+                                    rtol=rtol, atol=atol, max_step=max_step,
+                                    allow_nonfinite=allow_nonfinite)
             times = t if times is None else times
             chunks.append(data)
         data = np.concatenate(chunks, axis=2)

@@ -183,7 +183,7 @@ def export_xmile(model_path, out_path=None) -> str:
 
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    from .cli import write_atomic
+    from ._io import write_atomic
 
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8", newline="\n"))
 

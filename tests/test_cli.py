@@ -454,9 +454,22 @@ def test_export_xmile_writes_a_model_that_runs_to_the_same_results(work):
 
 
 def test_export_xmile_writes_beside_the_model_by_default(work):
-    proc = aicircle(work, "export-xmile", "growth.mdl")
+    proc = aicircle(work, "export-xmile", "logistic.mdl")
     assert proc.returncode == 0, proc.stderr
-    assert (work / "growth.xmile").is_file()
+    assert (work / "logistic.xmile").is_file()
+
+
+def test_export_xmile_keeps_a_hand_written_xmile_beside_the_model_without_force(work):
+    # the work folder already holds growth.xmile, a model the user wrote: not aicircle's
+    before = (work / "growth.xmile").read_text()
+    proc = aicircle(work, "export-xmile", "growth.mdl")
+    assert_one_line_error(proc, 2, r"growth\.xmile exists and was not written by aicircle; use --force")
+    assert (work / "growth.xmile").read_text() == before
+    proc = aicircle(work, "export-xmile", "growth.mdl", "--force")
+    assert proc.returncode == 0, proc.stderr
+    assert "<vendor>aicircle</vendor>" in (work / "growth.xmile").read_text()
+    proc = aicircle(work, "export-xmile", "growth.mdl")  # now it is aicircle's own output
+    assert proc.returncode == 0, proc.stderr
 
 
 SENSITIVITY_KEYS = {"oat": {"low", "high"}, "morris": {"mu_star", "sigma", "mu_star_conf"},
