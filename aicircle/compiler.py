@@ -35,7 +35,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .errors import ModelReadError, UnsupportedFeature
+from .errors import InvalidInput, ModelReadError, UnsupportedFeature
 
 SMALL_VENSIM = 1e-6  # what Vensim (and PySD) treat as zero
 
@@ -208,6 +208,54 @@ UNSUPPORTED_STRUCTURES = {
 }
 
 
+# Chains longer than this (a sum of many terms) are compiled as a balanced tree, so that
+# the generated code stays shallow whatever their length; shorter ones keep Vensim's
+# left-to-right order, so that results equal PySD's to the last bit.
+_CHAIN = 32
+# Deepest expression compiled: Python's parser refuses code nested ~200 parentheses deep,
+# and the generated code nests two per level.
+MAX_DEPTH = 80
+
+
+# Highest order of DELAY N / SMOOTH N: each stage is a hidden stock with its own code,
+# about 40 KB to compile (measured: order 1e5 took 4 GB), so order 1e6 would need 40 GB.
+MAX_ORDER = 1000
+_BYTES_PER_STAGE = 40e3
+
+
+def _balanced(items, op="+"):
+    """A balanced tree combining ``items``, a list of (negated, node), with ``op``.
+
+    For ``+`` a negated item is subtracted (``a - b`` and ``a + (-b)`` are the same
+    float); the grouping differs from left to right only by rounding.
+    """
+    if len(items) == 1:
+        neg, node = items[0]
+        return ("op", "neg", node) if neg else node
+    mid = len(items) // 2
+    left, right = items[:mid], items[mid:]
+    if op == "+" and len(right) == 1 and right[0][0]:
+        return ("op", "-", _balanced(left, op), right[0][1])
+    return ("op", op, _balanced(left, op), _balanced(right, op))
+
+
+def _check_depth(node, source, where):
+    """Refuse an expression nested deeper than :data:`MAX_DEPTH` (it could not be compiled)."""
+    if node is None:
+        return
+    stack = [(node, 1)]
+    while stack:
+        n, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise UnsupportedFeature(
+                f"{source}: the equation of '{where}' nests more than {MAX_DEPTH} levels deep; "
+                f"split it into auxiliaries")
+        if n[0] == "op":
+            stack.extend((a, depth + 1) for a in n[2:])
+        elif n[0] == "lookup":
+            stack.append((n[2], depth + 1))
+
+
 def runtime_namespace() -> dict:
     """The globals the generated code runs in."""
     ns = {"np": np, "SMALL_VENSIM": SMALL_VENSIM}
@@ -257,8 +305,9 @@ def node_uses_time(node) -> bool:
 class _Lowerer:
     """Turn one AbstractModel into Vars and Lookups."""
 
-    def __init__(self, abstract_model, source: str):
+    def __init__(self, abstract_model, source: str, text: str = ""):
         self.source = source
+        self.text = text
         self.vars: list[Var] = []
         self.lookups: list[Lookup] = []
         self.lookup_ids: dict[tuple, int] = {}
@@ -281,6 +330,24 @@ class _Lowerer:
         self.vars.append(var)
         return var
 
+    def _lines(self, *names) -> str:
+        """`` (lines 3 and 7)``: where the model text defines any spelling of ``names``."""
+        if not self.text:
+            return ""
+        keys = {clean_name(n) for n in names}
+        found = []
+        for i, line in enumerate(self.text.splitlines(), start=1):
+            m = re.match(r'\s*("(?:[^"\\]|\\.)*"|[^=(:\[~|"]+?)\s*(?:=|\(|:|\[|$)', line)
+            if m and m.group(1).strip() and clean_name(m.group(1)) in keys:
+                found.append(str(i))
+            elif re.match(r'\s*<(?:\w+:)?(?:aux|stock|flow|gf)\b[^>]*\bname="([^"]*)"', line):
+                name = re.match(r'\s*<(?:\w+:)?(?:aux|stock|flow|gf)\b[^>]*\bname="([^"]*)"', line).group(1)
+                if clean_name(name) in keys:
+                    found.append(str(i))
+        if len(found) < 2:
+            return ""
+        return f" (lines {', '.join(found[:-1])} and {found[-1]})"
+
     def _unsupported(self, construct: str, where: str):
         raise UnsupportedFeature(
             f"{self.source}: {construct} in '{where}' is not supported by aicircle's compiler")
@@ -288,9 +355,17 @@ class _Lowerer:
     def _declare(self, elements, prefix: str, hidden: bool) -> dict:
         """Create a Var (or lookup slot) for every element; return clean name -> ('var', vid) | ('lookup', id)."""
         scope: dict = {}
+        spelled: dict = {}
         for el in elements:
             name = prefix + el.name
             comps = el.components
+            key = clean_name(el.name)
+            if key in spelled or (len(comps) > 1 and not any(c.subscripts[0] for c in comps)):
+                first = spelled.get(key, el.name)
+                raise ModelReadError(
+                    f"{self.source}: '{first}' and '{el.name}' are two definitions of one name "
+                    f"(Vensim ignores case, spaces and underscores){self._lines(first, el.name)}")
+            spelled[key] = el.name
             if len(comps) != 1 or any(c.subscripts[0] for c in comps):
                 self._unsupported("subscripts", el.name)
             comp = comps[0]
@@ -389,6 +464,10 @@ class _Lowerer:
                     else:
                         node = ("op", op, a, node)
                 return node
+            if len(args) > _CHAIN and all(o in "+-" for o in ops):
+                return _balanced([(False, args[0])] + [(o == "-", a) for o, a in zip(ops, args[1:])])
+            if len(args) > _CHAIN and all(o == "*" for o in ops):
+                return _balanced([(False, a) for a in args], "*")
             node = args[0]
             for op, a in zip(ops, args[1:]):
                 node = ("op", op, node, a)
@@ -402,6 +481,8 @@ class _Lowerer:
                 self._unsupported(f"logical operator '{ops[0]}'", where)
             # PySD nests a flat chain from the right (``a OR b AND c`` is
             # ``a OR (b AND c)``), so AND binds tighter than OR, as in Vensim
+            if len(args) > _CHAIN and len(set(ops)) == 1 and ops[0] in ("and", "or"):
+                return _balanced([(False, a) for a in args], ops[0])
             node = args[-1]
             for op, a in zip(reversed(ops), reversed(args[:-1])):
                 if op not in ("and", "or", "=", "<>", "<", "<=", ">", ">="):
@@ -470,8 +551,13 @@ class _Lowerer:
             if order is None:
                 self._unsupported("a delay/smooth order that is not a constant", where)
             self.structural |= refs
-        if order != int(order) or order < 1:
+        if not math.isfinite(order) or order != int(order) or order < 1:
             self._unsupported(f"delay/smooth order {order}", where)
+        if order > MAX_ORDER:
+            raise InvalidInput(
+                f"{self.source}: the delay/smooth in '{where}' has order {order:g}: {order:g} hidden "
+                f"stocks, about {order * _BYTES_PER_STAGE / 2**30:.3g} GiB to compile; aicircle "
+                f"accepts orders up to {MAX_ORDER}")
         return int(order)
 
     def _fold(self, node, refs):
@@ -685,7 +771,7 @@ class _Lowerer:
         return ("ref", ret[1])
 
 
-def lower(abstract_model, source: str):
+def lower(abstract_model, source: str, text: str = ""):
     """Lower a PySD AbstractModel.
 
     Returns
@@ -695,7 +781,7 @@ def lower(abstract_model, source: str):
     structural : set of int
         Constants that fix the order of a delay or smooth (set at load).
     """
-    low = _Lowerer(abstract_model, source)
+    low = _Lowerer(abstract_model, source, text)
     low.main_scope = {}
     # The main scope must exist before macros are expanded, for TIME STEP & co.
     scope = low._declare(low.main.elements, prefix="", hidden=False)
@@ -705,6 +791,10 @@ def lower(abstract_model, source: str):
         if low.is_constant(time):
             for var in pipeline:  # a constant delay time: every stage has it
                 var.kind, var.expr, var.init, var.update = "aux", time, None, None
+    for var in low.vars:
+        for node in (var.expr, var.init_expr, var.deriv, var.init, var.update,
+                     getattr(var, "delay_time", None)):
+            _check_depth(node, source, var.name.split("#")[0])
     return low.vars, low.lookups, scope, low.structural
 
 

@@ -316,7 +316,11 @@ def load(path) -> "Model":
     """
     path = Path(path)
     abstract = _parse(path)
-    vars_, lookups, scope, structural = compiler.lower(abstract, str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):  # pragma: no cover - _parse read it a moment ago
+        text = ""
+    vars_, lookups, scope, structural = compiler.lower(abstract, str(path), text)
     return Model(path, vars_, lookups, scope, structural)
 
 
@@ -440,10 +444,16 @@ class Model:
 
     def _overrides(self, params: dict | None, *, allow_arrays: bool) -> dict:
         """Map user-given names to variable ids, validating values."""
+        if params is not None and not hasattr(params, "items"):
+            raise InvalidInput(f"params must map names to values, got {type(params).__name__}")
         values = {}
+        given = {}
         for name, value in (params or {}).items():
             vid = self._vid(name)
             var = self._vars[vid]
+            if vid in given:
+                raise InvalidInput(f"params name '{var.name}' twice: as '{given[vid]}' and '{name}'")
+            given[vid] = name
             if var.kind == "stock":
                 raise InvalidInput(f"'{var.name}' is a stock; set its initial value with initial=")
             if var.kind == "control":

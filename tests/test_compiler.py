@@ -208,7 +208,13 @@ def test_builtin_function_matches_numpy(tmp_path, expression, expected):
 def test_not_available_is_nan_as_in_pysd(tmp_path):
     # Vensim's :NA: is -2^109; PySD (and so aicircle) uses NaN
     path = write_mdl(tmp_path, "x = :NA:", final_time=2)
-    assert run(path, "x").isna().all()
+    assert ac.load(path).simulate(allow_nonfinite=True)["x"].isna().all()
+
+
+def test_not_available_stops_a_run_unless_asked_to_keep_going(tmp_path):
+    path = write_mdl(tmp_path, "x = :NA:", final_time=2)
+    with pytest.raises(ac.IntegrationError, match=r"'x' is nan at t=0 "):
+        run(path)
 
 
 @pytest.mark.parametrize("spelling", ["IF THEN ELSE", "if then else", "If Then Else", "if_then_else",
