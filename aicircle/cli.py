@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import _io
 from ._io import write_atomic  # noqa: F401 - the name other modules knew
-from .errors import AicircleError, IntegrationError, InvalidInput
+from .errors import AicircleError, IntegrationError, InvalidInput, TimeGridWarning
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -476,10 +476,13 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
         if not getattr(args, "command", None):
             raise _UsageError("no command given; try 'aicircle --help'")
-        with warnings.catch_warnings():
-            if not debug:
-                warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default" if debug else "ignore")
+            warnings.simplefilter("always", TimeGridWarning)
             args.func(args)
+        for message in dict.fromkeys(str(w.message) for w in caught
+                                     if debug or issubclass(w.category, TimeGridWarning)):
+            print(f"aicircle: warning: {' '.join(message.split())}", file=sys.stderr)
         return EXIT_OK
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)

@@ -397,6 +397,8 @@ class Model:
         return self._vars[self._vid(name)].name
 
     def _vid(self, name: str) -> int:
+        if not isinstance(name, str) or not name.strip():
+            raise UnknownName(f"a variable name must be a non-empty string, got {name!r}")
         key = clean_name(name)
         if key in self._by_clean:
             return self._by_clean[key]
@@ -487,6 +489,9 @@ class Model:
             return_columns = default
         if isinstance(return_columns, str):
             return_columns = [return_columns]
+        if not isinstance(return_columns, (list, tuple, pd.Index, np.ndarray)) or \
+                not all(isinstance(c, str) for c in return_columns):
+            raise InvalidInput(f"return_columns must be a list of variable names, got {return_columns!r}")
         vids = []
         for name in return_columns:
             vid = self._vid(name)
@@ -495,6 +500,8 @@ class Model:
         return vids
 
     def _initial_overrides(self, initial, allow_arrays, n_sets=None):
+        if initial is not None and not hasattr(initial, "items"):
+            raise InvalidInput(f"initial must map stock names to values, got {type(initial).__name__}")
         out = {}
         for name, value in (initial or {}).items():
             vid = self._vid(name)
@@ -590,8 +597,8 @@ class Model:
             raise InvalidInput("simulate_batch needs a pandas DataFrame, one row per parameter set")
         if len(table) == 0:
             raise InvalidInput("simulate_batch got an empty table")
-        if chunk_size < 1:
-            raise InvalidInput(f"chunk_size must be positive, got {chunk_size}")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+            raise InvalidInput(f"chunk_size must be a positive whole number, got {chunk_size!r}")
         columns = {}
         for col in table.columns:
             columns[col] = table[col].to_numpy()

@@ -597,3 +597,31 @@ def test_circular_definition_is_refused_naming_the_loop(tmp_path):
     path = write_mdl(tmp_path, "a = b + 1", "b = a * 2")
     with pytest.raises(ac.UnsupportedFeature, match=r"circular definition: (a -> b -> a|b -> a -> b)"):
         ac.load(path)
+
+
+def test_a_sum_of_5000_terms_compiles_and_adds_up(tmp_path):
+    # long sums exist in Vensim models; the generated code must stay flat (it used to
+    # nest one call per term: RecursionError from 600 terms). Terms are small integers,
+    # so the sum is exact in any order.
+    terms = " + ".join(f"a{i % 10}" for i in range(5000))
+    minus = " - ".join(["x"] * 5000)  # x - x - ... : x * (2 - 5000)
+    path = write_mdl(tmp_path, f"s = {terms}", f"y = {minus}", "x = INTEG(s, 0)",
+                     *[f"a{i} = {i}" for i in range(10)], final_time=2)
+    frame = run(path)
+    assert (frame["s"] == 22500.0).all()  # 500 * (0 + 1 + ... + 9)
+    np.testing.assert_array_equal(frame["y"], -4998.0 * frame["x"])
+
+
+def test_an_expression_nested_too_deep_is_refused_not_a_crash(tmp_path):
+    # a chain of divisions is not reassociated (that would change the result), so 200 of
+    # them nest 200 deep: refused by name (exit 2), not a RecursionError (exit 1)
+    chain = " / ".join(["a"] * 200)
+    path = write_mdl(tmp_path, f"y = {chain}", "a = 1")
+    with pytest.raises(ac.UnsupportedFeature, match=r"'y' nests more than 80 levels"):
+        ac.load(path)
+
+
+def test_a_short_sum_keeps_vensims_left_to_right_order(tmp_path):
+    # 1e16 + 1 - 1e16 is 0 left to right (the 1 is lost to rounding), 1 another way
+    path = write_mdl(tmp_path, "y = 1e16 + 1 - 1e16")
+    assert (run(path, "y") == 0.0).all()

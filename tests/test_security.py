@@ -274,3 +274,205 @@ def test_xmile_names_and_docs_that_look_like_code_run_as_text(tmp_path):
     df = ac.load(path).simulate()
     np.testing.assert_allclose(df["x"], 1.5 ** df.index.to_numpy())  # Euler, dt 1, x' = x/2
     assert not sentinel.exists()
+
+
+# --------------------------------------------------------------------------
+# Outputs never destroy the user's files
+# --------------------------------------------------------------------------
+
+GROWTH = mdl("x = INTEG(g * x, 1)\n\t~\tw\n\t~\t\n\t|\ng = 0.5\n\t~\t1/Year [0, 1]\n\t~\t\n\t|\n")
+
+
+@pytest.fixture
+def work(tmp_path):
+    (tmp_path / "m.mdl").write_text(GROWTH, encoding="utf-8")
+    return tmp_path
+
+
+def test_an_output_onto_the_model_is_refused_naming_both(work, capsys):
+    before = (work / "m.mdl").read_text()
+    code, _, err = run_cli(capsys, "run", work / "m.mdl", "--out", work / "m.mdl")
+    assert_refused(code, err, r"--out .*m\.mdl is the input MODEL .*m\.mdl")
+    assert (work / "m.mdl").read_text() == before
+
+
+def test_an_output_onto_the_model_through_a_symlink_is_refused(work, capsys):
+    (work / "link.csv").symlink_to(work / "m.mdl")
+    code, _, err = run_cli(capsys, "run", work / "m.mdl", "--out", work / "link.csv", "--force")
+    assert_refused(code, err, r"is the input MODEL")
+    assert (work / "m.mdl").read_text() == GROWTH
+
+
+def test_validate_json_onto_its_targets_is_refused(work, capsys):
+    (work / "t.csv").write_text("id,observable\n", encoding="utf-8")
+    code, _, err = run_cli(capsys, "validate", work / "m.mdl", "--targets", work / "t.csv",
+                           "--json", work / "t.csv")
+    assert_refused(code, err, r"--json .*t\.csv is the input --targets")
+    assert (work / "t.csv").read_text() == "id,observable\n"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "{m}", "--out", ""], r"--out is empty"),
+    (["run", "{m}", "--scenario", ""], r"--scenario is empty"),
+    (["run", ""], r"MODEL is empty"),
+    (["validate", "{m}", "--targets", "t.csv", "--json", ""], r"--json is empty"),
+    (["calibrate", "{m}", "--before", "notadate"], r"--before: 'notadate' is not an ISO date"),
+    (["calibrate", "{m}", "--seed", "-3"], r"--seed: must be 0 or more"),
+    (["tipping", "{m}", "--param", "g", "--range", "0", "1", "--seed", "-1"], r"--seed"),
+    (["sensitivity", "{m}", "--method", "morris", "--output", "x", "--n", "0"], r"--n: must be 1"),
+    (["run", "{m}", "--set", "g=1", "--set", "G=2"], r"'g' and 'G' are the same name"),
+])
+def test_a_bad_argument_is_exit_2_naming_it(work, capsys, args, needle):
+    code, _, err = run_cli(capsys, *[a.replace("{m}", str(work / "m.mdl")) for a in args])
+    assert_refused(code, err, needle)
+
+
+def test_a_foreign_file_is_replaced_only_with_force(work, capsys):
+    notes = work / "notes.csv"
+    notes.write_text("my precious notes\n", encoding="utf-8")
+    code, _, err = run_cli(capsys, "run", work / "m.mdl", "--out", notes)
+    assert_refused(code, err, r"exists and was not written by aicircle; use --force")
+    assert notes.read_text() == "my precious notes\n"
+    code, _, err = run_cli(capsys, "run", work / "m.mdl", "--out", notes, "--force")
+    assert code == 0, err
+    assert notes.read_text().startswith("time,")
+
+
+def test_aicircle_replaces_its_own_output_without_force(work, capsys):
+    out = work / "run.csv"
+    assert run_cli(capsys, "run", work / "m.mdl", "--out", out)[0] == 0
+    code, _, err = run_cli(capsys, "run", work / "m.mdl", "--out", out, "--set", "g=0.25")
+    assert code == 0, err
+    assert pd.read_csv(out, index_col=0)["g"].iloc[0] == 0.25
+
+
+def test_dash_means_standard_output(work, capsys):
+    code, out, err = run_cli(capsys, "run", work / "m.mdl", "--out", "-")
+    assert code == 0, err
+    assert out.startswith("time,")
+    assert not (work / "-").exists()
+
+
+def test_a_symlinked_output_is_followed_and_the_link_kept(work, capsys):
+    target = work / "target.csv"
+    assert run_cli(capsys, "run", work / "m.mdl", "--out", target)[0] == 0
+    (work / "link.csv").symlink_to(target)
+    code, _, err = run_cli(capsys, "run", work / "m.mdl", "--out", work / "link.csv", "--set", "g=0.25")
+    assert code == 0, err
+    assert (work / "link.csv").is_symlink()
+    assert pd.read_csv(target, index_col=0)["g"].iloc[0] == 0.25
+
+
+def test_an_output_keeps_its_permissions(work, capsys):
+    out = work / "run.csv"
+    assert run_cli(capsys, "run", work / "m.mdl", "--out", out)[0] == 0
+    out.chmod(0o600)
+    assert run_cli(capsys, "run", work / "m.mdl", "--out", out)[0] == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_is_written_through_not_replaced(work):
+    # a FIFO stands in for a device such as /dev/null: written into, never renamed over
+    fifo = work / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.run([sys.executable, "-m", "aicircle", "run", str(work / "m.mdl"), "--out",
+                           str(fifo)], capture_output=True, text=True, timeout=120)
+    out, _ = reader.communicate(timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert out.startswith("time,")
+
+
+# --------------------------------------------------------------------------
+# Numerics: non-finite values, huge buffers, time grids, solver false alarms
+# --------------------------------------------------------------------------
+
+BLOWUP = mdl("x = INTEG(x ^ 2, 1)\n\t~\tw\n\t~\t\n\t|\n"
+             "y = 1 / (2 - Time)\n\t~\tw\n\t~\t\n\t|\n")
+
+
+@pytest.mark.parametrize("solver", ["euler", "rk4"])
+def test_a_run_that_goes_non_finite_stops_naming_the_variable_and_time(tmp_path, solver):
+    # Euler at dt 1: x = 1, 2, 6, 42, 1806, ... overflows to inf at t = 10;
+    # y = 1/(2 - t) is inf at t = 2 first
+    path = tmp_path / "b.mdl"
+    path.write_text(BLOWUP.replace("FINAL TIME = 4", "FINAL TIME = 12"), encoding="utf-8")
+    with pytest.raises(ac.IntegrationError, match=r"'y' is inf at t=2 with solver " + solver):
+        ac.load(path).simulate(solver=solver)
+
+
+def test_allow_nonfinite_keeps_the_run_going(tmp_path, capsys):
+    path = tmp_path / "b.mdl"
+    path.write_text(BLOWUP, encoding="utf-8")
+    df = ac.load(path).simulate(allow_nonfinite=True)
+    assert np.isinf(df.loc[2.0, "y"])
+    code, _, err = run_cli(capsys, "run", path)
+    assert code == 1  # not the user's input: the model diverges
+    assert len(err) == 1 and "'y' is inf at t=2" in err[0]
+    assert run_cli(capsys, "run", path, "--keep-nonfinite")[0] == 0
+
+
+def test_dop853_runs_the_shipped_model(capsys):
+    # it used to stop at t=2023.33 on a non-finite rate in a trial step the solver rejects
+    df = ac.load(SHIPPED_MODEL).simulate(solver="dop853", return_columns=["Lab Cash"])
+    assert np.isfinite(df.to_numpy()).all()
+
+
+@pytest.mark.parametrize("equation, needle", [
+    ("DELAY FIXED(Time, 1e12, 0)", r"DELAY FIXED in 'z' .* about 7\.28 TiB; the limit is 2 GiB"),
+    ("DELAY N(Time, 5, 0, 1000000)", r"order 1e\+06: .* GiB to compile; .*up to 1000"),
+    ("SMOOTH N(Time, 5, 0, 1e6)", r"order 1e\+06"),
+])
+def test_a_huge_delay_is_refused_with_its_memory_estimate(tmp_path, capsys, equation, needle):
+    path = tmp_path / "d.mdl"
+    path.write_text(mdl(f"z = {equation}\n\t~\tw\n\t~\t\n\t|\n"), encoding="utf-8")
+    code, _, err = run_cli(capsys, "run", path)
+    assert_refused(code, err, needle)
+
+
+def test_a_time_grid_that_cannot_honour_saveper_warns_on_stderr(tmp_path, capsys):
+    path = tmp_path / "g.mdl"
+    path.write_text(GROWTH.replace("TIME STEP = 1", "TIME STEP = 0.25")
+                    .replace("SAVEPER = 1", "SAVEPER = 0.3"), encoding="utf-8")
+    code, out, err = run_cli(capsys, "run", path)
+    assert code == 0
+    assert err == ["aicircle: warning: SAVEPER 0.3 is not a multiple of TIME STEP 0.25: values "
+                   "are saved every 1.5, not every 0.3"]
+    with pytest.warns(ac.errors.TimeGridWarning, match="ends at 100, not at FINAL TIME 4"):
+        ac.load(path).simulate(time_step=100, saveper=100)
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"rtol": -1}, "rtol must be a positive"), ({"atol": float("nan")}, "atol"),
+    ({"max_step": 0}, "max_step"), ({"return_columns": 5}, "return_columns"),
+    ({"initial": 3}, "initial must map"), ({"params": [1]}, "params must map"),
+    ({"params": {"g": 1, "G": 2}}, "'g' twice"), ({"return_columns": [""]}, "non-empty"),
+])
+def test_api_misuse_raises_aicircle_errors_naming_the_argument(work, kwargs, needle):
+    model = ac.load(work / "m.mdl")
+    with pytest.raises(ac.AicircleError, match=needle):
+        model.simulate(**kwargs)
+
+
+# --------------------------------------------------------------------------
+# Two spellings of one name
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("second", ["Growth__Rate", '"Growth Rate"', "growth rate", "Growth Rate"])
+def test_two_definitions_of_one_name_are_refused_naming_both(tmp_path, capsys, second):
+    path = tmp_path / "n.mdl"
+    path.write_text(mdl("x = INTEG(Growth Rate, 0)\n\t~\tw\n\t~\t\n\t|\n"
+                        "Growth Rate = 1\n\t~\tw\n\t~\t\n\t|\n"
+                        f"{second} = 100\n\t~\tw\n\t~\t\n\t|\n"), encoding="utf-8")
+    code, _, err = run_cli(capsys, "run", path)
+    assert_refused(code, err, r"'Growth Rate' and '.*' are two definitions of one name .*lines 6 and 10")
+
+
+def test_a_duplicate_xmile_aux_is_refused(tmp_path, capsys):
+    path = tmp_path / "n.xmile"
+    path.write_text(xmile().replace('<aux name="g">', '<aux name="G"><eqn>0.7</eqn></aux>\n'
+                                    '    <aux name="g">'), encoding="utf-8")
+    code, _, err = run_cli(capsys, "run", path)
+    assert_refused(code, err, r"'G' and 'g' are two definitions of one name")
