@@ -476,3 +476,11 @@ def test_a_duplicate_xmile_aux_is_refused(tmp_path, capsys):
                                     '    <aux name="g">'), encoding="utf-8")
     code, _, err = run_cli(capsys, "run", path)
     assert_refused(code, err, r"'G' and 'g' are two definitions of one name")
+
+
+def test_a_params_file_with_two_spellings_of_one_name_is_refused(work, capsys):
+    (work / "p.csv").write_text("name,value\ng,0.1\nG,0.2\n", encoding="utf-8")
+    (work / "t.csv").write_text("id,observable\n", encoding="utf-8")
+    code, _, err = run_cli(capsys, "validate", work / "m.mdl", "--targets", work / "t.csv",
+                           "--params", work / "p.csv")
+    assert_refused(code, err, r"p\.csv: 'g' and 'G' are the same name")
