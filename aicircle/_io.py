@@ -104,11 +104,15 @@ def owned_run_csv(path: Path) -> bool:
 
 
 def owned_json(path: Path) -> bool:
-    """A JSON document as aicircle writes them (a list or an object)."""
+    """A JSON file written by ``validate``, ``tipping`` or ``sensitivity`` (DESIGN section 5)."""
     if path.stat().st_size > 256 * 2**20:
         return False
     with open(path, encoding="utf-8") as f:
-        return isinstance(json.load(f), (list, dict))
+        data = json.load(f)
+    if isinstance(data, list):  # validate: one object per target
+        return all(isinstance(r, dict) and {"id", "predicted"} <= set(r) for r in data)
+    return isinstance(data, dict) and ({"param", "folds"} <= set(data) or
+                                       {"method", "indices"} <= set(data))
 
 
 def owned_fit(path: Path) -> bool:

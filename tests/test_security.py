@@ -484,3 +484,11 @@ def test_a_params_file_with_two_spellings_of_one_name_is_refused(work, capsys):
     code, _, err = run_cli(capsys, "validate", work / "m.mdl", "--targets", work / "t.csv",
                            "--params", work / "p.csv")
     assert_refused(code, err, r"p\.csv: 'g' and 'G' are the same name")
+
+
+def test_json_output_replaces_only_aicircles_own_json(work, capsys):
+    (work / "package.json").write_text('{"name": "mine"}', encoding="utf-8")
+    code, _, err = run_cli(capsys, "tipping", work / "m.mdl", "--param", "g", "--range", "0.1", "0.9",
+                           "--json", work / "package.json")
+    assert_refused(code, err, r"package\.json exists and was not written by aicircle")
+    assert (work / "package.json").read_text() == '{"name": "mine"}'
