@@ -459,11 +459,14 @@ class CalibrationResult:
 
 
 def calibrate(model, targets=None, seed=0, k_max=30, n_starts=8, free=None, mcmc_steps=300,
-              profile_points=7, progress=False, before=None, rel_tol=0.03) -> CalibrationResult:
+              profile_points=7, progress=False, before=None, rel_tol=0.03, include=()) -> CalibrationResult:
     """Calibrate ``model`` against ``targets`` (the shipped targets by default).
 
     ``before`` (an ISO date) keeps only the targets whose window ends before
     it: the time-split check calibrates on figures up to the end of 2024.
+    ``include`` names parameters calibrated besides the screened ones (e.g.
+    one that a refit of a structural alternative showed the data inform,
+    although the local screening at the model's values passed it over).
     """
     from . import _resources
 
@@ -480,6 +483,13 @@ def calibrate(model, targets=None, seed=0, k_max=30, n_starts=8, free=None, mcmc
     if free is None:
         screening = screen(model, targets, k_max=k_max, rel_tol=rel_tol)
         free = list(screening.index[screening["chosen"]])
+        for name in (model.resolve(i) for i in include):
+            if name not in screening.index:
+                raise InvalidInput(f"--include '{name}' is not a parameter that can be calibrated "
+                                   f"(it needs a finite declared range and must not be a scenario switch)")
+            if name not in free:
+                free.append(name)
+                screening.loc[name, "chosen"] = True
     else:
         screening = pd.DataFrame({"chosen": True}, index=pd.Index(free, name="parameter"))
     timings["screen"] = _time.perf_counter() - t0

@@ -246,16 +246,21 @@ def future_parameters(model, calibrated):
             and table.loc[p, "min"] < table.loc[p, "max"]]
 
 
-def predictive_ensemble(model, targets, params, ensemble, n=4000, seed=0, quantile=0.95,
-                        chunk_size=1000, progress=False):
+def predictive_ensemble(model, targets, params, ensemble, n=4000, seed=0, quantile=0.95, delta_chi2=3.84,
+                        n_grid=9, chunk_size=1000):
     """Parameter sets the data cannot tell apart, with their fit to the targets.
 
     Each draw takes a row of the calibration's posterior ``ensemble`` for the
     calibrated parameters and draws every other parameter that is not a
-    scenario switch uniformly from its declared range. A draw is kept when
-    its chi-square against ``targets`` is no worse than the ``quantile`` of
-    the chi-squares of the calibration's own ensemble (with the uncalibrated
-    parameters at their model values): the data then cannot reject it.
+    scenario switch uniformly from the part of its declared range that the
+    data do not reject on their own: where moving that parameter alone (the
+    others at ``params``) raises the targets' chi-square by less than
+    ``delta_chi2`` (3.84: a 95% interval for one parameter), read on a grid of
+    ``n_grid`` points. A parameter the data do not inform keeps its whole
+    range. A joint draw is kept when its chi-square is no worse than the
+    ``quantile`` of the chi-squares of the calibration's own ensemble (with
+    the uncalibrated parameters at their model values): the data then cannot
+    reject it.
 
     Returns
     -------
@@ -264,7 +269,8 @@ def predictive_ensemble(model, targets, params, ensemble, n=4000, seed=0, quanti
     info : dict
         ``threshold`` (the chi-square bound), ``reference`` (the calibration
         ensemble's chi-squares), ``varied`` (the uncalibrated parameters
-        drawn), ``calibrated``.
+        drawn), ``ranges`` (a DataFrame: declared and drawn range of each),
+        ``calibrated``, ``fixed`` (the values held for every draw).
     """
     from .calibrate import Problem
 
@@ -275,29 +281,53 @@ def predictive_ensemble(model, targets, params, ensemble, n=4000, seed=0, quanti
     varied = future_parameters(model, calibrated)
     fixed = {k: v for k, v in params.items() if k not in calibrated and k not in varied}
     problem = Problem(model, targets, calibrated + varied, fixed=fixed, priors=False)
+    n_targets = len(problem.targets)
 
     def chi2(table):
         out = []
         for start in range(0, len(table), chunk_size):
-            X = problem.from_params(table.iloc[start:start + chunk_size])
-            r = problem.residuals(X)
-            out.append(np.nansum(r[:, : len(problem.targets)] ** 2, axis=1) if r.ndim == 2
-                       else np.nansum(r[: len(problem.targets)] ** 2))
-        return np.concatenate([np.atleast_1d(o) for o in out])
+            r = np.atleast_2d(problem.residuals(problem.from_params(table.iloc[start:start + chunk_size])))
+            out.append(np.nansum(r[:, :n_targets] ** 2, axis=1))
+        return np.concatenate(out)
 
-    base = ensemble[calibrated].reset_index(drop=True).copy()
+    at_model = {p: float(params.get(p, model.parameters.loc[p, "value"])) for p in varied}
+    best = {p: float(params.get(p, model.parameters.loc[p, "value"])) for p in calibrated}
+    # each uncalibrated parameter alone over its declared range: the part the data do not reject
+    declared = model.parameters.loc[varied, ["min", "max"]].astype(float)
+    grid_rows, owners = [], []
     for p in varied:
-        base[p] = float(params.get(p, model.parameters.loc[p, "value"]))
+        lo, hi = declared.loc[p]
+        for x in np.linspace(lo, hi, n_grid):
+            grid_rows.append({**best, **at_model, p: x})
+            owners.append(p)
+    centre = chi2(pd.DataFrame([{**best, **at_model}])[calibrated + varied])[0]
+    scan = pd.DataFrame({"parameter": owners, "value": [r[o] for r, o in zip(grid_rows, owners)],
+                         "delta": chi2(pd.DataFrame(grid_rows)[calibrated + varied]) - centre})
+    ranges = []
+    for p in varied:
+        lo, hi = declared.loc[p]
+        rows = scan[scan["parameter"] == p]
+        ok = rows["value"][rows["delta"] < delta_chi2].to_numpy()
+        x0 = min(max(at_model[p], lo), hi)
+        a, b = (ok.min() if ok.size else x0), (ok.max() if ok.size else x0)
+        # a grid point that fails bounds the range halfway towards the next that passes
+        step = (hi - lo) / (n_grid - 1)
+        a, b = max(lo, min(a, x0) - (step / 2 if a > lo else 0)), min(hi, max(b, x0) + (step / 2 if b < hi else 0))
+        ranges.append({"parameter": p, "min": lo, "max": hi, "draw_min": a, "draw_max": b,
+                       "max_delta_chi2": float(rows["delta"].max())})
+    ranges = pd.DataFrame(ranges).set_index("parameter")
+
+    base = ensemble[calibrated].reset_index(drop=True)
+    base = pd.concat([base, pd.DataFrame({p: np.full(len(base), at_model[p]) for p in varied})], axis=1)
     reference = chi2(base)
     threshold = float(np.quantile(reference[np.isfinite(reference)], quantile))
-    rows = ensemble[calibrated].iloc[rng.integers(0, len(ensemble), size=n)].reset_index(drop=True)
-    for p in varied:
-        lo, hi = model.parameters.loc[p, ["min", "max"]].astype(float)
-        rows[p] = rng.uniform(lo, hi, size=n)
-    rows["chi2"] = chi2(rows[calibrated + varied])
-    rows["kept"] = rows["chi2"] <= threshold
-    return rows, {"threshold": threshold, "reference": reference, "varied": varied,
-                  "calibrated": calibrated, "fixed": fixed}
+    drawn = ensemble[calibrated].iloc[rng.integers(0, len(ensemble), size=n)].reset_index(drop=True)
+    drawn = pd.concat([drawn, pd.DataFrame({p: rng.uniform(ranges.loc[p, "draw_min"], ranges.loc[p, "draw_max"],
+                                                           size=n) for p in varied})], axis=1)
+    fit = chi2(drawn[calibrated + varied])
+    drawn = drawn.assign(chi2=fit, kept=fit <= threshold)
+    return drawn, {"threshold": threshold, "reference": reference, "varied": varied, "ranges": ranges,
+                   "calibrated": calibrated, "fixed": fixed}
 
 
 def bust_probability(model, table, fixed=None, classifier=None, horizons=HORIZONS, start=FORECAST_START,

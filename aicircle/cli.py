@@ -218,13 +218,17 @@ def _cmd_calibrate(args):
     _check_calibrate_out(args)
     model = _load(args.model)
     quick = args.quick
+    if args.free and args.include:
+        raise InvalidInput("--include adds to the screened parameters; with --free, list them all there")
     result = cal.calibrate(model, args.targets, seed=args.seed, free=args.free, before=args.before,
+                           include=args.include or (),
                            n_starts=3 if quick else 8, profile_points=0 if quick else 7,
                            mcmc_steps=0 if quick else 300, progress=not args.quiet)
     command = f"aicircle calibrate{' ' + args.model if args.model else ''} --seed {args.seed} --out {args.out}"
     command += f" --targets {args.targets}" if args.targets else ""
     command += f" --before {args.before}" if args.before else ""
     command += "".join(f" --free '{f}'" for f in args.free or [])
+    command += "".join(f" --include '{f}'" for f in args.include or [])
     command += " --quick" if args.quick else ""
     cal.write_results(result, args.out, model=model, command=command)
     st = result.statistics
@@ -418,6 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--before", type=_iso_date, help="use only targets whose window ends by this ISO date")
     p.add_argument("--free", action="append", metavar="NAME", type=_text("--free"),
                    help="calibrate these parameters instead of the screened ones (repeatable)")
+    p.add_argument("--include", action="append", metavar="NAME", type=_text("--include"),
+                   help="calibrate these parameters besides the screened ones (repeatable)")
     p.add_argument("--quick", action="store_true", help="fewer starts, no profiles or MCMC")
     force(p)
 

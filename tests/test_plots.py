@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 import aicircle as ac
-from aicircle import plots, tipping
+from aicircle import circle, plots, tipping
 from aicircle.observables import read_targets
 from aicircle.sensitivity import monte_carlo, sensitivity
 
@@ -178,7 +178,8 @@ def test_plot_time_to_bust_draws_the_year_of_bust_against_the_parameter(models, 
 
 
 def test_plot_p_bust_draws_a_probability_by_year(models, tmp_path):
-    _, p_bust = monte_carlo(models["confidence"], n=40, seed=0, outputs=["Investor Confidence"])
+    _, p_bust = monte_carlo(models["confidence"], n=40, seed=0, outputs=["Investor Confidence"],
+                            classifier=circle.CONFIDENCE)
     ax = plots.plot_p_bust(p_bust)
     assert ax.get_ylim() == (0.0, 1.0)
     _check(ax, Axes, tmp_path)
@@ -190,8 +191,7 @@ def test_plot_p_bust_draws_a_probability_by_year(models, tmp_path):
 
 
 def test_plot_bands_draws_monte_carlo_bands_with_data(models, tmp_path):
-    bands, _ = monte_carlo(models["confidence"], n=40, seed=0, outputs=["Investor Confidence"],
-                           bust=False)
+    bands, _ = monte_carlo(models["confidence"], n=40, seed=0, outputs=["Investor Confidence"])
     data = pd.DataFrame({"t": [2026.0, 2028.0], "y": [0.7, 0.5], "yerr": [0.05, 0.05]})
     ax = plots.plot_bands(bands, "Investor Confidence", unit="fraction", data=data, until=2032)
     assert ax.get_ylabel() == "fraction"

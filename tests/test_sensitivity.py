@@ -117,16 +117,16 @@ def test_dask_local_cluster_with_two_workers_gives_the_local_result(linear):
             distributed.Client(cluster) as client:
         remote = sensitivity(linear, "sobol", "Level", n=128, seed=4, chunk_size=100,
                              executor=client)
-        bands_remote, _ = monte_carlo(linear, n=40, seed=9, outputs=["Level"], bust=False,
+        bands_remote, _ = monte_carlo(linear, n=40, seed=9, outputs=["Level"],
                                       executor=client, chunk_size=7)
     pd.testing.assert_frame_equal(local, remote)
-    bands_local, _ = monte_carlo(linear, n=40, seed=9, outputs=["Level"], bust=False, chunk_size=13)
+    bands_local, _ = monte_carlo(linear, n=40, seed=9, outputs=["Level"], chunk_size=13)
     pd.testing.assert_frame_equal(bands_local, bands_remote)
 
 
 def test_monte_carlo_bands_are_nested_and_reproducible(linear):
-    a, _ = monte_carlo(linear, n=200, seed=1, outputs=["Level"], bust=False)
-    b, _ = monte_carlo(linear, n=200, seed=1, outputs=["Level"], bust=False)
+    a, _ = monte_carlo(linear, n=200, seed=1, outputs=["Level"])
+    b, _ = monte_carlo(linear, n=200, seed=1, outputs=["Level"])
     pd.testing.assert_frame_equal(a, b)
     for lo, hi in [(50, 75), (75, 95), (95, 100)]:
         assert np.all(a[f"lo{hi}"] <= a[f"lo{lo}"]) and np.all(a[f"hi{lo}"] <= a[f"hi{hi}"])
