@@ -307,14 +307,22 @@ def predictive_ensemble(model, targets, params, ensemble, n=4000, seed=0, quanti
     for p in varied:
         lo, hi = declared.loc[p]
         rows = scan[scan["parameter"] == p]
-        ok = rows["value"][rows["delta"] < delta_chi2].to_numpy()
+        x, delta = rows["value"].to_numpy(), rows["delta"].to_numpy()
         x0 = min(max(at_model[p], lo), hi)
-        a, b = (ok.min() if ok.size else x0), (ok.max() if ok.size else x0)
-        # a grid point that fails bounds the range halfway towards the next that passes
-        step = (hi - lo) / (n_grid - 1)
-        a, b = max(lo, min(a, x0) - (step / 2 if a > lo else 0)), min(hi, max(b, x0) + (step / 2 if b < hi else 0))
-        ranges.append({"parameter": p, "min": lo, "max": hi, "draw_min": a, "draw_max": b,
-                       "max_delta_chi2": float(rows["delta"].max())})
+        passing = x[delta < delta_chi2]
+        a = min(passing.min(), x0) if passing.size else x0
+        b = max(passing.max(), x0) if passing.size else x0
+        # beyond the last grid point that passes, the first that fails bounds the range where
+        # a quadratic rise from the calibrated value reaches delta_chi2
+        below, above = (x < a) & (delta >= delta_chi2), (x > b) & (delta >= delta_chi2)
+        if below.any():
+            f = x[below].max()
+            a = min(a, x0 + (f - x0) * math.sqrt(delta_chi2 / delta[x == f][0]))
+        if above.any():
+            f = x[above].min()
+            b = max(b, x0 + (f - x0) * math.sqrt(delta_chi2 / delta[x == f][0]))
+        ranges.append({"parameter": p, "min": lo, "max": hi, "draw_min": max(lo, a), "draw_max": min(hi, b),
+                       "max_delta_chi2": float(delta.max())})
     ranges = pd.DataFrame(ranges).set_index("parameter")
 
     base = ensemble[calibrated].reset_index(drop=True)

@@ -163,3 +163,85 @@ def test_depends_on_ranks_the_parameter_that_decides_the_outcome_first():
     assert out.loc["decider", "p_low"] == 0.0 and out.loc["decider", "p_high"] == 1.0
     assert abs(out.loc["noise", "rank_corr"]) < 0.15  # 600 independent draws: |r| ~ 0.04
     assert math.isclose(out.loc["decider", "difference"], 1.0)
+
+
+# --------------------------------------------------------------------------- the predictive ensemble
+#
+# A toy circle: revenue grows at g (which the targets inform and the "calibration" pins down),
+# starts at h (uncalibrated, but the targets pin it too) and confidence decays at `future`
+# from 2026 on (which no target sees). Confidence 0.6 e^(-future (t - 2026)) falls below 0.2
+# when future (t - 2026) > ln 3: by 2030 for future > ln3/4 = 0.275, by 2035 for
+# future > ln3/9 = 0.122. Drawn uniformly in [0, 1], P(bust by 2030) = 0.725, by 2035 0.878.
+
+TOY = """{UTF-8}
+g = 0.3 ~ 1/Year [0.1,0.5] ~ revenue growth, seen by the targets |
+h = 1 ~ $B/Year [0.5,2] ~ initial revenue, seen by the targets |
+future = 0 ~ 1/Year [0,1] ~ decay of confidence after the data, seen by no target |
+Lab Revenue = INTEG(g*Lab Revenue, h) ~ $B/Year ~ revenue |
+Investor Confidence = INTEG(-future*STEP(1, 2026)*Investor Confidence, 0.6) ~ Dmnl ~ confidence |
+Hyperscaler Capex = 100 ~ $B/Year ~ capex, constant |
+FINAL TIME = 2036 ~ Year ~ end |
+INITIAL TIME = 2020 ~ Year ~ start |
+SAVEPER = 0.25 ~ Year ~ save |
+TIME STEP = 0.0625 ~ Year ~ step |
+"""
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    import aicircle as ac
+    from aicircle.observables import read_targets
+
+    folder = tmp_path_factory.mktemp("toy")
+    (folder / "toy.mdl").write_text(TOY)
+    model = ac.load(folder / "toy.mdl")
+    run = model.simulate(saveper=0.0625)
+    rows = ["id,observable,start,end,aggregation,value,unit,sigma,source,quote"]
+    for year in range(2020, 2025):  # the model's own revenue at each year's end: synthetic data
+        rows.append(f"rev{year},lab_revenue,{year}-12-31,{year}-12-31,level,"
+                    f"{float(run.loc[year + 1.0, 'Lab Revenue']):.10g},$B/Year,0.05,synthetic,synthetic")
+    (folder / "targets.csv").write_text("\n".join(rows) + "\n")
+    posterior = pd.DataFrame({"g": np.random.default_rng(1).normal(0.3, 0.002, 200)})
+    return model, read_targets(folder / "targets.csv"), posterior
+
+
+@pytest.fixture(scope="module")
+def toy_ensemble(toy):
+    model, targets, posterior = toy
+    return circle.predictive_ensemble(model, targets, {}, posterior, n=3000, seed=0)
+
+
+def test_predictive_ensemble_draws_an_unseen_parameter_over_its_whole_range(toy_ensemble):
+    draws, info = toy_ensemble
+    assert info["varied"] == ["h", "future"]
+    r = info["ranges"]
+    assert (r.loc["future", "draw_min"], r.loc["future", "draw_max"]) == (0.0, 1.0)
+    kept = draws[draws["kept"]]
+    assert kept["future"].min() < 0.01 and kept["future"].max() > 0.99
+
+
+def test_predictive_ensemble_narrows_a_parameter_the_data_pin_down(toy_ensemble):
+    draws, info = toy_ensemble
+    r = info["ranges"]
+    # h moves every target by the same log amount: sigma 0.05 over 5 targets allows about
+    # +-0.05 sqrt(3.84/5) ~ 4.4% alone; the 9-point grid over [0.5, 2] brackets that to one step
+    assert 0.5 < r.loc["h", "draw_min"] < 1.0 < r.loc["h", "draw_max"] < 2.0
+    assert (r.loc["h", "draw_max"] - r.loc["h", "draw_min"]) <= 2 * (2.0 - 0.5) / 8 + 1e-9
+    # every draw kept fits as well as the posterior's 95th percentile
+    assert (draws.loc[draws["kept"], "chi2"] <= info["threshold"]).all()
+    assert draws["kept"].mean() > 0.2
+
+
+def test_bust_probability_of_the_toy_matches_its_analytic_value(toy, toy_ensemble):
+    model, _, _ = toy
+    draws, info = toy_ensemble
+    kept = draws[draws["kept"]].drop(columns=["chi2", "kept"]).reset_index(drop=True)
+    summary, runs = circle.bust_probability(model, kept, fixed=info["fixed"], classifier=circle.CONFIDENCE,
+                                            horizons=(2030.0, 2035.0), start=2026.0)
+    expected = {2030: 1 - math.log(3) / 4, 2035: 1 - math.log(3) / 9}
+    for year, p in expected.items():
+        # binomial sd sqrt(p(1-p)/n) < 0.015 for n > 800; Euler at dt 1/16 decays a little faster
+        # and busts are read at quarterly saves: 0.05 covers both
+        assert summary.loc[year, "p_bust_by"] == pytest.approx(p, abs=0.05)
+        assert summary.loc[year, "lo"] < summary.loc[year, "p_bust_by"] < summary.loc[year, "hi"]
+    assert runs["first_bust"].dropna().min() >= 2026.0
