@@ -1,6 +1,6 @@
 """Equilibria, their one-parameter continuation and their bifurcations.
 
-This module is the numerical core of tipping-point analysis (DESIGN section 4).
+This module is the numerical core of tipping-point analysis (docs/design.md §4).
 It knows nothing about models: it works on any vectorised vector field
 
 ``f(y, p) -> dy``

@@ -104,7 +104,7 @@ def owned_run_csv(path: Path) -> bool:
 
 
 def owned_json(path: Path) -> bool:
-    """A JSON file written by ``validate``, ``tipping`` or ``sensitivity`` (DESIGN section 5)."""
+    """A JSON file written by ``validate``, ``tipping`` or ``sensitivity`` (docs/design.md §5)."""
     if path.stat().st_size > 256 * 2**20:
         return False
     with open(path, encoding="utf-8") as f:

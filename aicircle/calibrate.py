@@ -3,7 +3,7 @@
 The pipeline (each step a function; :func:`calibrate` runs them all):
 
 1. :class:`Problem` — the weighted residuals of a model against a target file
-   (DESIGN section 3), for many parameter sets at once: one batch run per
+   (docs/design.md §3), for many parameter sets at once: one batch run per
    evaluation, saved at every TIME STEP so that integrals are taken on the
    integration grid. Parameters are searched in log space (linear where a
    range reaches zero or below); each calibrated parameter carries a prior as
@@ -546,7 +546,7 @@ def _is_actual(targets):
 
 
 def validate(model, targets, params=None) -> pd.DataFrame:
-    """Each target with the model's prediction and its error (DESIGN section 5).
+    """Each target with the model's prediction and its error (docs/design.md §5).
 
     Parameters
     ----------

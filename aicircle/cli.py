@@ -1,4 +1,4 @@
-"""The ``aicircle`` command line (DESIGN section 5).
+"""The ``aicircle`` command line (docs/design.md §5).
 
 Exit status 0 on success, 2 on bad input (the user's to fix), 1 on a failure
 that is not the user's (a solver that gives up). On error stderr holds exactly

@@ -32,7 +32,7 @@ class UnknownName(AicircleError, KeyError):
 
 
 class TargetFileError(InvalidInput):
-    """A calibration target file breaks the format of DESIGN section 3."""
+    """A calibration target file breaks the format of docs/design.md §3."""
 
 
 class IntegrationError(AicircleError, RuntimeError):

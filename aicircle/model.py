@@ -457,7 +457,8 @@ class Model:
                 raise InvalidInput(f"params name '{var.name}' twice: as '{given[vid]}' and '{name}'")
             given[vid] = name
             if var.kind == "stock":
-                raise InvalidInput(f"'{var.name}' is a stock; set its initial value with initial=")
+                raise InvalidInput(f"'{var.name}' is a stock: its flows set its value; change the constant "
+                                  f"it starts from, or (in Python) its initial value with initial=")
             if var.kind == "control":
                 raise InvalidInput(
                     f"'{var.name}' is a time setting; use final_time=, time_step= or saveper=")
@@ -576,7 +577,7 @@ class Model:
             the others keep the model's values). The index becomes the
             ``set`` coordinate.
         return_columns : list of str, optional
-            By default the stocks and the DESIGN section 3 observables the
+            By default the stocks and the docs/design.md §3 observables the
             model defines.
         chunk_size : int
             Sets integrated at once; results do not depend on it.

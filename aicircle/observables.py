@@ -1,5 +1,5 @@
 """Observables: the vocabulary of calibration and validation, and the operators
-that turn a simulated run into the numbers a target file holds (DESIGN §3).
+that turn a simulated run into the numbers a target file holds (docs/design.md §3).
 
 A model *defines* an observable when one of its variables, lower-cased with runs
 of spaces and underscores read as one ``_``, equals the observable's id
@@ -85,7 +85,7 @@ def _vocabulary(*entries: tuple[str, str, str, str]) -> Mapping[str, Observable]
     return MappingProxyType({e[0]: Observable(*e) for e in entries})
 
 
-#: The observables of DESIGN §3, id -> :class:`Observable` (read-only).
+#: The observables of docs/design.md §3, id -> :class:`Observable` (read-only).
 OBSERVABLES: Mapping[str, Observable] = _vocabulary(
     ("lab_revenue", "flow", "$B/Year", "OpenAI revenue"),
     ("lab_rd_spend", "flow", "$B/Year", "OpenAI R&D spend"),
@@ -107,7 +107,7 @@ OBSERVABLES: Mapping[str, Observable] = _vocabulary(
     ("investor_confidence", "level", "fraction", "investor confidence (no data)"),
 )
 
-#: The columns a target file must have, in the order of DESIGN §3.
+#: The columns a target file must have, in the order of docs/design.md §3.
 COLUMNS = ("id", "observable", "start", "end", "aggregation", "value", "unit", "sigma",
            "source", "quote")
 
@@ -252,7 +252,7 @@ def _error_scale(observable: str, aggregation: str) -> str:
 
 
 def read_targets(path: str | Path) -> pd.DataFrame:
-    """Read and validate a target file (DESIGN §3).
+    """Read and validate a target file (docs/design.md §3).
 
     Parameters
     ----------

@@ -3,7 +3,7 @@
 - :func:`sensitivity`: one-at-a-time (tornado), Morris screening and Sobol
   indices (SALib) of any variable at any time;
 - :func:`monte_carlo`: Vensim-style confidence bands (50/75/95/100%) over time
-  and the probability of a bust (DESIGN section 4) by each year;
+  and the probability of a bust (docs/design.md §4) by each year;
 - :func:`run_ensemble`: the batch integrator over a table of parameter sets,
   split into fixed chunks that run here or on an ``executor`` (a
   ``dask.distributed.Client`` or any ``concurrent.futures.Executor``). Chunks

@@ -1,4 +1,4 @@
-"""Tipping points: where the long-run outcome of a model changes (DESIGN section 4).
+"""Tipping points: where the long-run outcome of a model changes (docs/design.md §4).
 
 Two independent ways, both generic (any model aicircle loads):
 
@@ -420,7 +420,7 @@ def leading_eigenvalues(model, times=None, params=None, free=None, smooth=None, 
 
 def tipping(model, param, lo, hi, outcome=None, seed=0, horizons=None, params=None, classifier=None,
             **kwargs) -> dict:
-    """DESIGN section 5's ``tipping`` result: folds, Hopf points and outcome thresholds.
+    """docs/design.md §5's ``tipping`` result: folds, Hopf points and outcome thresholds.
 
     Folds and Hopf points come from continuation of all continuous states
     (none for a model with discrete states or without equilibria in the

@@ -1,4 +1,4 @@
-"""DESIGN section 6: aicircle's speed against PySD's, measured side by side in one process.
+"""docs/design.md §6: aicircle's speed against PySD's, measured side by side in one process.
 
 On the peer SIR model (../shared/peer-models/samples/SIR/SIR.mdl), at the model's
 own TIME STEP:

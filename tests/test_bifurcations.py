@@ -144,7 +144,7 @@ def _tipping_json(tmp_path, text, *args):
 
 
 def _check_design_layout(data):
-    """The JSON layout of DESIGN section 5 for ``tipping --json``."""
+    """The JSON layout of docs/design.md §5 for ``tipping --json``."""
     assert set(data) == {"param", "range", "folds", "hopf", "thresholds"}
     assert isinstance(data["param"], str)
     assert len(data["range"]) == 2
@@ -288,7 +288,7 @@ def test_a_fold_near_the_end_of_the_range_is_found(models):
 
 def test_a_model_without_equilibria_gives_no_folds_and_exits_zero(tmp_path):
     data = _tipping_json(tmp_path, NO_EQUILIBRIA, "--param", "r", "--range", "-1", "1")
-    # finding nothing is not an error (DESIGN section 5)
+    # finding nothing is not an error (docs/design.md §5)
     assert (data["folds"], data["hopf"], data["thresholds"]) == ([], [], [])
 
 

@@ -1,6 +1,6 @@
 """Calibration (aicircle.calibrate): recovery of known parameters from synthetic
 targets, reproducibility, screening, identifiability, validation and the files
-a calibration writes (DESIGN §3 and §5)."""
+a calibration writes (docs/design.md §3 and §5)."""
 
 import csv
 import json
@@ -114,7 +114,7 @@ GROWTH_ROW = 5  # the one target measured by an absolute error
 
 
 def write_targets(path, values):
-    """Write ROWS with ``values`` as a DESIGN §3 target file."""
+    """Write ROWS with ``values`` as a docs/design.md §3 target file."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["id", "observable", "start", "end", "aggregation", "value", "unit", "sigma",
@@ -320,7 +320,7 @@ def test_validate_gives_each_target_its_prediction_and_error_in_file_order(model
     # a batch run and a single run, the same Euler arithmetic
     np.testing.assert_allclose(table["predicted"], exact, rtol=1e-12)
     is_growth = np.arange(len(ROWS)) == GROWTH_ROW
-    # log_error = ln(predicted / value) for positive amounts; abs_error for growth (DESIGN §3)
+    # log_error = ln(predicted / value) for positive amounts; abs_error for growth (docs/design.md §3)
     np.testing.assert_allclose(table["log_error"][~is_growth], -math.log(1.1), rtol=1e-9)
     assert table["abs_error"][~is_growth].isna().all()
     assert table["abs_error"][GROWTH_ROW] == pytest.approx(0.05, rel=1e-9)

@@ -1,8 +1,8 @@
-"""The capital-circle model itself (``models/aicircle.mdl``, DESIGN §2-§4).
+"""The capital-circle model itself (``models/aicircle.mdl``, docs/design.md §2-§4).
 
 Checks, in order: its XMILE twin is current and runs the same; independent
 implementations agree on it (PySD and aicircle, Euler, RK4 and RK45); its
-structure keeps DESIGN §2's promises (stocks, units, comments, ranges, loops,
+structure keeps docs/design.md §2's promises (stocks, units, comments, ranges, loops,
 scenario inputs, stock-flow consistent money); money is conserved and stocks stay
 non-negative for any parameters in their ranges; reality checks with the money
 cut off or confidence held at zero; and the story's shape before calibration.
@@ -45,10 +45,10 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:The inplace keyword:DeprecationWarning"),
 ]
 
-LOOPS = ("R1", "R2", "R3", "B1", "B2", "B3", "B4", "B5")  # DESIGN §2
+LOOPS = ("R1", "R2", "R3", "B1", "B2", "B3", "B4", "B5")  # docs/design.md §2
 SCENARIO_SIZES = ("Open Model Price Shock Size", "Chipmaker Reinvestment Stop Size",
                   "Stargate Shortfall Size", "Viral App Boost Size", "Credit Tightening Size",
-                  "Confidence Shock Size")  # DESIGN §2: six scenario inputs, all off by default
+                  "Confidence Shock Size")  # docs/design.md §2: six scenario inputs, all off by default
 # A growth rate: it falls below zero in a bust (-0.35 seen in random runs). Every other
 # stock is an amount (money, debt, GW, users, $ per user, shares) and cannot be negative.
 SIGNED_STOCKS = {"Perceived Growth"}
@@ -246,7 +246,7 @@ def test_model_runs_from_2020_or_before_to_2035_or_after(model):
 
 
 def test_total_money_is_the_sum_of_the_cash_stocks(cash_stocks, elements):
-    assert len(cash_stocks) >= 4  # lab, cloud, chip and outside (DESIGN §2)
+    assert len(cash_stocks) >= 4  # lab, cloud, chip and outside (docs/design.md §2)
     ast = elements["Total Money"].components[0].ast
     assert type(ast).__name__ == "ArithmeticStructure"
     assert set(ast.operators) == {"+"}
@@ -495,7 +495,7 @@ def test_halving_the_time_step_moves_no_observable_by_more_than_one_percent(
     time_step = model.time["time_step"]
     coarse = model.simulate(params=params, return_columns=observables)
     fine = model.simulate(params=params, return_columns=observables, time_step=time_step / 2)
-    # DESIGN §2 asks for a step at which Euler's error does not matter: 1% of each
+    # docs/design.md §2 asks for a step at which Euler's error does not matter: 1% of each
     # observable's largest value (0.22% seen for the baseline, 0.34% for the shock).
     difference, column = worst_relative_difference(fine, coarse, observables)
     assert difference <= 0.01, f"{column}: {difference:.3g}"

@@ -1,4 +1,4 @@
-"""The ``aicircle`` command line (DESIGN §5): exit codes, one-line errors, outputs.
+"""The ``aicircle`` command line (docs/design.md §5): exit codes, one-line errors, outputs.
 
 Every test runs the command as a subprocess, ``python -m aicircle ...``, in
 ``tmp_path``, on small models the test writes there; the shipped model is used
@@ -65,7 +65,7 @@ y = x * h
 	|
 """ + CONTROLS.format(t0=0, t1=10, dt=0.25, save=1)
 
-# Logistic growth whose variables define two DESIGN §3 observables.
+# Logistic growth whose variables define two docs/design.md §3 observables.
 LOGISTIC_MDL = """{UTF-8}
 Users Stock = INTEG(Lab Revenue, x0)
 	~	million
@@ -172,7 +172,7 @@ TARGET_ROWS = [
 
 
 def write_targets(path, rows, columns=TARGET_COLUMNS):
-    """Write a DESIGN §3 target file; cells missing from a row get a filler text."""
+    """Write a docs/design.md §3 target file; cells missing from a row get a filler text."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
@@ -316,7 +316,7 @@ def _replace(row, column, value):
     return lambda rows: [dict(r, **{column: value}) if i == row else r for i, r in enumerate(rows)]
 
 
-# Each case of DESIGN §3's rejection list. Rows are 1-based data rows; the changed row is row 2.
+# Each case of docs/design.md §3's rejection list. Rows are 1-based data rows; the changed row is row 2.
 BAD_TARGETS = [
     ("unknown-observable", _replace(1, "observable", "lab_revnue"), TARGET_COLUMNS,
      r"row 2\b.*column 'observable'.*lab_revnue"),
@@ -517,7 +517,7 @@ def test_validate_json_has_one_object_per_target_in_file_order_even_for_a_poor_f
         assert row["value"] == exp["value"]
         # the same computation in another process
         assert row["predicted"] == pytest.approx(exp["predicted"], rel=1e-12)
-        if row["id"] == "rev_growth_2024":  # growth: an absolute error (DESIGN §3)
+        if row["id"] == "rev_growth_2024":  # growth: an absolute error (docs/design.md §3)
             assert row["abs_error"] == pytest.approx(row["predicted"] - row["value"], rel=1e-12)
         else:
             assert row["log_error"] == pytest.approx(math.log(row["predicted"] / row["value"]),

@@ -1,4 +1,4 @@
-"""Loading a model: the parameters table, name matching, and load errors (DESIGN §5)."""
+"""Loading a model: the parameters table, name matching, and load errors (docs/design.md §5)."""
 
 import math
 import re

@@ -1,4 +1,4 @@
-"""Observation operators and target files (DESIGN §3)."""
+"""Observation operators and target files (docs/design.md §3)."""
 
 import math
 from pathlib import Path
