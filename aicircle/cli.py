@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import _io
 from ._io import write_atomic  # noqa: F401 - the name other modules knew
-from .errors import AicircleError, IntegrationError, InvalidInput, TimeGridWarning
+from .errors import AicircleError, IntegrationError, InvalidInput, SampleSizeWarning, TimeGridWarning
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -101,11 +101,13 @@ def _load(model):
 def _cmd_run(args):
     from . import scenarios
 
-    _io.check_output(args.out, "--out", _model_input(args), args.force, _io.owned_run_csv)
+    _io.check_output(args.out, "--out", _model_input(args) + ([("--params", args.params)] if args.params else []),
+                     args.force, _io.owned_run_csv)
     model = _load(args.model)
-    params = _unique_names(dict(args.set or []), "--set")
+    params = {**_base_params(args, model), **_unique_names(dict(args.set or []), "--set")}
     if args.scenario is not None:
-        params = {**scenarios.scenario_params(model, args.scenario), **params}
+        params = {**params, **scenarios.scenario_params(model, args.scenario),
+                  **_unique_names(dict(args.set or []), "--set")}
     df = model.simulate(params=params, solver=args.solver, final_time=args.final_time,
                         allow_nonfinite=args.keep_nonfinite)
     if args.out and not _io.is_stdout(args.out):
@@ -280,6 +282,38 @@ def _calibrated(model_arg, model) -> dict:
     return {k: v for k, v in values.items() if k in model.parameters.index}
 
 
+def _base_params(args, model) -> dict:
+    """The values a run starts from: --params FILE, else the shipped calibration for the shipped
+    model (unless --uncalibrated), else the model file's own; said on stderr."""
+    from . import _resources
+    from . import calibrate as cal
+
+    if args.params and args.uncalibrated:
+        raise InvalidInput("--params and --uncalibrated exclude each other")
+    if args.params:
+        values = _unique_names(cal.read_parameters(args.params), args.params)
+        unknown = sorted(p for p in values if not _known(model, p))
+        if unknown:
+            raise InvalidInput(f"{args.params}: unknown parameter '{unknown[0]}' for {model.path.name}")
+        _info(args, f"using the parameter values of {args.params}")
+        return values
+    values = {} if args.uncalibrated else _calibrated(args.model, model)
+    if values:
+        _info(args, f"using the shipped calibration ({_resources.shipped_parameters().name}; "
+                    f"--uncalibrated for the model file's values)")
+    else:
+        _info(args, f"using the values in {model.path.name}")
+    return values
+
+
+def _params_options(p):
+    p.add_argument("--params", type=_text("--params"),
+                   help="parameters.csv (name,value) to start from (default for the shipped model: its "
+                        "shipped calibration)")
+    p.add_argument("--uncalibrated", action="store_true",
+                   help="use the values in the model file, not the shipped calibration")
+
+
 def _known(model, name):
     from .errors import UnknownName
 
@@ -293,7 +327,7 @@ def _known(model, name):
 def _cmd_tipping(args):
     from . import tipping
 
-    _check_json(args)
+    _check_json(args, ("--params", args.params))
     model = _load(args.model)
     lo, hi = args.range
     outcome = tipping.parse_outcome(args.outcome, model) if args.outcome else None
@@ -304,7 +338,7 @@ def _cmd_tipping(args):
             if not start < h <= end:
                 raise InvalidInput(f"--horizon {h:g} is outside the model's run ({start:g} to {end:g})")
     result = tipping.tipping(model, args.param, lo, hi, outcome=outcome, seed=args.seed,
-                             params=_calibrated(args.model, model), horizons=horizons,
+                             params=_base_params(args, model), horizons=horizons,
                              classifier=None if outcome else args.classifier)
     if args.json:
         _write_json(args.json, result)
@@ -322,11 +356,14 @@ def _cmd_tipping(args):
 def _cmd_sensitivity(args):
     from . import sensitivity as sens
 
-    _check_json(args)
+    _check_json(args, ("--params", args.params))
     model = _load(args.model)
     bounds = _unique_names(dict(args.bounds), "--bounds") if args.bounds else None
+    base = _base_params(args, model)
+    varied = set(sens.parameter_bounds(model, bounds))
     frame = sens.sensitivity(model, args.method, args.output, at=args.at, bounds=bounds, n=args.n,
-                             seed=args.seed, progress=not args.quiet)
+                             seed=args.seed, progress=not args.quiet,
+                             params={k: v for k, v in base.items() if model.resolve(k) not in varied})
     at = args.at if args.at is not None else model.time["final_time"]
     n = None if args.method == "oat" else (args.n if args.n is not None else
                                              {"morris": 64, "sobol": 1024}[args.method])
@@ -400,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="CSV file to write ('-' or default: standard output)")
     p.add_argument("--keep-nonfinite", action="store_true",
                    help="keep running when a value becomes NaN or infinite (default: stop with an error)")
+    _params_options(p)
     force(p)
 
     p = command("describe", _cmd_describe, "list parameters, observables, scenarios and loops")
@@ -450,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the capital-circle definition of a bust (default: economic)")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--json", help="write the result as JSON to this file")
+    _params_options(p)
     force(p)
 
     p = command("sensitivity", _cmd_sensitivity, "OAT, Morris or Sobol sensitivity of a variable")
@@ -462,6 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_positive_int, help="SALib's base sample size N")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--json", help="write the indices as JSON to this file")
+    _params_options(p)
     force(p)
 
     p = command("report", _cmd_report, "run the whole analysis and write an HTML/Markdown report")
@@ -485,9 +525,10 @@ def main(argv=None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("default" if debug else "ignore")
             warnings.simplefilter("always", TimeGridWarning)
+            warnings.simplefilter("always", SampleSizeWarning)
             args.func(args)
         for message in dict.fromkeys(str(w.message) for w in caught
-                                     if debug or issubclass(w.category, TimeGridWarning)):
+                                     if debug or issubclass(w.category, (TimeGridWarning, SampleSizeWarning))):
             print(f"aicircle: warning: {' '.join(message.split())}", file=sys.stderr)
         return EXIT_OK
     except SystemExit as exc:  # --help and --version

@@ -41,3 +41,7 @@ class IntegrationError(AicircleError, RuntimeError):
 
 class TimeGridWarning(UserWarning):
     """The time grid cannot honour SAVEPER or FINAL TIME exactly (the run goes on)."""
+
+
+class SampleSizeWarning(UserWarning):
+    """A sensitivity sample too small for the number of parameters (the indices are unreliable)."""

@@ -14,17 +14,19 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
 
-from .errors import InvalidInput, UnknownName
+from .errors import InvalidInput, SampleSizeWarning, UnknownName
 
 __all__ = ["BANDS", "dask_client", "monte_carlo", "parameter_bounds", "run_ensemble", "sensitivity"]
 
 METHODS = ("oat", "morris", "sobol")
 BANDS = (50, 75, 95, 100)  # Vensim's sensitivity-graph confidence bands, in percent
 MIN_N = {"morris": 4, "sobol": 16}
+SOBOL_N_PER_PARAMETER = 4  # below N = 4 D a warning (see sensitivity())
 
 
 def parameter_bounds(model, bounds=None) -> dict:
@@ -36,7 +38,8 @@ def parameter_bounds(model, bounds=None) -> dict:
     bounds : dict, optional
         Name -> (lo, hi). When given, exactly these parameters vary.
         Otherwise every parameter whose declared range is finite with
-        min < max varies (a declared ``[a,a]`` holds it fixed).
+        min < max varies (a declared ``[a,a]`` holds it fixed), except the
+        scenario inputs (switches that stay off unless a scenario sets them).
 
     Returns
     -------
@@ -56,9 +59,12 @@ def parameter_bounds(model, bounds=None) -> dict:
                 raise InvalidInput(f"bounds of '{canon}' need LO < HI, got {lo:g}:{hi:g}")
             out[canon] = (lo, hi)
         return out
+    from .scenarios import inputs
+
+    switches = inputs(model)
     for name, row in model.parameters.iterrows():
         lo, hi = row["min"], row["max"]
-        if np.isfinite(lo) and np.isfinite(hi) and lo < hi:
+        if np.isfinite(lo) and np.isfinite(hi) and lo < hi and name not in switches:
             out[name] = (float(lo), float(hi))
     if not out:
         raise InvalidInput("no parameter has a finite declared range; give --bounds NAME=LO:HI")
@@ -196,6 +202,13 @@ def sensitivity(model, method, output, at=None, bounds=None, n=None, seed=0, exe
             raise InvalidInput(f"--n {n} is too small for {method}: use at least {MIN_N[method]}")
         if method == "sobol" and n & (n - 1):
             raise InvalidInput(f"--n {n} must be a power of 2 for sobol (e.g. {1 << n.bit_length()})")
+        if method == "sobol" and n < SOBOL_N_PER_PARAMETER * len(names):
+            # Saltelli's estimators need N well above D: with N = 16 over 128 parameters the
+            # first-order indices come out negative far beyond their bootstrap intervals
+            warnings.warn(f"Sobol with N = {n} over {len(names)} parameters: the indices are unreliable "
+                          f"below N = {SOBOL_N_PER_PARAMETER} x {len(names)}; pass --n "
+                          f"{1 << (SOBOL_N_PER_PARAMETER * len(names) - 1).bit_length()} or fewer --bounds",
+                          SampleSizeWarning, stacklevel=2)
     if at is None:
         at = model.time["final_time"] if "final_time" not in simulate_kwargs \
             else simulate_kwargs["final_time"]
@@ -229,22 +242,25 @@ def sensitivity(model, method, output, at=None, bounds=None, n=None, seed=0, exe
         bad = int(np.sum(~np.isfinite(y)))
         raise InvalidInput(f"{bad} of {len(y)} runs give a non-finite '{output}' at {at:g}; "
                            f"narrow the bounds")
+    index = pd.Index(names, name="parameter")
     if method == "oat":
-        return pd.DataFrame({"low": y[0::2], "high": y[1::2]}, index=pd.Index(names, name="parameter"))
+        frame = pd.DataFrame({"low": y[0::2], "high": y[1::2]}, index=index)
+        return frame.loc[(frame["high"] - frame["low"]).abs().sort_values(ascending=False).index]
     if method == "morris":
         from SALib.analyze import morris as morris_analyze
 
         res = morris_analyze.analyze(problem, table.to_numpy(), y, num_levels=4, seed=seed)
-        return pd.DataFrame({"mu_star": res["mu_star"], "sigma": res["sigma"],
-                             "mu_star_conf": res["mu_star_conf"]},
-                            index=pd.Index(names, name="parameter"))
+        frame = pd.DataFrame({"mu_star": res["mu_star"], "sigma": res["sigma"],
+                              "mu_star_conf": res["mu_star_conf"]}, index=index)
+        return frame.sort_values("mu_star", ascending=False)
     from SALib.analyze import sobol as sobol_analyze
 
     # SALib seeds its bootstrap only `if seed:`, so seed 0 would fall back to the global
     # generator: hand it a Generator made from ours instead
     res = sobol_analyze.analyze(problem, y, calc_second_order=False, seed=np.random.default_rng(seed))
-    return pd.DataFrame({"S1": res["S1"], "ST": res["ST"], "S1_conf": res["S1_conf"],
-                         "ST_conf": res["ST_conf"]}, index=pd.Index(names, name="parameter"))
+    frame = pd.DataFrame({"S1": res["S1"], "ST": res["ST"], "S1_conf": res["S1_conf"],
+                          "ST_conf": res["ST_conf"]}, index=index)
+    return frame.sort_values("ST", ascending=False)
 
 
 def sample_parameters(model, n, seed=0, ensemble=None, bounds=None) -> pd.DataFrame:

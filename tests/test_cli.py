@@ -573,3 +573,64 @@ def _defines(model, name):
     except ac.UnknownName:
         return False
     return True
+
+
+# --------------------------------------------------------------------------- which values a run starts from
+
+
+def test_run_starts_from_a_params_file_and_says_so(work):
+    (work / "p.csv").write_text("name,value\ng,0.2\n")
+    proc = aicircle(work, "run", "growth.mdl", "--params", "p.csv", "--out", "out.csv")
+    assert proc.returncode == 0, proc.stderr
+    assert "using the parameter values of p.csv" in proc.stderr
+    written = pd.read_csv(work / "out.csv", index_col=0)
+    expected = ac.load(work / "growth.mdl").simulate(params={"g": 0.2})
+    pd.testing.assert_frame_equal(written, expected, check_exact=True)
+
+
+def test_run_set_overrides_the_params_file(work):
+    (work / "p.csv").write_text("name,value\ng,0.2\n")
+    proc = aicircle(work, "run", "growth.mdl", "--params", "p.csv", "--set", "g=0.3", "--out", "out.csv")
+    assert proc.returncode == 0, proc.stderr
+    written = pd.read_csv(work / "out.csv", index_col=0)
+    assert written["x"].iloc[-1] == pytest.approx(ac.load(work / "growth.mdl").simulate(
+        params={"g": 0.3})["x"].iloc[-1], rel=1e-12)
+
+
+@pytest.mark.slow  # two runs of the shipped model, 2020-2035 at 1/256 year
+def test_run_of_the_shipped_model_uses_its_calibration_unless_told_otherwise(tmp_path):
+    calibrated = aicircle(tmp_path, "run", "--out", "c.csv")
+    assert calibrated.returncode == 0, calibrated.stderr
+    assert "using the shipped calibration" in calibrated.stderr
+    raw = aicircle(tmp_path, "run", "--uncalibrated", "--out", "u.csv")
+    assert "using the values in aicircle.mdl" in raw.stderr
+    params = {k: v for k, v in cal.read_parameters(SHIPPED_PARAMETERS).items()}
+    model = ac.load(SHIPPED_MODEL)
+    expected = model.simulate(params={k: v for k, v in params.items() if k in model.parameters.index})
+    c = pd.read_csv(tmp_path / "c.csv", index_col=0)
+    u = pd.read_csv(tmp_path / "u.csv", index_col=0)
+    assert c["Lab Revenue"].to_numpy() == pytest.approx(expected["Lab Revenue"].to_numpy(), rel=1e-12)
+    assert not np.allclose(c["Lab Revenue"], u["Lab Revenue"])
+
+
+def test_params_and_uncalibrated_together_are_bad_input(work):
+    (work / "p.csv").write_text("name,value\ng,0.2\n")
+    proc = aicircle(work, "run", "growth.mdl", "--params", "p.csv", "--uncalibrated")
+    assert_one_line_error(proc, 2, "--params and --uncalibrated exclude each other")
+
+
+def test_tipping_judges_the_outcome_at_each_horizon_given(work):
+    # x = e^(g t): x > 2 at t = 5 needs g > ln2/5 = 0.1386, at t = 10 g > ln2/10 = 0.0693
+    proc = aicircle(work, "tipping", "growth.mdl", "--param", "g", "--range", "0", "0.5", "--outcome", "x>2",
+                    "--horizon", "5", "--horizon", "10", "--json", "t.json")
+    assert proc.returncode == 0, proc.stderr
+    found = {th["horizon"]: th["value"] for th in json.loads((work / "t.json").read_text())["thresholds"]}
+    # Euler at dt 0.25 grows by (1 + g/4) per step: solve (1 + g/4)^(4t) = 2
+    assert found[5.0] == pytest.approx(4 * (2 ** (1 / 20) - 1), abs=1e-4)
+    assert found[10.0] == pytest.approx(4 * (2 ** (1 / 40) - 1), abs=1e-4)
+
+
+def test_tipping_horizon_outside_the_run_is_bad_input(work):
+    proc = aicircle(work, "tipping", "growth.mdl", "--param", "g", "--range", "0", "0.5", "--outcome", "x>2",
+                    "--horizon", "50")
+    assert_one_line_error(proc, 2, r"--horizon 50 is outside the model's run \(0 to 10\)")

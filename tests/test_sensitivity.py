@@ -180,3 +180,36 @@ def test_params_hold_the_other_parameters_at_given_values(linear):
     sob = sensitivity(linear, "sobol", "Y", at=1.0, bounds={"p3": (0, 1), "p2": (0, 1)}, n=64, seed=0,
                       params={"p1": 1.0})
     assert set(sob.index) == {"p3", "p2"}
+
+
+# --------------------------------------------------------------------------- defaults a user relies on
+
+SWITCHED = LINEAR.replace("fixed = 2 ~ dmnl [2,2] ~ a declared [a,a] range holds it fixed |",
+                          "fixed = 2 ~ dmnl [2,2] ~ a declared [a,a] range holds it fixed |\n"
+                          "Confidence Shock Size = 0 ~ dmnl [0,0.95] ~ a scenario switch |\n"
+                          "Confidence Shock Start = 2026 ~ Year [2020,2035] ~ its start |")
+
+
+def test_sensitivity_never_varies_a_scenario_switch_by_default(tmp_path):
+    model = _model(tmp_path, SWITCHED)
+    frame = sensitivity(model, "oat", "Y", at=1)
+    assert "Confidence Shock Size" not in frame.index
+    assert set(frame.index) == {"p1", "p2", "p3"}
+
+
+@pytest.mark.parametrize(("method", "n", "column"), [("oat", None, None), ("morris", 8, "mu_star"),
+                                                     ("sobol", 64, "ST")])
+def test_sensitivity_results_are_ranked_by_influence(linear, method, n, column):
+    frame = sensitivity(linear, method, "Y", at=1, n=n, seed=2)
+    # Y = p1 + 5 p2 + 10 p3: the weights decide the order whatever the method
+    assert list(frame.index) == ["p3", "p2", "p1"]
+    if column:
+        assert frame[column].is_monotonic_decreasing
+
+
+def test_sobol_with_too_small_a_sample_for_its_parameters_warns(tmp_path):
+    model = _model(tmp_path, SWITCHED)
+    bounds = {"p1": (0, 1), "p2": (0, 1), "p3": (0, 1), "fixed": (1, 3), "Confidence Shock Size": (0, 1)}
+    # 5 parameters need N >= 4 x 5 = 20: the next power of 2 is 32
+    with pytest.warns(ac.errors.SampleSizeWarning, match=r"N = 16 over 5 parameters.*--n 32"):
+        sensitivity(model, "sobol", "Y", at=1, n=16, bounds=bounds)
