@@ -3,7 +3,9 @@
 Every check goes through an independent reader: the exported file is read by
 ``pysd.read_xmile`` (and by :func:`aicircle.load`) and its run compared with PySD's
 run of the ``.mdl``; the XMILE text is inspected only for what the export promises
-(element kinds, flows, rewritten equations, names, units, ranges).
+(element kinds, flows, rewritten equations, names, units, ranges). A peer model using a
+construct of ``conftest.NOT_YET_SUPPORTED`` (subscripts) must be refused by the exporter
+with an ``UnsupportedFeature`` naming it, writing nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import aicircle as ac
 from aicircle.compiler import clean_name
 from aicircle.errors import InvalidInput, ModelReadError, UnsupportedFeature
 from aicircle.xmile import XMILE_NAMESPACE, export_xmile
+from conftest import run_or_refusal
 
 pysd = pytest.importorskip("pysd")
 
@@ -165,10 +168,20 @@ def write_mdl(folder: Path, body: str, name="model.mdl", final=20, dt=0.5, savep
 # --------------------------------------------------------------------------- peer models
 
 @pytest.mark.peer
+@pytest.mark.skipif(not PEER.is_dir(), reason=f"{PEER} is absent (the peer models live beside the project, not in it)")
+def test_every_listed_peer_model_exists():
+    assert len(PEER_MODELS) > 50
+    assert set(REFUSED) <= {peer_id(p) for p in PEER_MODELS}
+
+
+@pytest.mark.peer
 @pytest.mark.parametrize("path", EXPORTED, ids=peer_id)
 def test_peer_model_export_runs_like_the_original_in_pysd(path, tmp_path):
     xmile = tmp_path / (path.stem + ".xmile")
-    text = export_xmile(path, xmile)
+    text, construct = run_or_refusal(path, lambda: export_xmile(path, xmile))
+    if construct is not None:  # refused naming a construct not supported yet: nothing written
+        assert not list(tmp_path.iterdir()), f"{peer_id(path)}: refused for {construct} but wrote a file"
+        return
     assert xmile.read_text(encoding="utf-8") == text
     assert_same_runs(pysd_run(path, tmp_path), pysd_run(xmile, tmp_path), peer_id(path))
 
@@ -177,7 +190,10 @@ def test_peer_model_export_runs_like_the_original_in_pysd(path, tmp_path):
 @pytest.mark.parametrize("path", EXPORTED, ids=peer_id)
 def test_peer_model_export_keeps_every_variable_name(path, tmp_path):
     xmile = tmp_path / (path.stem + ".xmile")
-    text = export_xmile(path, xmile)
+    text, construct = run_or_refusal(path, lambda: export_xmile(path, xmile))
+    if construct is not None:  # refused naming a construct not supported yet: so does aicircle.load
+        assert run_or_refusal(path, lambda: ac.load(path))[1] is not None
+        return
     original = {key(v) for v in ac.load(path).variables}
     assert {key(v) for v in ac.load(xmile).variables} == original | generated(text)
 
