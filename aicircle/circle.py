@@ -39,8 +39,8 @@ from .observables import index_at
 
 __all__ = [
     "BOOM", "BUST", "CLASSIFIERS", "CONFIDENCE", "ECONOMIC", "FORECAST_START", "HORIZONS", "SOFT",
-    "Classifier", "bust_probability", "default_classifier", "depends_on", "predictive_ensemble",
-    "wilson_interval",
+    "Classifier", "bust_probability", "default_classifier", "depends_on", "p_bust_by_year",
+    "predictive_ensemble", "structural_alternatives", "wilson_interval",
 ]
 
 BUST, BOOM, SOFT = "bust", "boom", "soft landing"
@@ -358,10 +358,8 @@ def bust_probability(model, table, fixed=None, classifier=None, horizons=HORIZON
 
     classifier = classifier or ECONOMIC
     columns = [model.resolve(v) for v in classifier.variables]
-    full = table.copy()
-    for k, v in (fixed or {}).items():
-        if k not in full.columns:
-            full[k] = v
+    held = {k: np.full(len(table), v) for k, v in (fixed or {}).items() if k not in table.columns}
+    full = pd.concat([table, pd.DataFrame(held, index=table.index)], axis=1)
     values, times = run_ensemble(model, full, columns, chunk_size=chunk_size, progress=progress,
                                  final_time=max(horizons))
     vals = [values[c] for c in columns]
@@ -378,6 +376,13 @@ def bust_probability(model, table, fixed=None, classifier=None, horizons=HORIZON
             row[f"{kind} at {int(h)}"] = float(np.mean(labels == kind))
         rows.append(row)
     return pd.DataFrame(rows).set_index("horizon"), runs
+
+
+def p_bust_by_year(first_bust, years) -> pd.Series:
+    """Share of runs whose first bust (a year, NaN for none) comes by each of ``years``."""
+    first = np.asarray(first_bust, dtype=float)
+    return pd.Series([float(np.mean(first <= y + 1e-9)) for y in years], index=pd.Index(years, name="year"),
+                     name="p_bust")
 
 
 def depends_on(table, busted, top=8):

@@ -233,12 +233,12 @@ def _stage_ensemble(study: _Study, n_draws):
                                                                       classifier=clf)
     busted = runs["economic"]["first_bust"].to_numpy() <= max(circle.HORIZONS) + 1e-9
     drivers = circle.depends_on(kept, busted, top=8)
-    full = kept.assign(**{k: v for k, v in info["fixed"].items() if k not in kept})
-    bands, p_bust = monte_carlo(model, table=full, outputs=list(KEY_OUTPUTS), classifier=circle.ECONOMIC,
-                                start=circle.FORECAST_START, final_time=max(circle.HORIZONS))
-    _, p_bust_first = monte_carlo(model, table=full, outputs=["Investor Confidence"],
-                                  classifier=circle.CONFIDENCE, start=circle.FORECAST_START,
-                                  final_time=max(circle.HORIZONS))
+    full = pd.concat([kept, pd.DataFrame({k: np.full(len(kept), v) for k, v in info["fixed"].items()
+                                          if k not in kept})], axis=1)
+    bands, _ = monte_carlo(model, table=full, outputs=list(KEY_OUTPUTS), final_time=max(circle.HORIZONS))
+    years = np.arange(int(np.ceil(circle.FORECAST_START)), int(max(circle.HORIZONS)) + 1)
+    p_bust, p_bust_first = (circle.p_bust_by_year(runs[name]["first_bust"], years)
+                            for name in ("economic", "confidence"))
     fig, axes = plots.panels(len(KEY_OUTPUTS), ncols=2, size=(5.5, 3.9))
     for ax, (output, unit) in zip(axes, KEY_OUTPUTS.items()):
         plots.plot_bands(bands, output, ax=ax, unit=unit, title=output)

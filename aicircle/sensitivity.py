@@ -27,6 +27,7 @@ METHODS = ("oat", "morris", "sobol")
 BANDS = (50, 75, 95, 100)  # Vensim's sensitivity-graph confidence bands, in percent
 MIN_N = {"morris": 4, "sobol": 16}
 SOBOL_N_PER_PARAMETER = 4  # below N = 4 D a warning (see sensitivity())
+MAX_RUNS = 10_000_000  # ~1.5 hours at the shipped model's ~2000 runs/s: beyond it, refuse before sampling
 
 
 def parameter_bounds(model, bounds=None) -> dict:
@@ -200,6 +201,10 @@ def sensitivity(model, method, output, at=None, bounds=None, n=None, seed=0, exe
         n = {"morris": 64, "sobol": 1024}[method] if n is None else int(n)
         if n < MIN_N[method]:
             raise InvalidInput(f"--n {n} is too small for {method}: use at least {MIN_N[method]}")
+        runs = n * (len(names) + 2) if method == "sobol" else n * (len(names) + 1)
+        if runs > MAX_RUNS:
+            raise InvalidInput(f"--n {n} asks for {runs:,} runs of the model ({method} over {len(names)} "
+                               f"parameters); at most {MAX_RUNS:,}: use a smaller --n or fewer --bounds")
         if method == "sobol" and n & (n - 1):
             raise InvalidInput(f"--n {n} must be a power of 2 for sobol (e.g. {1 << n.bit_length()})")
         if method == "sobol" and n < SOBOL_N_PER_PARAMETER * len(names):

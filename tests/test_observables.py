@@ -426,3 +426,14 @@ def test_the_shipped_targets_can_be_observed_on_one_grid():
     values = {name: np.full(t.size, 0.5) for name in obs.OBSERVABLES}
     predicted = obs.observe(targets, t, values)
     assert predicted.shape == (len(targets),) and np.isfinite(predicted).all()
+
+
+def test_a_huge_target_file_is_refused_before_it_is_read(tmp_path):
+    from aicircle.errors import TargetFileError
+    from aicircle.observables import MAX_TARGET_FILE_BYTES, read_targets
+
+    path = tmp_path / "huge.csv"
+    with open(path, "wb") as f:  # a sparse file: its size is what counts
+        f.truncate(MAX_TARGET_FILE_BYTES + 1)
+    with pytest.raises(TargetFileError, match=r"huge.csv: 16 MiB is far more than a target file holds"):
+        read_targets(path)

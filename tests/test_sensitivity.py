@@ -213,3 +213,9 @@ def test_sobol_with_too_small_a_sample_for_its_parameters_warns(tmp_path):
     # 5 parameters need N >= 4 x 5 = 20: the next power of 2 is 32
     with pytest.warns(ac.errors.SampleSizeWarning, match=r"N = 16 over 5 parameters.*--n 32"):
         sensitivity(model, "sobol", "Y", at=1, n=16, bounds=bounds)
+
+
+def test_a_sample_too_large_to_run_is_refused_before_sampling(linear):
+    # Morris runs N (D + 1) models: 10^8 x 4 is far past the 10^7 cap
+    with pytest.raises(ac.InvalidInput, match=r"--n 100000000 asks for 400,000,000 runs"):
+        sensitivity(linear, "morris", "Y", at=1, n=10**8)
