@@ -295,15 +295,20 @@ def _base_params(args, model) -> dict:
         unknown = sorted(p for p in values if not _known(model, p))
         if unknown:
             raise InvalidInput(f"{args.params}: unknown parameter '{unknown[0]}' for {model.path.name}")
-        _info(args, f"using the parameter values of {args.params}")
+        _note(args, f"used the parameter values of {args.params}")
         return values
     values = {} if args.uncalibrated else _calibrated(args.model, model)
     if values:
-        _info(args, f"using the shipped calibration ({_resources.shipped_parameters().name}; "
+        _note(args, f"used the shipped calibration ({_resources.shipped_parameters().name}; "
                     f"--uncalibrated for the model file's values)")
-    else:
-        _info(args, f"using the values in {model.path.name}")
+    elif _is_shipped(args.model):  # a user's own model runs on its own values: nothing to say
+        _note(args, f"used the values in {model.path.name}")
     return values
+
+
+def _note(args, text):
+    """A line for stderr once the command has succeeded (on an error, stderr holds the error alone)."""
+    args.notes = [*getattr(args, "notes", []), text]
 
 
 def _params_options(p):
@@ -527,6 +532,8 @@ def main(argv=None) -> int:
             warnings.simplefilter("always", TimeGridWarning)
             warnings.simplefilter("always", SampleSizeWarning)
             args.func(args)
+        for text in getattr(args, "notes", []):
+            _info(args, text)
         for message in dict.fromkeys(str(w.message) for w in caught
                                      if debug or issubclass(w.category, (TimeGridWarning, SampleSizeWarning))):
             print(f"aicircle: warning: {' '.join(message.split())}", file=sys.stderr)

@@ -249,8 +249,16 @@ def _stage_ensemble(study: _Study, n_draws):
                       title="Probability of a bust after September 2025, by year")
     study.fig("p_bust", ax, "Share of the predictive ensemble that has been in a bust between October 2025 "
                             "and each year, under each definition.")
+    capex = bands.loc["AI Capex"]["median"]
+    peak = capex.loc[:circle.HORIZONS[0] + 1].idxmax()
+    trough = capex.loc[peak:].idxmin()
+    confidence = bands.loc["Investor Confidence"]["median"]
+    path = {"peak_year": float(peak), "peak": float(capex.loc[peak]), "trough_year": float(trough),
+            "trough": float(capex.loc[trough]), "end": float(capex.iloc[-1]),
+            "confidence_min": float(confidence.loc[peak:].min()),
+            "confidence_min_year": float(confidence.loc[peak:].idxmin())}
     study.found.update(draws=draws, kept=kept, ensemble_info=info, bust=summaries, bust_runs=runs,
-                       depends=drivers)
+                       depends=drivers, median_path=path)
 
 
 def _stage_tipping(study: _Study):
@@ -309,14 +317,12 @@ def _stage_core(study: _Study):
 
 def _stage_sobol(study: _Study, sobol_n):
     from . import plots
-    from .sensitivity import sensitivity
+    from .sensitivity import sensitivities
 
     bounds = _posterior_bounds(study.model, study.free, study.ensemble)
     at = min(circle.HORIZONS)
-    sobol = {}
-    for output in ("Investor Confidence", "AI Capex"):
-        sobol[output] = sensitivity(study.model, "sobol", output, at=at, bounds=bounds, n=sobol_n,
-                                    seed=study.seed, params=study.without(*bounds), final_time=at)
+    sobol = sensitivities(study.model, "sobol", ["Investor Confidence", "AI Capex"], at=at, bounds=bounds,
+                          n=sobol_n, seed=study.seed, params=study.without(*bounds), final_time=at)
     fig, axes = plots.panels(len(sobol), ncols=2, size=(6.5, 5))
     for ax, (output, frame) in zip(axes, sobol.items()):
         plots.plot_sensitivity(frame, ax=ax, title=f"{output} in {int(at)}")
@@ -514,8 +520,8 @@ def _publish(work: Path, dest: Path):
                 continue  # not ours: never replaced
             src.rename(target)
         else:
-            if target.exists() and (target.is_dir() or target.is_symlink()):
-                continue
+            if target.exists() and (name not in previous or target.is_dir() or target.is_symlink()):
+                continue  # not ours (or not a plain file): never replaced
             os.replace(src, target)
     for name in previous - new:
         stale = dest / name
@@ -620,12 +626,16 @@ def _write_document(doc, study: _Study, sobol_n, n_draws, command):
     ranges = info["ranges"]
     full = int(((ranges["draw_max"] - ranges["draw_min"]) >= (ranges["max"] - ranges["min"]) - 1e-12).sum())
     e = f["bust"]["economic"]
+    first = f["baseline_first_bust"]
     doc.text(f"The calibrated baseline is a **{f['baseline_outcome'][int(min(circle.HORIZONS))]}** in "
              f"{int(min(circle.HORIZONS))} and a **{f['baseline_outcome'][int(max(circle.HORIZONS))]}** in "
-             f"{int(max(circle.HORIZONS))}. One run is not a forecast: the calibration pins down "
-             f"{len(info['calibrated'])} parameters, and {len(info['varied'])} others that decide the future "
-             f"(how investors value the capital, how far they count circular sales, the compute price's "
-             f"response, ceilings, margins, ...) are not calibrated. {n_draws} parameter sets were drawn — the "
+             f"{int(max(circle.HORIZONS))}"
+             + (f", with a bust in between (from {first:.2f})" if np.isfinite(first) else ", with no bust in between")
+             + f". One run is not a forecast: the calibration pins down "
+             f"{len(info['calibrated'])} parameters, and {len(info['varied'])} others — among them those that "
+             f"decide the future (how investors value the capital, how far they count circular sales, the "
+             f"compute price's response, ceilings, margins, what cancelling a contract costs) — are not "
+             f"calibrated. {n_draws} parameter sets were drawn — the "
              f"calibrated parameters from the posterior ensemble, every other non-switch parameter uniformly "
              f"over the part of its declared range that the data do not reject on its own (Δχ² < 3.84 with the "
              f"others at the calibration: {full} of the {len(info['varied'])} keep their whole range) — and "
@@ -652,6 +662,14 @@ def _write_document(doc, study: _Study, sobol_n, n_draws, command):
              "chance of a bust among the kept sets:")
     doc.table(f["depends"], "P(bust by the last horizon) among the kept sets in the lowest and highest third of "
                             "each parameter's values, their difference, and the rank correlation with a bust.")
+    m = f["median_path"]
+    doc.text(f"Across the kept sets the median AI capex peaks at ${m['peak']:.0f}B a year in {m['peak_year']:.0f}, "
+             f"falls to ${m['trough']:.0f}B in {m['trough_year']:.0f} and is ${m['end']:.0f}B a year in "
+             f"{int(max(circle.HORIZONS))}; median confidence falls to {m['confidence_min']:.2f} "
+             f"({m['confidence_min_year']:.0f}). Whether that turn is a bust is the definitions' difference: "
+             "the first one counts any collapse of confidence or capex, the economic one asks whether capital "
+             "stands idle at returns below its cost or contracts are written off — when compute stays scarce "
+             "while capex falls, the build-out ends without idle capacity.")
     figure("p_bust")
     figure("bands")
     narrowed = ranges[(ranges["draw_max"] - ranges["draw_min"]) < (ranges["max"] - ranges["min"]) - 1e-12]

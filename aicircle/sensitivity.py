@@ -21,7 +21,7 @@ import pandas as pd
 
 from .errors import InvalidInput, SampleSizeWarning, UnknownName
 
-__all__ = ["BANDS", "dask_client", "monte_carlo", "parameter_bounds", "run_ensemble", "sensitivity"]
+__all__ = ["BANDS", "dask_client", "monte_carlo", "parameter_bounds", "run_ensemble", "sensitivities", "sensitivity"]
 
 METHODS = ("oat", "morris", "sobol")
 BANDS = (50, 75, 95, 100)  # Vensim's sensitivity-graph confidence bands, in percent
@@ -162,6 +162,24 @@ def sensitivity(model, method, output, at=None, bounds=None, n=None, seed=0, exe
                 chunk_size=1000, progress=False, params=None, **simulate_kwargs) -> pd.DataFrame:
     """Sensitivity of ``output`` at time ``at`` to the model's parameters.
 
+    One output of :func:`sensitivities` (see there for the parameters).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by parameter, most influential first: ``low, high`` (oat);
+        ``mu_star, sigma, mu_star_conf`` (morris); ``S1, ST, S1_conf, ST_conf``
+        (sobol).
+    """
+    output = model.resolve(output)
+    return sensitivities(model, method, [output], at=at, bounds=bounds, n=n, seed=seed, executor=executor,
+                         chunk_size=chunk_size, progress=progress, params=params, **simulate_kwargs)[output]
+
+
+def sensitivities(model, method, outputs, at=None, bounds=None, n=None, seed=0, executor=None,
+                  chunk_size=1000, progress=False, params=None, **simulate_kwargs) -> dict:
+    """Sensitivity of each of ``outputs`` at time ``at`` to the model's parameters, from one sample.
+
     Parameters
     ----------
     model : aicircle.Model
@@ -170,8 +188,8 @@ def sensitivity(model, method, output, at=None, bounds=None, n=None, seed=0, exe
         ``morris``: elementary effects on ``n`` trajectories (4 levels);
         ``sobol``: Saltelli/Sobol' sampling with SALib's base sample size
         ``n`` (a power of 2), ``n·(D+2)`` runs, first and total order.
-    output : str
-        Any model variable.
+    outputs : list of str
+        Model variables; one ensemble run serves them all.
     at : float, optional
         Time of the output; FINAL TIME by default.
     bounds : dict, optional
@@ -186,14 +204,13 @@ def sensitivity(model, method, output, at=None, bounds=None, n=None, seed=0, exe
 
     Returns
     -------
-    pandas.DataFrame
-        Indexed by parameter: ``low, high`` (oat); ``mu_star, sigma,
-        mu_star_conf`` (morris); ``S1, ST, S1_conf, ST_conf`` (sobol).
+    dict
+        Output -> the DataFrame :func:`sensitivity` returns for it.
     """
     method = str(method).lower()
     if method not in METHODS:
         raise UnknownName(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
-    output = model.resolve(output)
+    outputs = list(dict.fromkeys(model.resolve(o) for o in outputs))
     space = parameter_bounds(model, bounds)
     names = list(space)
     problem = {"num_vars": len(names), "names": names, "bounds": [list(space[k]) for k in names]}
@@ -240,9 +257,14 @@ def sensitivity(model, method, output, at=None, bounds=None, n=None, seed=0, exe
     held = {k: v for k, v in fixed.items() if k not in table}
     if held:  # all columns at once (one at a time fragments the frame)
         table = pd.concat([table, pd.DataFrame(held, index=table.index)], axis=1)
-    values, times = run_ensemble(model, table, [output], executor=executor, chunk_size=chunk_size,
+    values, times = run_ensemble(model, table, outputs, executor=executor, chunk_size=chunk_size,
                                  progress=progress, **run)
-    y = _at(values[output], times, float(at))
+    return {output: _indices(method, problem, names, table, _at(values[output], times, float(at)), output, at,
+                             seed) for output in outputs}
+
+
+def _indices(method, problem, names, table, y, output, at, seed):
+    """The indices of one output's values ``y`` (one per row of ``table``), ranked."""
     if not np.all(np.isfinite(y)):
         bad = int(np.sum(~np.isfinite(y)))
         raise InvalidInput(f"{bad} of {len(y)} runs give a non-finite '{output}' at {at:g}; "

@@ -503,9 +503,15 @@ def test_halving_the_time_step_moves_no_observable_by_more_than_one_percent(
 
 # --------------------------------------------------------------------------- the story before calibration
 
-def test_lab_revenue_trails_its_spending_through_2025(baseline):
-    early = baseline.loc[:2025.5]
-    assert np.all(early["Lab Revenue"] < lab_spending(early))
+@pytest.mark.parametrize("values", ["model file", "calibrated"])
+def test_lab_revenue_trails_its_spending_from_mid_2024_through_2025(model, calibrated, values):
+    # The article's claim (H1 2025: revenue 4.3 against R&D alone 6.7). Earlier the pre-launch lab
+    # runs its cash down to nothing by 2023 (a limit stated in docs/model.md and the README) and
+    # then rebuilds cash from its first revenue: revenue exceeds spending in 2023.25-2024.25 at the
+    # file's values, 2023.25-2023.5 calibrated.
+    run = model.simulate(params=calibrated if values == "calibrated" else None, final_time=2026)
+    window = run.loc[2024.5:2025.5]
+    assert np.all(window["Lab Revenue"] < lab_spending(window))
 
 
 @pytest.mark.parametrize("variable", ["AI Capacity GW", "Hyperscaler Capex"])

@@ -582,7 +582,7 @@ def test_run_starts_from_a_params_file_and_says_so(work):
     (work / "p.csv").write_text("name,value\ng,0.2\n")
     proc = aicircle(work, "run", "growth.mdl", "--params", "p.csv", "--out", "out.csv")
     assert proc.returncode == 0, proc.stderr
-    assert "using the parameter values of p.csv" in proc.stderr
+    assert "used the parameter values of p.csv" in proc.stderr
     written = pd.read_csv(work / "out.csv", index_col=0)
     expected = ac.load(work / "growth.mdl").simulate(params={"g": 0.2})
     pd.testing.assert_frame_equal(written, expected, check_exact=True)
@@ -601,9 +601,9 @@ def test_run_set_overrides_the_params_file(work):
 def test_run_of_the_shipped_model_uses_its_calibration_unless_told_otherwise(tmp_path):
     calibrated = aicircle(tmp_path, "run", "--out", "c.csv")
     assert calibrated.returncode == 0, calibrated.stderr
-    assert "using the shipped calibration" in calibrated.stderr
+    assert "used the shipped calibration" in calibrated.stderr
     raw = aicircle(tmp_path, "run", "--uncalibrated", "--out", "u.csv")
-    assert "using the values in aicircle.mdl" in raw.stderr
+    assert "used the values in aicircle.mdl" in raw.stderr
     params = {k: v for k, v in cal.read_parameters(SHIPPED_PARAMETERS).items()}
     model = ac.load(SHIPPED_MODEL)
     expected = model.simulate(params={k: v for k, v in params.items() if k in model.parameters.index})
