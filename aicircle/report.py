@@ -349,7 +349,7 @@ def _stage_scenarios(study: _Study):
                else scenarios.SCENARIOS[name].description}
         for h in circle.HORIZONS:
             row[f"outcome {int(h)}"] = str(circle.ECONOMIC.labels(t, vals, h)[0])
-        row["first bust"] = float(circle.ECONOMIC.first_bust(t, vals, circle.FORECAST_START)[0])
+        row["first bust"] = _year(circle.ECONOMIC.first_bust(t, vals, circle.FORECAST_START)[0])
         row[f"AI capex {int(min(circle.HORIZONS))} ($B/yr)"] = float(np.interp(min(circle.HORIZONS), t,
                                                                                  df["AI Capex"]))
         rows.append(row)
@@ -386,6 +386,9 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
     _check_destination(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = _acquire_lock(out)
+    # holding the lock, no other report writes here: a partial folder left is a killed run's
+    for stale in out.parent.glob(f".{out.name}-partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-partial-", dir=out.parent))
     stages = _Stages(progress, 8)
     if command is None:
@@ -570,6 +573,11 @@ def _versions():
     return out
 
 
+def _year(t):
+    """A time as a quarter-resolved year ('2030.75'), or 'none'."""
+    return f"{t:.2f}" if np.isfinite(t) else "none"
+
+
 def _pct(x):
     return f"{100 * x:.0f}%"
 
@@ -682,7 +690,8 @@ def _write_document(doc, study: _Study, sobol_n, n_draws, command):
         doc.text("Each alternative formulation fixes one switch of the model and refits the calibrated "
                  "parameters (`python calibration/structural.py`). A conclusion that an alternative of equal "
                  "fit contradicts is not a finding.")
-        doc.table(structural.set_index("alternative"), "Fit and outcome of each alternative, refitted.")
+        shown = structural.assign(first_bust=structural["first_bust"].map(_year))
+        doc.table(shown.set_index("alternative"), "Fit and outcome of each alternative, refitted.")
     else:
         doc.text("No structural alternatives in the calibration results; run `python calibration/structural.py`.")
 

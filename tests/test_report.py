@@ -271,3 +271,28 @@ def test_report_html_opens_in_headless_chromium_and_shows_the_figures(request, t
     # 2 rows of the 4000 (the title's red rule); with them, ~1500 rows (structure, fit, residuals).
     coloured_rows = ((pixels.max(axis=-1) - pixels.min(axis=-1)) > 0.2).any(axis=1).sum()
     assert coloured_rows > 500
+
+
+@pytest.mark.slow  # a real report is started, then stopped once its lock is seen
+def test_two_reports_into_one_folder_the_second_fails_fast_with_exit_2(tmp_path):
+    import time
+
+    out = tmp_path / "report"
+    lock = tmp_path / f".report{aicircle.report.LOCK_NAME}"
+    first = subprocess.Popen([sys.executable, "-m", "aicircle", "report", "--out", str(out), "-q"],
+                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lock.exists(), "the first report never took its lock"
+        second = subprocess.run([sys.executable, "-m", "aicircle", "report", "--out", str(out)], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=120)
+        # it failed while the first was still at work, not after waiting for it
+        assert first.poll() is None
+    finally:
+        first.terminate()
+        first.wait(timeout=60)
+    assert second.returncode == 2, second.stderr
+    lines = second.stderr.splitlines()
+    assert len(lines) == 1 and re.search(r"another report \(process \d+\) is writing there", lines[0])
