@@ -196,9 +196,8 @@ ECONOMIC = EconomicClassifier(
 CONFIDENCE = ConfidenceClassifier(
     "confidence",
     ("Investor Confidence", "Hyperscaler Capex"),
-    "the first definition, kept for comparison: a bust once confidence has fallen below 0.2 or capex "
-    "below half its running peak at any time before the horizon (absorbing); a boom if capex at the "
-    "horizon is above its 2025 level")
+    "a bust once confidence has fallen below 0.2 or capex below half its running peak at any time "
+    "before the horizon (absorbing); a boom if capex at the horizon is above its 2025 level")
 CLASSIFIERS = {c.name: c for c in (ECONOMIC, CONFIDENCE)}
 
 
