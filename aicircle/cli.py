@@ -105,8 +105,11 @@ def _cmd_run(args):
     if args.scenario is not None:
         params = {**params, **scenarios.scenario_params(model, args.scenario),
                   **_unique_names(dict(args.set or []), "--set")}
+    columns = _unique_names({c: None for c in args.return_columns}, "--return-columns") \
+        if args.return_columns else None
     df = model.simulate(params=params, solver=args.solver, final_time=args.final_time,
-                        allow_nonfinite=args.keep_nonfinite)
+                        allow_nonfinite=args.keep_nonfinite,
+                        return_columns=list(columns) if columns else None)
     if args.out and not _io.is_stdout(args.out):
         write_atomic(args.out, lambda p: df.to_csv(p))
         _info(args, f"wrote {len(df)} rows x {df.shape[1]} columns to {args.out}")
@@ -439,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="CSV file to write ('-' or default: standard output)")
     p.add_argument("--keep-nonfinite", action="store_true",
                    help="keep running when a value becomes NaN or infinite (default: stop with an error)")
+    p.add_argument("--return-columns", nargs="+", metavar="NAME", type=_text("--return-columns"),
+                   help="write only these variables (default: all)")
     _params_options(p)
     force(p)
 

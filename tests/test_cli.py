@@ -634,3 +634,15 @@ def test_tipping_horizon_outside_the_run_is_bad_input(work):
     proc = aicircle(work, "tipping", "growth.mdl", "--param", "g", "--range", "0", "0.5", "--outcome", "x>2",
                     "--horizon", "50")
     assert_one_line_error(proc, 2, r"--horizon 50 is outside the model's run \(0 to 10\)")
+
+
+def test_run_writes_only_the_columns_asked_for(work):
+    proc = aicircle(work, "run", "growth.mdl", "--return-columns", "y", "X", "--out", "out.csv")
+    assert proc.returncode == 0, proc.stderr
+    written = pd.read_csv(work / "out.csv", index_col=0)
+    assert list(written.columns) == ["y", "x"]  # names as the model writes them, in the order asked
+
+
+def test_run_return_columns_naming_an_unknown_variable_is_bad_input(work):
+    proc = aicircle(work, "run", "growth.mdl", "--return-columns", "nope")
+    assert_one_line_error(proc, 2, "nope")
