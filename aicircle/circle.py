@@ -39,8 +39,8 @@ from .observables import index_at
 
 __all__ = [
     "BOOM", "BUST", "CLASSIFIERS", "CONFIDENCE", "ECONOMIC", "FORECAST_START", "HORIZONS", "SOFT",
-    "Classifier", "bust_probability", "default_classifier", "depends_on", "p_bust_by_year",
-    "predictive_ensemble", "structural_alternatives", "wilson_interval",
+    "Classifier", "bust_probability", "bust_summary", "default_classifier", "depends_on",
+    "predictive_ensemble", "structural_alternatives", "wilson_interval", "with_fixed",
 ]
 
 BUST, BOOM, SOFT = "bust", "boom", "soft landing"
@@ -50,9 +50,7 @@ FORECAST_START = 2025.75
 
 
 def _at(times, values, t):
-    """Each run's value at time ``t`` (linear interpolation), shape (n_sets,)."""
-    if t < times[0] - 1e-9 or t > times[-1] + 1e-9:
-        raise InvalidInput(f"time {t:g} is outside the run ({times[0]:g} to {times[-1]:g})")
+    """Each run's value at time ``t`` (linear interpolation; held beyond the run), shape (n_sets,)."""
     return np.array([np.interp(t, times, row) for row in np.atleast_2d(values)])
 
 
@@ -357,13 +355,25 @@ def bust_probability(model, table, fixed=None, classifier=None, horizons=HORIZON
 
     classifier = classifier or ECONOMIC
     columns = [model.resolve(v) for v in classifier.variables]
+    values, times = run_ensemble(model, with_fixed(table, fixed), columns, chunk_size=chunk_size,
+                                 progress=progress, final_time=max(horizons))
+    return bust_summary(times, [values[c] for c in columns], classifier, horizons, start, table.index)
+
+
+def with_fixed(table, fixed):
+    """``table`` with a column for each value of ``fixed`` it does not already hold."""
     held = {k: np.full(len(table), v) for k, v in (fixed or {}).items() if k not in table.columns}
-    full = pd.concat([table, pd.DataFrame(held, index=table.index)], axis=1)
-    values, times = run_ensemble(model, full, columns, chunk_size=chunk_size, progress=progress,
-                                 final_time=max(horizons))
-    vals = [values[c] for c in columns]
+    return pd.concat([table, pd.DataFrame(held, index=table.index)], axis=1)
+
+
+def bust_summary(times, vals, classifier, horizons=HORIZONS, start=FORECAST_START, index=None):
+    """:func:`bust_probability`'s tables from runs already made.
+
+    ``vals`` holds the classifier's variables, in its order, each an array
+    (n_sets, n_times) over ``times``.
+    """
     first = classifier.first_bust(times, vals, start=start)
-    runs = pd.DataFrame({"first_bust": first}, index=table.index)
+    runs = pd.DataFrame({"first_bust": first}, index=index)
     rows = []
     for h in horizons:
         labels = classifier.labels(times, vals, h)
@@ -375,13 +385,6 @@ def bust_probability(model, table, fixed=None, classifier=None, horizons=HORIZON
             row[f"{kind} at {int(h)}"] = float(np.mean(labels == kind))
         rows.append(row)
     return pd.DataFrame(rows).set_index("horizon"), runs
-
-
-def p_bust_by_year(first_bust, years) -> pd.Series:
-    """Share of runs whose first bust (a year, NaN for none) comes by each of ``years``."""
-    first = np.asarray(first_bust, dtype=float)
-    return pd.Series([float(np.mean(first <= y + 1e-9)) for y in years], index=pd.Index(years, name="year"),
-                     name="p_bust")
 
 
 def depends_on(table, busted, top=8):

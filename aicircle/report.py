@@ -218,7 +218,7 @@ def _stage_fit(study: _Study):
 
 def _stage_ensemble(study: _Study, n_draws):
     from . import plots
-    from .sensitivity import monte_carlo
+    from .sensitivity import bands_of, p_bust_by_year, run_ensemble
 
     model = study.model
     draws, info = circle.predictive_ensemble(model, study.targets, study.params, study.ensemble, n=n_draws,
@@ -227,17 +227,20 @@ def _stage_ensemble(study: _Study, n_draws):
     if len(kept) < 20:
         raise InvalidInput(f"only {len(kept)} of {n_draws} draws fit as well as the calibration's ensemble; "
                            f"too few for a probability")
+    classifiers = (circle.ECONOMIC, circle.CONFIDENCE)
+    # one run of the kept sets serves both definitions and the bands
+    columns = list(dict.fromkeys([*(model.resolve(v) for c in classifiers for v in c.variables), *KEY_OUTPUTS]))
+    values, times = run_ensemble(model, circle.with_fixed(kept, info["fixed"]), columns,
+                                 final_time=max(circle.HORIZONS))
     summaries, runs = {}, {}
-    for clf in (circle.ECONOMIC, circle.CONFIDENCE):
-        summaries[clf.name], runs[clf.name] = circle.bust_probability(model, kept, fixed=info["fixed"],
-                                                                      classifier=clf)
+    for clf in classifiers:
+        summaries[clf.name], runs[clf.name] = circle.bust_summary(
+            times, [values[model.resolve(v)] for v in clf.variables], clf, index=kept.index)
     busted = runs["economic"]["first_bust"].to_numpy() <= max(circle.HORIZONS) + 1e-9
     drivers = circle.depends_on(kept, busted, top=8)
-    full = pd.concat([kept, pd.DataFrame({k: np.full(len(kept), v) for k, v in info["fixed"].items()
-                                          if k not in kept})], axis=1)
-    bands, _ = monte_carlo(model, table=full, outputs=list(KEY_OUTPUTS), final_time=max(circle.HORIZONS))
+    bands = bands_of(values, times, list(KEY_OUTPUTS))
     years = np.arange(int(np.ceil(circle.FORECAST_START)), int(max(circle.HORIZONS)) + 1)
-    p_bust, p_bust_first = (circle.p_bust_by_year(runs[name]["first_bust"], years)
+    p_bust, p_bust_first = (p_bust_by_year(runs[name]["first_bust"], years)
                             for name in ("economic", "confidence"))
     fig, axes = plots.panels(len(KEY_OUTPUTS), ncols=2, size=(5.5, 3.9))
     for ax, (output, unit) in zip(axes, KEY_OUTPUTS.items()):

@@ -21,7 +21,8 @@ import pandas as pd
 
 from .errors import InvalidInput, SampleSizeWarning, UnknownName
 
-__all__ = ["BANDS", "dask_client", "monte_carlo", "parameter_bounds", "run_ensemble", "sensitivities", "sensitivity"]
+__all__ = ["BANDS", "bands_of", "dask_client", "monte_carlo", "p_bust_by_year", "parameter_bounds", "run_ensemble",
+           "sensitivities", "sensitivity"]
 
 METHODS = ("oat", "morris", "sobol")
 BANDS = (50, 75, 95, 100)  # Vensim's sensitivity-graph confidence bands, in percent
@@ -343,8 +344,25 @@ def monte_carlo(model, n=1000, seed=0, outputs=None, ensemble=None, bounds=None,
     needed = list(dict.fromkeys(wanted + judged))
     values, times = run_ensemble(model, table, needed, executor=executor, chunk_size=chunk_size,
                                  progress=progress, **simulate_kwargs)
+    p_bust = None
+    if classifier is not None:
+        first = classifier.first_bust(times, [values[c] for c in judged], start=start)
+        begin = math.ceil(times[0] if start is None else start)
+        p_bust = p_bust_by_year(first, np.arange(begin, math.floor(times[-1]) + 1))
+    return bands_of(values, times, wanted), p_bust
+
+
+def bands_of(values, times, outputs) -> pd.DataFrame:
+    """Vensim-style bands of an ensemble's ``values`` (name -> array (n_sets, n_times)).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (output, time); columns ``median`` and ``lo50, hi50, lo75, hi75,
+        lo95, hi95, lo100, hi100``.
+    """
     frames = []
-    for name in wanted:
+    for name in outputs:
         v = values[name]
         cols = {"median": np.nanmedian(v, axis=0)}
         for b in BANDS:
@@ -352,12 +370,11 @@ def monte_carlo(model, n=1000, seed=0, outputs=None, ensemble=None, bounds=None,
             cols[f"hi{b}"] = np.nanpercentile(v, 50 + b / 2, axis=0)
         frames.append(pd.DataFrame(cols, index=pd.MultiIndex.from_product(
             [[name], times], names=["output", "time"])))
-    bands = pd.concat(frames)
-    p_bust = None
-    if classifier is not None:
-        first = classifier.first_bust(times, [values[c] for c in judged], start=start)
-        begin = math.ceil(times[0] if start is None else start)
-        years = np.arange(begin, math.floor(times[-1]) + 1)
-        p_bust = pd.Series([(first <= y + 1e-9).mean() for y in years],
-                           index=pd.Index(years, name="year"), name="p_bust")
-    return bands, p_bust
+    return pd.concat(frames)
+
+
+def p_bust_by_year(first_bust, years) -> pd.Series:
+    """Share of runs whose first bust (a time, NaN for none) comes by each of ``years``."""
+    first = np.asarray(first_bust, dtype=float)
+    return pd.Series([float(np.mean(first <= y + 1e-9)) for y in years], index=pd.Index(years, name="year"),
+                     name="p_bust")
