@@ -1,7 +1,9 @@
 """Integrators for compiled models.
 
 - ``euler``: Vensim's (and PySD's) fixed-step Euler, with its rules for which
-  times are saved and when the run ends, so that results equal PySD's.
+  times are saved and when the run ends, so that results equal PySD's. Given
+  ``noise``, the same loop is the Euler-Maruyama scheme for additive white
+  noise on some stocks (:class:`_Noise`).
 - ``rk4``: classic fourth-order Runge-Kutta at TIME STEP.
 - ``rk23, rk45, dop853, lsoda, radau, bdf``: :func:`scipy.integrate.solve_ivp`,
   whose failures raise :class:`~aicircle.errors.IntegrationError`.
@@ -136,7 +138,8 @@ def report_times(times, dt):
     return np.round(times, decimals)
 
 
-def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None, allow_nonfinite=False):
+def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None, allow_nonfinite=False,
+        noise=None, seed=None, first_set=0):
     """Integrate ``n`` parameter sets.
 
     Parameters
@@ -153,6 +156,16 @@ def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None, allow_
     allow_nonfinite : bool
         Keep NaN and infinite values in the results; by default the first one
         raises :class:`IntegrationError` naming the variable and the time.
+    noise : dict, optional
+        Stock id -> sigma: additive white noise on those stocks, integrated by
+        Euler-Maruyama (``solver`` must be ``euler``); see :class:`_Noise`.
+    seed : int, optional
+        Seed of the noise. Set ``first_set + j`` of the whole batch draws from
+        child ``first_set + j`` of ``np.random.default_rng(seed)``'s seed
+        sequence, so a set's noise depends neither on the other sets nor on
+        how a batch is split into calls.
+    first_set : int
+        Position of this call's first set in the whole batch.
 
     Returns
     -------
@@ -160,8 +173,14 @@ def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None, allow_
     data : ndarray, shape (n_outputs, n_times, n)
     """
     _check_tolerances(rtol, atol, max_step)
+    kicks = None
+    if noise:
+        if solver != "euler":
+            raise InvalidInput(f"noise needs solver='euler' (the Euler-Maruyama scheme); solver "
+                               f"'{solver}' integrates deterministic equations only")
+        kicks = _Noise(prog, noise, n, seed, first_set)
     with np.errstate(all="ignore"):  # a model that overflows yields inf/nan, as Vensim's would
-        times, data = _run(prog, P, initial, n, solver, rtol, atol, max_step)
+        times, data = _run(prog, P, initial, n, solver, rtol, atol, max_step, kicks)
     dt = _scalar("TIME STEP", prog.controls(P, times[0] if len(times) else 0.0)["time_step"])
     times = report_times(times, dt)
     if not allow_nonfinite:
@@ -186,7 +205,7 @@ def _check_finite(prog, times, data, solver):
         f"or --keep-nonfinite keeps the run going)")
 
 
-def _run(prog, P, initial, n, solver, rtol, atol, max_step):
+def _run(prog, P, initial, n, solver, rtol, atol, max_step, noise=None):
     c0 = prog.controls(P, 0.0)
     t0 = _scalar("INITIAL TIME", c0["initial_time"])
     ctrl = prog.controls(P, t0)
@@ -198,12 +217,12 @@ def _run(prog, P, initial, n, solver, rtol, atol, max_step):
         if solver != "euler":
             raise UnsupportedFeature(
                 f"{prog.source}: time settings that change with time need solver='euler'")
-        return _euler_dynamic(prog, P, consts, y0, delay_times, t0, n)
+        return _euler_dynamic(prog, P, consts, y0, delay_times, t0, n, noise)
     final = _scalar("FINAL TIME", ctrl["final_time"])
     saveper = _scalar("SAVEPER", ctrl["saveper"])
     times, saved = euler_grid(t0, final, dt, saveper)
     if solver == "euler":
-        return _euler(prog, consts, y0, delay_times, times, saved, dt, n)
+        return _euler(prog, consts, y0, delay_times, times, saved, dt, n, noise)
     if prog.discrete:
         names = sorted({prog.vars[vid].builtin for vid in prog.discrete})
         raise UnsupportedFeature(
@@ -251,6 +270,63 @@ def _bytes(n: float) -> str:
     return f"{n:.3g} PiB"  # pragma: no cover
 
 
+class _Noise:
+    """Additive white noise for the Euler-Maruyama step: ``x += f dt + sigma sqrt(dt) N(0, 1)``.
+
+    Each noisy stock of each set gets its own standard normal draw at every
+    step, from the set's own stream (child ``first_set + j`` of the seed's
+    :class:`numpy.random.SeedSequence`, as ``np.random.default_rng(seed).spawn``
+    makes them). The draws are made ``BLOCK`` steps at a time per set, so the
+    step itself stays vectorised over the sets.
+
+    The noise is added after the deterministic increment and before the
+    clipping of non-negative stocks (XMILE ``non_negative``), which therefore
+    holds such a stock at zero when a draw would take it below: the noise is
+    absorbed there, not reflected, and the stock's mean near zero is biased
+    upwards. A stock that the model's equations need to stay positive but that
+    is not declared non-negative can go negative; if that makes the model
+    divide by zero or take a root of a negative number, the run's NaN is caught
+    by :func:`run`'s check for non-finite values like any other.
+    """
+
+    BLOCK = 256
+
+    def __init__(self, prog, noise, n, seed, first_set):
+        nc = len(prog.stocks)
+        rows, sigmas = [], []
+        for vid, sigma in noise.items():
+            name = prog.vars[vid].name
+            row = prog.state_index.get(vid)
+            if row is None or row >= nc:
+                raise InvalidInput(f"noise is added to stocks only; '{name}' is not a stock")
+            try:
+                s = float(sigma)
+            except (TypeError, ValueError):
+                raise InvalidInput(f"noise on '{name}' must be a number, got {sigma!r}") from None
+            if not (math.isfinite(s) and s >= 0):
+                raise InvalidInput(f"noise on '{name}' must be a finite sigma >= 0, got {sigma!r}")
+            rows.append(row)
+            sigmas.append(s)
+        try:
+            streams = [np.random.SeedSequence(seed, spawn_key=(first_set + j,)) for j in range(n)]
+        except (TypeError, ValueError) as err:
+            raise InvalidInput(f"seed must be a whole number >= 0 or None, got {seed!r} ({err})") from None
+        self.rows = np.array(rows, dtype=int)
+        self.sigma = np.array(sigmas)[:, None]
+        self._generators = [np.random.default_rng(s) for s in streams]
+        self._block = np.empty((0, len(rows), n))
+        self._next = 0
+
+    def kick(self, Yc, dt):
+        """Add one step's noise to the continuous states ``Yc`` (n_stocks, n), in place."""
+        if self._next == len(self._block):
+            k = len(self.rows)
+            self._block = np.stack([g.standard_normal((self.BLOCK, k)) for g in self._generators], axis=2)
+            self._next = 0
+        Yc[self.rows] += self.sigma * math.sqrt(dt) * self._block[self._next]
+        self._next += 1
+
+
 def _discrete_update(prog, Y, nexts, rings, nc):
     """Apply the discrete updates computed (before the step) in ``nexts``."""
     fixed = set(prog.delay_fixed)
@@ -264,7 +340,7 @@ def _discrete_update(prog, Y, nexts, rings, nc):
         rings.push(Y, ring_inputs)
 
 
-def _euler(prog, consts, Y, delay_times, times, saved, dt, n):
+def _euler(prog, consts, Y, delay_times, times, saved, dt, n, noise=None):
     n_out = len(prog.outputs)
     out = np.empty((n_out, int(saved.sum()), n))
     dY, B = prog.buffers(n)
@@ -290,6 +366,8 @@ def _euler(prog, consts, Y, delay_times, times, saved, dt, n):
             nexts = [np.array(x, dtype=float, copy=True) for x in nexts]
         multiply(dY, dt, out=inc)
         add(Yc, inc, out=Yc)
+        if noise is not None:
+            noise.kick(Yc, dt)
         for r in nn:
             maximum(Yc[r], 0.0, out=Yc[r])
         if nexts:
@@ -297,7 +375,7 @@ def _euler(prog, consts, Y, delay_times, times, saved, dt, n):
     return times[saved], out
 
 
-def _euler_dynamic(prog, P, consts, Y, delay_times, t0, n):
+def _euler_dynamic(prog, P, consts, Y, delay_times, t0, n, noise=None):
     """Euler with time settings that are functions of time (PySD's semantics)."""
     dY, B = prog.buffers(n)
     nc = len(prog.stocks)
@@ -321,6 +399,8 @@ def _euler_dynamic(prog, P, consts, Y, delay_times, t0, n):
             break
         nexts = [np.array(x, dtype=float, copy=True) for x in nexts]
         Y[:nc] += dY * dt
+        if noise is not None:
+            noise.kick(Y[:nc], dt)
         for r in prog.non_negative:
             np.maximum(Y[r], 0.0, out=Y[r])
         if nexts:

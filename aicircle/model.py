@@ -557,6 +557,10 @@ class Model:
         outputs = self._outputs(return_columns, self.variables)
         prog = self._program(frozenset(values), tuple(outputs))
         P = self._default_P(prog, values)
+        from . import _limits
+
+        _limits.check_run(prog, P, 1, 1, integrate.solver_name(solver), "simulate",
+                          "fewer return_columns, a larger saveper or an earlier final_time")
         times, data = integrate.run(prog, P, init, 1, integrate.solver_name(solver),
                                     rtol=rtol, atol=atol, max_step=max_step,
                                     allow_nonfinite=allow_nonfinite)
@@ -567,7 +571,8 @@ class Model:
 
     def simulate_batch(self, table, solver="euler", return_columns=None, final_time=None,
                        time_step=None, saveper=None, initial=None, chunk_size=2048,
-                       rtol=1e-6, atol=1e-9, max_step=None, progress=False, allow_nonfinite=True):
+                       rtol=1e-6, atol=1e-9, max_step=None, progress=False, allow_nonfinite=True,
+                       noise=None, seed=None):
         """Run the model once per row of ``table``, vectorised.
 
         Parameters
@@ -585,6 +590,13 @@ class Model:
             By default a set whose run diverges holds NaN or infinite values
             (calibration and sensitivity analysis judge such sets themselves);
             ``False`` raises :class:`IntegrationError` at the first one instead.
+        noise : dict, optional
+            Stock name -> sigma: additive white noise, ``sigma * sqrt(dt) *
+            N(0, 1)`` added to the stock at every step (Euler-Maruyama;
+            ``solver="euler"`` only), independent per set and per stock.
+        seed : int, optional
+            Seed of the noise; a set's noise depends only on the seed and its
+            row, not on ``chunk_size``.
         (other parameters as in :meth:`simulate`)
 
         Returns
@@ -617,6 +629,14 @@ class Model:
         prog = self._program(frozenset(values_all) | frozenset(controls), tuple(outputs))
         n = len(table)
         solver = integrate.solver_name(solver)
+        from . import _limits
+
+        first = {vid: (v[:1] if np.ndim(v) else v) for vid, v in {**values_all, **controls}.items()}
+        _limits.check_run(prog, self._default_P(prog, first), n, chunk_size, solver, "simulate_batch",
+                          "fewer sets (rows of table), fewer return_columns or a larger saveper")
+        if noise is not None and not hasattr(noise, "items"):
+            raise InvalidInput(f"noise must map stock names to sigmas, got {type(noise).__name__}")
+        noise = {self._vid(name): sigma for name, sigma in (noise or {}).items()}
         chunks = []
         times = None
         starts = range(0, n, chunk_size)
@@ -628,7 +648,8 @@ class Model:
             P = self._default_P(prog, vals)
             t, data = integrate.run(prog, P, init, stop - start, solver,
                                     rtol=rtol, atol=atol, max_step=max_step,
-                                    allow_nonfinite=allow_nonfinite)
+                                    allow_nonfinite=allow_nonfinite, noise=noise, seed=seed,
+                                    first_set=start)
             times = t if times is None else times
             chunks.append(data)
         data = np.concatenate(chunks, axis=2)
