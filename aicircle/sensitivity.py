@@ -277,7 +277,8 @@ def _indices(method, problem, names, table, y, output, at, seed):
     if method == "morris":
         from SALib.analyze import morris as morris_analyze
 
-        res = morris_analyze.analyze(problem, table.to_numpy(), y, num_levels=4, seed=seed)
+        # the sample's own columns: ``table`` also holds the values of parameters it does not vary
+        res = morris_analyze.analyze(problem, table[names].to_numpy(), y, num_levels=4, seed=seed)
         frame = pd.DataFrame({"mu_star": res["mu_star"], "sigma": res["sigma"],
                               "mu_star_conf": res["mu_star_conf"]}, index=index)
         return frame.sort_values("mu_star", ascending=False)

@@ -85,6 +85,14 @@ def test_morris_ranks_linear_coefficients_in_order(linear):
     assert "fixed" not in got.index  # [2,2] holds it fixed
 
 
+def test_morris_holds_given_values_of_parameters_it_does_not_vary(linear):
+    # `fixed` ([2,2]) is not varied; a value given for it (as the CLI gives a calibration)
+    # only shifts Y, so the elementary effects stay the coefficients times the ranges
+    got = sensitivity(linear, "morris", "Y", n=16, seed=3, params={"fixed": 3.0})
+    np.testing.assert_allclose(got.loc[["p1", "p2", "p3"], "mu_star"], [1, 5, 10], rtol=1e-9)
+    assert "fixed" not in got.index
+
+
 def test_oat_gives_the_output_at_each_bound(linear):
     got = sensitivity(linear, "oat", "Y", at=1.0)
     # Y = p1 + 5 p2 + 10 p3 + 2 with the others at 0.5: 7.5 + 2 = 9.5 minus the varied term's share
