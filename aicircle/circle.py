@@ -38,8 +38,10 @@ from .errors import InvalidInput, UnknownName
 from .observables import index_at
 
 __all__ = [
-    "BOOM", "BUST", "CLASSIFIERS", "CONFIDENCE", "ECONOMIC", "FORECAST_START", "HORIZONS", "SOFT",
-    "Classifier", "bust_probability", "bust_summary", "default_classifier", "depends_on",
+    "BIFURCATION_PARAM", "BIFURCATION_RANGE", "BIFURCATION_YEARS", "BOOM", "BUST", "CLASSIFIERS",
+    "CONFIDENCE", "ECONOMIC", "FIRM_TARGET_IDS", "FORECAST_START", "HORIZONS", "KEY_OUTPUTS",
+    "REDUCED_CORE", "SHOCK_DRIVERS", "SOFT", "Classifier", "bust_probability", "bust_summary",
+    "default_classifier", "depends_on", "missing_names", "study_names",
     "predictive_ensemble", "structural_alternatives", "wilson_interval", "with_fixed",
 ]
 
@@ -197,6 +199,40 @@ CONFIDENCE = ConfidenceClassifier(
     "a bust once confidence has fallen below 0.2 or capex below half its running peak at any time "
     "before the horizon (absorbing); a boom if capex at the horizon is above its 2025 level")
 CLASSIFIERS = {c.name: c for c in (ECONOMIC, CONFIDENCE)}
+
+
+#: What the study reports besides the classifiers' variables: outputs with their units, the
+#: scenario shocks whose thresholds are always reported (parameter, range, meaning), the
+#: reduced core continued in one parameter, and the article's firm figures among the targets.
+KEY_OUTPUTS = {"Lab Revenue": "$B/Year", "AI Capex": "$B/Year", "Investor Confidence": "fraction",
+               "Return on AI Capital": "1/Year"}
+SHOCK_DRIVERS = (
+    ("Open Model Price Shock Size", (0.0, 0.8), "revenue per user lost to open-model price competition (B4)"),
+    ("Confidence Shock Size", (0.0, 0.95), "share of investor confidence lost in a shock"),
+)
+#: The reduced autonomous core continued: fast stocks free, every other stock frozen.
+REDUCED_CORE = ("Investor Confidence", "Perceived Growth")
+BIFURCATION_PARAM, BIFURCATION_RANGE = "Crowd Weight", (0.5, 8.0)
+BIFURCATION_YEARS = (2025.0, 2030.0)
+FIRM_TARGET_IDS = ("oai_rev_h1_2025", "oai_rd_h1_2025", "oai_val_2025_09", "cloud_growth_2024q4",
+                   "vc_ai_share_2025q1")
+
+
+def study_names() -> list:
+    """Every model name the capital-circle study reads."""
+    return list(dict.fromkeys([*ECONOMIC.variables, *CONFIDENCE.variables, *KEY_OUTPUTS,
+                               *(name for name, _, _ in SHOCK_DRIVERS), *REDUCED_CORE, BIFURCATION_PARAM]))
+
+
+def missing_names(model) -> list:
+    """The names of :func:`study_names` that ``model`` does not define (empty: the study applies)."""
+    out = []
+    for name in study_names():
+        try:
+            model.resolve(name)
+        except UnknownName:
+            out.append(name)
+    return out
 
 
 def default_classifier(model):

@@ -31,26 +31,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import _resources, circle
-from .errors import InvalidInput
+from . import __version__, _resources, circle
+from ._document import Document
+from .errors import InvalidInput, UnknownName
 
 __all__ = ["build_report", "capital_circle_tipping", "load_calibration"]
 
-#: Scenario shocks whose thresholds are always reported: (parameter, range, meaning).
-SHOCK_DRIVERS = (
-    ("Open Model Price Shock Size", (0.0, 0.8), "revenue per user lost to open-model price competition (B4)"),
-    ("Confidence Shock Size", (0.0, 0.95), "share of investor confidence lost in a shock"),
-)
 #: How many of the parameters the ensemble's outcome depends on most become tipping drivers.
 N_ENSEMBLE_DRIVERS = 4
 PREDICTIVE_DRAWS = 4000
-BIFURCATION_PARAM, BIFURCATION_RANGE = "Crowd Weight", (0.5, 8.0)
-BIFURCATION_YEARS = (2025.0, 2030.0)
-#: The reduced autonomous core continued: fast stocks free, every other stock frozen.
-REDUCED_CORE = ("Investor Confidence", "Perceived Growth")
-KEY_OUTPUTS = {"Lab Revenue": "$B/Year", "AI Capex": "$B/Year", "Investor Confidence": "fraction",
-               "Return on AI Capital": "1/Year"}
-FIRM_IDS = ("oai_rev_h1_2025", "oai_rd_h1_2025", "oai_val_2025_09", "cloud_growth_2024q4", "vc_ai_share_2025q1")
+#: A model outside the study: Morris trajectories, stocks shown and analysed, drivers swept.
+MORRIS_N = 32
+N_GENERIC_OUTPUTS = 6
+N_GENERIC_DRIVERS = 2
+#: A parameter the model gives no range varies this far either side of its value (stated in the report).
+UNDECLARED_SPAN = 0.5
 N_LARGEST_RESIDUALS = 10
 LOCK_NAME = ".aicircle-report.lock"
 
@@ -182,7 +177,7 @@ def _stage_fit(study: _Study):
 
     model, params = study.model, study.params
     names = find_observables(model.variables)
-    columns = list(dict.fromkeys([*names.values(), *circle.ECONOMIC.variables, *KEY_OUTPUTS]))
+    columns = list(dict.fromkeys([*names.values(), *circle.ECONOMIC.variables, *circle.KEY_OUTPUTS]))
     base = model.simulate(params=params, return_columns=columns, final_time=max(circle.HORIZONS))
     fine = model.simulate(params=params, saveper=model.time["time_step"], final_time=2027,
                           return_columns=list(names.values()))
@@ -229,7 +224,7 @@ def _stage_ensemble(study: _Study, n_draws):
                            f"too few for a probability")
     classifiers = (circle.ECONOMIC, circle.CONFIDENCE)
     # one run of the kept sets serves both definitions and the bands
-    columns = list(dict.fromkeys([*(model.resolve(v) for c in classifiers for v in c.variables), *KEY_OUTPUTS]))
+    columns = list(dict.fromkeys([*(model.resolve(v) for c in classifiers for v in c.variables), *circle.KEY_OUTPUTS]))
     values, times = run_ensemble(model, circle.with_fixed(kept, info["fixed"]), columns,
                                  final_time=max(circle.HORIZONS))
     summaries, runs = {}, {}
@@ -238,12 +233,12 @@ def _stage_ensemble(study: _Study, n_draws):
             times, [values[model.resolve(v)] for v in clf.variables], clf, index=kept.index)
     busted = runs["economic"]["first_bust"].to_numpy() <= max(circle.HORIZONS) + 1e-9
     drivers = circle.depends_on(kept, busted, top=8)
-    bands = bands_of(values, times, list(KEY_OUTPUTS))
+    bands = bands_of(values, times, list(circle.KEY_OUTPUTS))
     years = np.arange(int(np.ceil(circle.FORECAST_START)), int(max(circle.HORIZONS)) + 1)
     p_bust, p_bust_first = (p_bust_by_year(runs[name]["first_bust"], years)
                             for name in ("economic", "confidence"))
-    fig, axes = plots.panels(len(KEY_OUTPUTS), ncols=2, size=(5.5, 3.9))
-    for ax, (output, unit) in zip(axes, KEY_OUTPUTS.items()):
+    fig, axes = plots.panels(len(circle.KEY_OUTPUTS), ncols=2, size=(5.5, 3.9))
+    for ax, (output, unit) in zip(axes, circle.KEY_OUTPUTS.items()):
         plots.plot_bands(bands, output, ax=ax, unit=unit, title=output)
     study.fig("bands", fig, f"Vensim-style 50/75/95/100% bands of the {len(kept)} parameter sets the data "
                             f"cannot reject (of {n_draws} drawn).")
@@ -269,7 +264,7 @@ def _stage_tipping(study: _Study):
 
     model = study.model
     depends = study.found["depends"]
-    drivers = list(SHOCK_DRIVERS)
+    drivers = list(circle.SHOCK_DRIVERS)
     for name in depends.index[:N_ENSEMBLE_DRIVERS]:
         lo, hi = (float(x) for x in model.parameters.loc[name, ["min", "max"]])
         drivers.append((name, (lo, hi), str(model.parameters.loc[name, "doc"]).split(".")[0]))
@@ -304,17 +299,17 @@ def _stage_core(study: _Study):
 
     model = study.model
     bifs = {}
-    fig, axes = plots.panels(len(BIFURCATION_YEARS), ncols=2, size=(6, 4.2))
-    for ax, year in zip(axes, BIFURCATION_YEARS):
+    fig, axes = plots.panels(len(circle.BIFURCATION_YEARS), ncols=2, size=(6, 4.2))
+    for ax, year in zip(axes, circle.BIFURCATION_YEARS):
         bifs[year] = tipping.bifurcations(
-            model, BIFURCATION_PARAM, *BIFURCATION_RANGE, free=list(REDUCED_CORE),
+            model, circle.BIFURCATION_PARAM, *circle.BIFURCATION_RANGE, free=list(circle.REDUCED_CORE),
             state=model.state_at(year, params=study.params), time=year,
-            params=study.without(BIFURCATION_PARAM), n_starts=16, seed=study.seed)
-        plots.plot_bifurcation(bifs[year], ax=ax, calibrated=study.value(BIFURCATION_PARAM),
+            params=study.without(circle.BIFURCATION_PARAM), n_starts=16, seed=study.seed)
+        plots.plot_bifurcation(bifs[year], ax=ax, calibrated=study.value(circle.BIFURCATION_PARAM),
                                title=f"other stocks frozen at {int(year)}")
     study.fig("bifurcation", fig,
-              f"Equilibria of the reduced core ({' and '.join(REDUCED_CORE)} free, every other stock and the "
-              f"time trends frozen at their calibrated values in that year) against {BIFURCATION_PARAM}.")
+              f"Equilibria of the reduced core ({' and '.join(circle.REDUCED_CORE)} free, every other stock and the "
+              f"time trends frozen at their calibrated values in that year) against {circle.BIFURCATION_PARAM}.")
     study.found["bifurcations"] = bifs
 
 
@@ -338,7 +333,7 @@ def _stage_scenarios(study: _Study):
     from . import plots, scenarios
 
     model = study.model
-    columns = list(dict.fromkeys([*circle.ECONOMIC.variables, *KEY_OUTPUTS]))
+    columns = list(dict.fromkeys([*circle.ECONOMIC.variables, *circle.KEY_OUTPUTS]))
     runs = {"baseline": study.found["base"]}
     for name, sc in scenarios.available(model).items():
         runs[name] = model.simulate(params={**study.params, **sc.params}, return_columns=columns,
@@ -356,8 +351,8 @@ def _stage_scenarios(study: _Study):
         row[f"AI capex {int(min(circle.HORIZONS))} ($B/yr)"] = float(np.interp(min(circle.HORIZONS), t,
                                                                                  df["AI Capex"]))
         rows.append(row)
-    shown = list(KEY_OUTPUTS)
-    study.fig("scenarios", plots.plot_scenarios({k: v[shown] for k, v in runs.items()}, shown, units=KEY_OUTPUTS),
+    shown = list(circle.KEY_OUTPUTS)
+    study.fig("scenarios", plots.plot_scenarios({k: v[shown] for k, v in runs.items()}, shown, units=circle.KEY_OUTPUTS),
               "Each scenario (coloured) against the calibrated baseline (black).")
     study.found["scenarios"] = pd.DataFrame(rows).set_index("scenario")
 
@@ -368,24 +363,66 @@ def _stage_scenarios(study: _Study):
 
 
 def build_report(out="report", recalibrate=False, seed=0, progress=True, model_path=None,
-                 sobol_n=1024, n_draws=PREDICTIVE_DRAWS, command=None, force=False):
-    """Run the analysis and write the report to ``out`` (see the module docstring).
+                 sobol_n=1024, n_draws=PREDICTIVE_DRAWS, command=None, force=False, *,
+                 params_path=None, targets_path=None, drivers=(), outcome=None, morris_n=MORRIS_N):
+    """Run the analysis of a model and write the report to ``out`` (see the module docstring).
 
-    ``command`` is recorded as the way to reproduce the report; by default,
-    the Python call that made it. ``force`` lets the report go into a folder
-    that holds other files (they are left alone).
+    A model that defines every variable the capital-circle study reads
+    (:func:`aicircle.circle.missing_names` is empty; the shipped model and
+    edited copies of it) gets the study: the shipped calibration, the
+    predictive ensemble, structural alternatives, tipping points, the reduced
+    core, Sobol indices and scenarios. Any other model gets the generic
+    analysis: its baseline run, its fit to ``targets_path`` where the targets'
+    observables are among its variables, Morris screening of its parameters,
+    and sweeps of ``drivers`` (default: the parameters Morris ranks first),
+    with thresholds of ``outcome`` (``'VARIABLE<VALUE'``) where one is given.
+
+    Parameters
+    ----------
+    params_path : path, optional
+        A ``name,value`` CSV whose values replace the model's (and, for the
+        study, the calibrated point values; the ensembles keep the
+        calibration's posterior).
+    targets_path : path, optional
+        A target CSV; the study's default is the shipped targets.
+    command : str, optional
+        Recorded as the way to reproduce the report; by default, the Python
+        call that made it.
+    force : bool
+        Let the report go into a folder that holds other files (they are left
+        alone).
 
     Returns
     -------
     pathlib.Path
         The report folder.
     """
-    from . import __version__, load
-    from . import calibrate as cal
-    from ._document import Document
-    from .observables import read_targets
+    from . import load
 
     out = Path(out).resolve()
+    model = load(model_path or _resources.shipped_model())
+    generic = bool(circle.missing_names(model))
+    if generic and recalibrate and targets_path is None:
+        raise InvalidInput(f"{model.path.name} is not the capital-circle model: recalibrating it needs "
+                           f"--targets")
+    try:
+        outcome = _outcome(model, outcome) if outcome is not None else None
+    except UnknownName as err:
+        raise InvalidInput(f"outcome '{outcome}': {err}") from err
+    try:
+        drivers = [model.resolve(d) for d in drivers]
+    except UnknownName as err:
+        raise InvalidInput(f"driver: {err}") from err
+    not_params = [d for d in drivers if d not in model.parameters.index]
+    if not_params:
+        raise InvalidInput(f"--driver '{not_params[0]}' is not a parameter (a numeric constant) of "
+                           f"{model.path.name}")
+    if command is None:
+        command = (f"python -c \"from aicircle.report import build_report; build_report({str(out)!r}, "
+                   f"recalibrate={recalibrate}, seed={seed}, model_path={model_path!r}, "
+                   f"sobol_n={sobol_n}, n_draws={n_draws}, params_path={params_path!r}, "
+                   f"targets_path={targets_path!r}, drivers={list(drivers)!r}, outcome={outcome and outcome.label!r}, "
+                   f"morris_n={morris_n})\"")
     _check_destination(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = _acquire_lock(out)
@@ -393,53 +430,34 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
     for stale in out.parent.glob(f".{out.name}-partial-*"):
         shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-partial-", dir=out.parent))
-    stages = _Stages(progress, 8)
-    if command is None:
-        command = (f"python -c \"from aicircle.report import build_report; build_report({str(out)!r}, "
-                   f"recalibrate={recalibrate}, seed={seed}, model_path={model_path!r}, "
-                   f"sobol_n={sobol_n}, n_draws={n_draws})\"")
+    stages = _Stages(progress, 6 if generic else 8)
     try:
-        with stages("loading the model, the targets and the calibration"):
-            model = load(model_path or _resources.shipped_model())
-            targets_path = _resources.shipped_targets()
-            targets = read_targets(targets_path)
-            if recalibrate:
-                result = cal.calibrate(model, targets, seed=seed, progress=progress)
-                cal.write_results(result, work / "calibration", model=model, command=command)
-                calib = load_calibration(work / "calibration")
-            else:
-                calib = load_calibration()
-            params = {k: v for k, v in calib["parameters"].items() if k in model.parameters.index}
-            study = _Study(model, targets, targets_path, calib, params, list(calib["fit"].get("free", [])),
-                           calib["ensemble"], work, seed, progress)
-        with stages("structure, baseline and fit"):
-            from . import plots
-
-            study.fig("structure", plots.plot_structure(model),
-                      "The money circuit of models/aicircle.mdl and its feedback loops, drawn from the model file.")
-            _stage_fit(study)
-        with stages(f"predictive ensemble ({n_draws} draws)"):
-            _stage_ensemble(study, n_draws)
-        with stages("tipping points"):
-            _stage_tipping(study)
-        with stages("continuation of the reduced core"):
-            _stage_core(study)
-        with stages(f"Sobol analysis (N = {sobol_n})"):
-            _stage_sobol(study, sobol_n)
-        with stages("scenarios"):
-            _stage_scenarios(study)
+        with stages("loading the targets and the parameter values"):
+            study = _prepare(model, work, seed, progress, recalibrate, params_path, targets_path, command,
+                             generic)
+        if generic:
+            _generic_stages(study, stages, drivers, outcome, morris_n)
+            title = f"aicircle: an analysis of {model.path.name}"
+        else:
+            _study_stages(study, stages, sobol_n, n_draws)
+            title = "aicircle: where does the AI capital circle tip?"
         with stages("writing report.html and report.md"):
-            doc = Document("aicircle: where does the AI capital circle tip?")
-            _write_document(doc, study, sobol_n, n_draws, command)
+            doc = Document(title)
+            if generic:
+                _write_generic(doc, study, command, morris_n)
+            else:
+                _write_document(doc, study, sobol_n, n_draws, command)
             (work / "report.md").write_text(doc.markdown(), encoding="utf-8")
             (work / "report.html").write_text(doc.html(), encoding="utf-8")
         # the manifest after the last stage, so that its timings include every stage
         owned = sorted(p.name for p in work.iterdir() if p.is_file()) + ["manifest.json"]
         manifest = {
             "command": command, "seed": seed, "recalibrated": bool(recalibrate),
+            "analysis": "generic" if generic else "capital circle",
             "versions": _versions(), "python": platform.python_version(),
             "machine": f"{platform.machine()} {platform.system()}", "model": str(model.path),
-            "targets": str(targets_path), "parameters": params, "free": study.free,
+            "targets": str(study.targets_path) if study.targets_path else None,
+            "parameters": study.params, "free": study.free,
             "timings_s": stages.timings, "total_s": round(time.perf_counter() - stages.start, 1),
             "figures": sorted(f"{k}.png" for k in study.figures),
             "files": sorted(set(owned) | ({"calibration"} if recalibrate else set())),
@@ -451,6 +469,265 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
         shutil.rmtree(work, ignore_errors=True)
         lock.unlink(missing_ok=True)
     return out
+
+
+def _outcome(model, outcome):
+    from .tipping import parse_outcome
+
+    return outcome if not isinstance(outcome, str) else parse_outcome(outcome, model)
+
+
+def _prepare(model, work, seed, progress, recalibrate, params_path, targets_path, command, generic) -> _Study:
+    """The study's shared data: targets, calibration (or the model's values) and ``params_path``'s values."""
+    from . import calibrate as cal
+    from .observables import read_targets
+
+    if targets_path is None and not generic:
+        targets_path = _resources.shipped_targets()
+    targets = read_targets(targets_path) if targets_path is not None else None
+    calib = {"parameters": {}, "fit": {}, "ensemble": None, "profiles": None, "profile_intervals": None,
+             "structural": None}
+    if recalibrate:
+        result = cal.calibrate(model, targets, seed=seed, progress=progress)
+        cal.write_results(result, work / "calibration", model=model, command=command)
+        calib = load_calibration(work / "calibration")
+    elif not generic:
+        calib = load_calibration()
+    params = {k: v for k, v in calib["parameters"].items() if k in model.parameters.index}
+    if params_path is not None:
+        given = cal.read_parameters(params_path)
+        unknown = [k for k in given if k not in model.parameters.index]
+        if unknown:
+            raise InvalidInput(f"{params_path}: '{unknown[0]}' is not a parameter of {model.path.name}")
+        params.update(given)
+    return _Study(model, targets, Path(targets_path) if targets_path is not None else None, calib, params,
+                  list(calib["fit"].get("free", [])), calib["ensemble"], work, seed, progress)
+
+
+def _study_stages(study: _Study, stages, sobol_n, n_draws):
+    from . import plots
+
+    with stages("structure, baseline and fit"):
+        study.fig("structure", plots.plot_structure(study.model),
+                  f"The money circuit of {study.model.path.name} and its feedback loops, drawn from the model "
+                  "file.")
+        _stage_fit(study)
+    with stages(f"predictive ensemble ({n_draws} draws)"):
+        _stage_ensemble(study, n_draws)
+    with stages("tipping points"):
+        _stage_tipping(study)
+    with stages("continuation of the reduced core"):
+        _stage_core(study)
+    with stages(f"Sobol analysis (N = {sobol_n})"):
+        _stage_sobol(study, sobol_n)
+    with stages("scenarios"):
+        _stage_scenarios(study)
+
+
+# --------------------------------------------------------------------------
+# any other model
+# --------------------------------------------------------------------------
+
+
+def _generic_stages(study: _Study, stages, drivers, outcome, morris_n):
+    with stages("baseline run"):
+        _stage_baseline(study)
+    with stages("fit to the targets"):
+        _stage_generic_fit(study)
+    with stages(f"Morris screening (N = {morris_n})"):
+        _stage_morris(study, morris_n)
+    with stages("sweeps of the drivers"):
+        _stage_sweeps(study, drivers, outcome)
+
+
+def _generic_outputs(study: _Study) -> list:
+    """The stocks analysed: the model's first N_GENERIC_OUTPUTS stocks (its variables if it has none)."""
+    model = study.model
+    return list(model.stocks or model.variables)[:N_GENERIC_OUTPUTS]
+
+
+def _stage_baseline(study: _Study):
+    from . import plots
+
+    model = study.model
+    shown = _generic_outputs(study)
+    run = model.simulate(params=study.params)
+    study.fig("baseline", plots.plot_scenarios({"baseline": run[shown]}, shown,
+                                               title=f"{model.path.name}: baseline run"),
+              f"The first {len(shown)} stocks of {model.path.name} over the run"
+              + (", with the values of the parameter file." if study.params else ", with the model's values."))
+    t = run.index.to_numpy()
+    table = pd.DataFrame({"initial": run[list(model.stocks)].iloc[0], "final": run[list(model.stocks)].iloc[-1],
+                          "min": run[list(model.stocks)].min(), "max": run[list(model.stocks)].max()})
+    table.index.name = "stock"
+    study.found.update(base=run, stocks=table, span=(float(t[0]), float(t[-1])))
+
+
+def _stage_generic_fit(study: _Study):
+    from . import calibrate as cal
+    from . import plots
+    from .observables import find_observables
+
+    if study.targets is None:
+        study.found["fit_note"] = "No targets were given (--targets FILE): no fit."
+        return
+    names = find_observables(study.model.variables)
+    missing = sorted(set(study.targets["observable"]) - set(names))
+    if missing:
+        study.found["fit_note"] = (f"The targets name observables the model does not define "
+                                   f"({', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}): no fit.")
+        return
+    validation = cal.validate(study.model, study.targets, study.params)
+    study.found.update(validation=validation, stats=cal.fit_statistics(study.targets, validation))
+    study.fig("residuals", plots.plot_residuals(validation), "Residual of every target (error / σ); the grey "
+                                                               "band is ±2σ.")
+
+
+def generic_bounds(model, params) -> pd.DataFrame:
+    """Ranges of the parameters a model outside the study varies, and where each comes from.
+
+    The declared range where the model gives a finite one (scenario switches
+    excluded, as in :func:`aicircle.sensitivity.parameter_bounds`); otherwise
+    ``UNDECLARED_SPAN`` either side of the value (a parameter of value 0 without
+    a range is not varied).
+    """
+    from .scenarios import inputs
+
+    switches, rows = inputs(model), []
+    for name, row in model.parameters.iterrows():
+        if name in switches:
+            continue
+        value = float(params.get(name, row["value"]))
+        lo, hi = float(row["min"]), float(row["max"])
+        if np.isfinite(lo) and np.isfinite(hi) and lo < hi:
+            rows.append({"parameter": name, "min": lo, "max": hi, "value": value, "range": "declared"})
+        elif value != 0 and np.isfinite(value):
+            a, b = sorted((value * (1 - UNDECLARED_SPAN), value * (1 + UNDECLARED_SPAN)))
+            rows.append({"parameter": name, "min": a, "max": b, "value": value,
+                         "range": f"value ±{100 * UNDECLARED_SPAN:.0f}% (none declared)"})
+    return pd.DataFrame(rows, columns=["parameter", "min", "max", "value", "range"]).set_index("parameter")
+
+
+def _stage_morris(study: _Study, morris_n):
+    from . import plots
+    from .sensitivity import sensitivities
+
+    model = study.model
+    bounds = generic_bounds(model, study.params)
+    study.found["bounds"] = bounds
+    if bounds.empty:
+        study.found["morris"] = {}
+        return
+    outputs = _generic_outputs(study)
+    space = {k: (r["min"], r["max"]) for k, r in bounds.iterrows()}
+    morris = sensitivities(model, "morris", outputs, bounds=space, n=morris_n, seed=study.seed,
+                           params={k: v for k, v in study.params.items() if k not in space})
+    fig, axes = plots.panels(len(morris), ncols=2, size=(6, max(3.0, 0.3 * len(space) + 1.5)))
+    for ax, (output, frame) in zip(axes, morris.items()):
+        plots.plot_sensitivity(frame, ax=ax, title=f"{output} at {study.found['span'][1]:g}")
+    study.fig("morris", fig, f"Morris elementary effects (μ*, 95% CI; SALib, {morris_n} trajectories) of each "
+                             f"stock at the final time over the parameters' ranges.")
+    study.found["morris"] = morris
+
+
+def _ranked_drivers(morris) -> list:
+    """Parameters by their largest Morris μ* relative to the output's largest, over the outputs."""
+    scores = {}
+    for frame in morris.values():
+        top = float(frame["mu_star"].max())
+        for name, mu in frame["mu_star"].items():
+            scores[name] = max(scores.get(name, 0.0), float(mu) / top if top > 0 else 0.0)
+    return sorted(scores, key=lambda k: -scores[k])
+
+
+def _stage_sweeps(study: _Study, drivers, outcome):
+    from . import plots, tipping
+
+    model, bounds = study.model, study.found["bounds"]
+    named = bool(drivers)
+    drivers = list(drivers) or _ranked_drivers(study.found["morris"])[:N_GENERIC_DRIVERS]
+    outputs = _generic_outputs(study)
+    end = study.found["span"][1]
+    curves, rows = {}, []
+    for name in drivers:
+        if name in bounds.index:
+            lo, hi = (float(x) for x in bounds.loc[name, ["min", "max"]])
+        else:
+            value = float(study.params.get(name, model.parameters.loc[name, "value"]))
+            lo, hi = sorted((value * (1 - UNDECLARED_SPAN), value * (1 + UNDECLARED_SPAN)))
+            if lo == hi:
+                raise InvalidInput(f"--driver '{name}' is 0 and has no declared range to sweep")
+        values = np.linspace(lo, hi, 33)
+        base = {k: v for k, v in study.params.items() if k != name}
+        ds = model.simulate_batch(pd.DataFrame({name: values, **base}), return_columns=outputs)
+        curves[name] = (values, {o: ds[o].to_numpy()[:, -1] for o in outputs})
+        if outcome is not None:
+            found = tipping.outcome_thresholds(model, name, lo, hi, outcome=outcome, horizons=[end],
+                                               params=base, tol=(hi - lo) * 1e-4)
+            rows += [{"driver": name, "critical": th["value"], "value": float(study.params.get(
+                name, model.parameters.loc[name, "value"])), "from": th["from"], "to": th["to"]} for th in found]
+            if not found:
+                rows.append({"driver": name, "critical": np.nan, "value": np.nan, "from": "",
+                             "to": f"no change of '{outcome.label}' in [{lo:g}, {hi:g}]"})
+    if curves:
+        study.fig("sweeps", plots.plot_response(curves, calibrated={
+            k: float(study.params.get(k, model.parameters.loc[k, "value"])) for k in curves}),
+            f"Each stock at the final time ({end:g}) against each driver over its range, the other "
+            "parameters at their values (marker: the value used).")
+    study.found.update(sweeps=curves, thresholds=pd.DataFrame(rows) if outcome is not None else None,
+                       drivers_swept=drivers, drivers_named=named, outcome=outcome)
+
+
+def _write_generic(doc, study: _Study, command, morris_n):
+    f, model = study.found, study.model
+
+    def figure(name):
+        if name in study.figures:
+            doc.figure(*study.figures[name])
+
+    missing = circle.missing_names(model)
+    doc.text(f"The generic analysis of `{model.path.name}`: {len(model.stocks)} stocks, "
+             f"{len(model.parameters)} parameters, {len(model.variables)} variables. The capital-circle study "
+             f"(predictive ensemble, bust probabilities, structural alternatives) needs variables this model "
+             f"does not define (e.g. {', '.join(missing[:3])}).")
+    doc.text(f"Reproduce it with `{command}`; every number below comes from that command.")
+    doc.heading("Baseline run")
+    doc.text("Parameter values: " + (f"{len(study.params)} from the parameter file, the rest the model's."
+                                     if study.params else "the model file's own."))
+    doc.table(f["stocks"], "Each stock at the start and the end of the run, and its range over the run.")
+    figure("baseline")
+    doc.heading("Fit to the targets")
+    if "stats" in f:
+        st = f["stats"]
+        doc.text(f"{st['n_targets']} targets: {_pct(st['within_2sigma'])} within 2σ, "
+                 f"χ² = {st['chi2_targets']:.1f}.")
+        doc.table(f["validation"].set_index("id")[["value", "sigma", "predicted", "residual"]],
+                  "Each target, the model's value and the residual (error / σ).")
+        figure("residuals")
+    else:
+        doc.text(f["fit_note"])
+    doc.heading("Sensitivity")
+    if f["morris"]:
+        doc.table(f["bounds"], "The parameters varied and their ranges.")
+        for output, frame in f["morris"].items():
+            doc.table(frame, f"Morris screening of {output} at the final time ({morris_n} trajectories), "
+                             "ranked by μ*.")
+        figure("morris")
+    else:
+        doc.text("No parameter has a range to vary (none declared, all of value 0).")
+    doc.heading("Drivers")
+    if f["sweeps"]:
+        doc.text(f"Swept: {', '.join(f['drivers_swept'])}"
+                 + (" (as asked)." if f["drivers_named"] else " (the parameters Morris ranks first)."))
+        figure("sweeps")
+        if f["thresholds"] is not None:
+            doc.table(f["thresholds"].set_index("driver"),
+                      f"Where the outcome '{f['outcome'].label}' at the final time changes (bisection).")
+        else:
+            doc.text("No outcome was given (--outcome 'VARIABLE<VALUE'): the sweeps show how the stocks "
+                     "respond, without a threshold.")
+    else:
+        doc.text("No driver to sweep.")
 
 
 # --------------------------------------------------------------------------
@@ -619,7 +896,7 @@ def _write_document(doc, study: _Study, sobol_n, n_draws, command):
              f"Identifiability: the weighted Jacobian has rank {fit.get('identifiability', {}).get('rank', '?')} "
              f"of {len(study.free)}.")
     validation = f["validation"]
-    firm = validation[validation["id"].isin(FIRM_IDS)][["id", "value", "predicted", "residual"]]
+    firm = validation[validation["id"].isin(circle.FIRM_TARGET_IDS)][["id", "value", "predicted", "residual"]]
     if len(firm):
         doc.table(firm.set_index("id"), "The article's firm figures: value, model, residual (error / σ).")
     doc.table(f["largest"].set_index("id"), f"The {N_LARGEST_RESIDUALS} largest residuals (error / σ), "
@@ -713,8 +990,8 @@ def _write_document(doc, study: _Study, sobol_n, n_draws, command):
     doc.heading("The reduced core")
     for year, bif in f["bifurcations"].items():
         folds = ", ".join(f"{x['value']:.3g}" for x in bif.folds) or \
-            f"none in [{BIFURCATION_RANGE[0]:g}, {BIFURCATION_RANGE[1]:g}]"
-        doc.text(f"Continuation of the equilibria of {' and '.join(REDUCED_CORE)} in {BIFURCATION_PARAM}, "
+            f"none in [{circle.BIFURCATION_RANGE[0]:g}, {circle.BIFURCATION_RANGE[1]:g}]"
+        doc.text(f"Continuation of the equilibria of {' and '.join(circle.REDUCED_CORE)} in {circle.BIFURCATION_PARAM}, "
                  f"every other stock and every time trend frozen at the calibrated {int(year)} values (an "
                  f"autonomous reduced core, not the full model): folds at {folds}.")
     figure("bifurcation")

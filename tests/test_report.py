@@ -296,3 +296,98 @@ def test_two_reports_into_one_folder_the_second_fails_fast_with_exit_2(tmp_path)
     assert second.returncode == 2, second.stderr
     lines = second.stderr.splitlines()
     assert len(lines) == 1 and re.search(r"another report \(process \d+\) is writing there", lines[0])
+
+
+# --------------------------------------------------------------------------- any other model
+
+# x decays at rate k from 1: with Euler at step dt the run ends at x(T) = (1 - k dt)^(T/dt), so the
+# outcome 'x<0.5' at T changes where k = (1 - 0.5^(dt/T)) / dt (0.06896... for T = 10, dt = 0.01)
+DECAY = ("x = INTEG(-k * x, 1)\n\t~\tunits\n\t~\t|", "k = 0.1\n\t~\t1/Year [0.01, 0.2]\n\t~\t|",
+         "y = INTEG(k, 0)\n\t~\tunits\n\t~\t|", "unused = 3\n\t~\tdmnl\n\t~\t|")
+DECAY_TIME = {"final_time": 10, "time_step": 0.01, "saveper": 1}
+
+
+def _decay_model(folder):
+    from conftest import write_mdl
+
+    return write_mdl(folder, *DECAY, **DECAY_TIME)
+
+
+def test_a_model_outside_the_study_gets_the_generic_report(tmp_path):
+    import aicircle as ac
+
+    path = _decay_model(tmp_path)
+    out = build_report(tmp_path / "report", seed=0, progress=False, model_path=path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert manifest["analysis"] == "generic"
+    assert sorted(manifest["figures"]) == ["baseline.png", "morris.png", "sweeps.png"]
+    assert all((out / f).read_bytes()[:8] == PNG_MAGIC for f in manifest["figures"])
+    # the stocks table holds the run's own final values
+    final = ac.load(path).simulate().iloc[-1]
+    row = re.search(r"^\| x \| 1 \| ([0-9.e-]+) \|", md, flags=re.MULTILINE)
+    assert float(row.group(1)) == pytest.approx(final["x"], rel=1e-3)  # printed to 4 significant digits
+    # k has a declared range; 'unused' has none and varies ±50% around its value, as the table says
+    assert "| k | 0.01 | 0.2 | 0.1 | declared |" in md
+    assert "| unused | 1.5 | 4.5 | 3 | value ±50% (none declared) |" in md
+    assert "Capital" not in manifest["parameters"]
+
+
+def test_the_generic_report_finds_an_outcome_threshold_where_the_euler_run_crosses_it(tmp_path):
+    path = _decay_model(tmp_path)
+    out = build_report(tmp_path / "report", seed=0, progress=False, model_path=path, drivers=["K"],
+                       outcome="x<0.5")
+    md = (out / "report.md").read_text(encoding="utf-8")
+    row = re.search(r"^\| k \| ([0-9.e-]+) \| 0\.1 \| not x<0\.5 \| x<0\.5 \|", md, flags=re.MULTILINE)
+    dt, T = DECAY_TIME["time_step"], DECAY_TIME["final_time"]
+    expected = (1 - 0.5 ** (dt / T)) / dt
+    # bisection to 1e-4 of the range (0.19), printed to 4 significant digits
+    assert float(row.group(1)) == pytest.approx(expected, abs=1e-4)
+
+
+def test_the_generic_report_uses_a_parameter_file_and_says_so(tmp_path):
+    path = _decay_model(tmp_path)
+    params = tmp_path / "params.csv"
+    params.write_text("name,value\nk,0.05\n")
+    out = build_report(tmp_path / "report", seed=0, progress=False, model_path=path, params_path=params,
+                       drivers=["k"])
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "1 from the parameter file" in md
+    # x(10) = (1 - 0.05 * 0.01)^1000 = 0.6064
+    assert re.search(r"^\| x \| 1 \| 0\.606", md, flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"drivers": ["nope"]}, "driver: unknown variable 'nope'"),
+    ({"drivers": ["x"]}, "driver 'x' is not a parameter"),
+    ({"outcome": "nope<1"}, "outcome 'nope<1': unknown variable 'nope'"),
+    ({"outcome": "x<<1"}, "malformed outcome"),
+    ({"recalibrate": True}, "recalibrating it needs --targets"),
+], ids=["unknown driver", "driver not a parameter", "unknown outcome variable", "malformed outcome",
+        "recalibrate without targets"])
+def test_the_generic_report_refuses_bad_arguments_before_writing_anything(tmp_path, kwargs, match):
+    path = _decay_model(tmp_path)
+    with pytest.raises(InvalidInput, match=match):
+        build_report(tmp_path / "report", seed=0, progress=False, model_path=path, **kwargs)
+    assert not (tmp_path / "report").exists()
+    assert _leftovers(tmp_path, "report") == []
+
+
+def test_the_study_applies_to_the_shipped_model_and_not_to_others(tmp_path):
+    import aicircle as ac
+    from aicircle import _resources, circle
+
+    assert circle.missing_names(ac.load(_resources.shipped_model())) == []
+    assert "Investor Confidence" in circle.missing_names(ac.load(_decay_model(tmp_path)))
+
+
+def test_cli_report_takes_a_model_and_exits_2_naming_a_bad_driver(tmp_path):
+    path = _decay_model(tmp_path)
+    ok = subprocess.run([sys.executable, "-m", "aicircle", "report", str(path), "--out", str(tmp_path / "r"),
+                         "-q", "--driver", "k", "--outcome", "x<0.5"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "r" / "sweeps.png").exists()
+    bad = subprocess.run([sys.executable, "-m", "aicircle", "report", str(path), "--out", str(tmp_path / "s"),
+                          "--driver", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["aicircle: error: driver: unknown variable 'nope' in model.mdl"]
