@@ -47,6 +47,32 @@ Element kinds
   SAVEPER, when it differs from TIME STEP, is written as the ``isee:save_interval``
   attribute (PySD's XMILE reader ignores it and saves every DT).
 
+Diagram
+-------
+The ``.mdl`` sketch (read by :mod:`aicircle._sketch`, which never evaluates
+anything and skips lines it cannot read) becomes ``<views>``: one ``<view
+type="stock_flow">`` per Vensim view. XMILE and Vensim both place a stock,
+flow or aux by its centre, so the sketch's coordinates are kept as they are
+(pixels, y downwards); a stock keeps its box (``width``/``height``, twice
+Vensim's half sizes), a flow sits at its valve with its name on the same
+``label_side`` as in Vensim, and its ``<pts>`` run from what it drains to
+what it fills, through the valve where the pipe bends, meeting a stock at its
+edge and a cloud at its centre (Vensim's own pipe points are not kept: Vensim
+writes them between the valve and the end; its bent pipes are drawn straight).
+A stock or aux the sketch draws on a valve (where the sketch and the equations
+disagree) sits at the valve, without the pipe. Information arrows become ``<connector>``s whose
+``angle`` is the direction of Vensim's arc where it leaves its start
+(degrees counterclockwise from 3 o'clock; the arc passes through Vensim's
+handle). Names are the exported names. A shadow variable, or a second
+placement, becomes an ``<alias>`` (``<of>`` the name) and links from it start
+at ``<alias uid=.../>``. What is not an exported stock, flow or aux (comments,
+clouds, Time, the time settings, lookup tables, variables of unknown names) is
+left out with the links touching it; polarity, colours and fonts are dropped.
+Every stock, flow and aux appears exactly once: one the sketch does not place
+(all of them when there is no sketch; the generated flows always) goes on a
+grid below the first view, in file order, without links, a flow with a short
+pipe of its own.
+
 Functions and rewrites
 ----------------------
 Direct translations (XMILE name on the right): ``IF THEN ELSE`` → ``IF c THEN
@@ -100,11 +126,13 @@ XMILE reader cannot match their escaped form), and non-finite numbers.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from ._sketch import read_sketch
 from .compiler import clean_name
 from .errors import InvalidInput, ModelReadError, UnsupportedFeature
 from .model import _parse  # aicircle's one reader: same checks and errors as ac.load
@@ -116,7 +144,7 @@ ISEE_NAMESPACE = "http://iseesystems.com/XMILE"
 # Version of this exporter's output, written in <product>; bump it when the
 # output changes (not tied to the package version, so that a checked-in export
 # only goes stale when the model or the format changes).
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
 SMALL_VENSIM = 1e-6  # what Vensim and PySD treat as zero (PULSE, QUANTUM)
 
 _CONTROL_KEYS = ("initial_time", "final_time", "time_step", "saveper")
@@ -392,6 +420,9 @@ class _Exporter:
         variables = ET.SubElement(model, "variables")
         for node in self._variables():
             variables.append(node)
+        views = _views(variables, read_sketch(self.path))
+        if len(views):
+            model.append(views)
         ET.indent(root, space="  ")
         body = ET.tostring(root, encoding="unicode")
         return '<?xml version="1.0" encoding="utf-8"?>\n' + body + "\n"
@@ -719,6 +750,189 @@ class _Exporter:
             # PySD gives a single pulse when the repeat time is 0
             return _ite(_binary([repeat, _num("0")], ["="]), _pulse(start, width, small), train)
         raise AssertionError(fname)  # pragma: no cover - every name in ``expected`` is handled above
+
+
+# -- the diagram ------------------------------------------------------------
+# Variables the sketch does not place go on a grid below the diagram, in file order.
+_GRID_COLUMNS = 7
+_GRID_STEP = (240, 60)  # pixels between columns and between rows: room for a long name
+_GRID_GAP = 100  # pixels between the lowest placed object and the grid
+_STUB = 25  # half the length of the pipe of a flow drawn without one (pixels)
+
+
+def _views(variables: ET.Element, sketch: list) -> ET.Element:
+    """The ``<views>`` of the exported variables: one stock-flow view per sketch view.
+
+    Every stock, flow and aux appears once as itself: where the sketch places it
+    (its first placement that is not a shadow), else on a grid below the first
+    view. A shadow, or a repeated placement, becomes an ``<alias>``. Objects of the
+    sketch that are not exported variables (comments, clouds, Time, the time
+    settings, lookups) are left out with the links that touch them.
+    """
+    kinds = {clean_name(n.get("name")): (n.tag, n.get("name"))
+             for n in variables if n.tag in ("stock", "flow", "aux")}
+    views = ET.Element("views")
+    placed: set[str] = set()
+    uids = itertools.count(1)
+    for sketch_view in sketch:
+        view = _view(sketch_view, kinds, placed, uids)
+        if len(view):
+            views.append(view)
+    missing = [kinds[k] for k in kinds if k not in placed]
+    if missing:
+        view = views[0] if len(views) else ET.SubElement(views, "view", {"type": "stock_flow"})
+        _grid(view, missing)
+    return views
+
+
+def _view(sketch_view, kinds: dict, placed: set, uids) -> ET.Element:
+    view = ET.Element("view", {"type": "stock_flow"})
+    by_id = {el.id: el for el in sketch_view.elements}
+    refs: dict[int, tuple] = {}  # sketch id -> (connector end, position)
+    flows: list[tuple] = []  # (<flow>, its valve or None)
+    for el in sketch_view.elements:
+        key = clean_name(_xmile_name(el.name)) if el.kind == "variable" else None
+        if key not in kinds:
+            continue
+        tag, name = kinds[key]
+        # a name drawn on a valve sits at the valve (beside it in Vensim); only a flow keeps the
+        # pipe: a stock or an aux so drawn (the sketch disagrees with the equations) loses it
+        at = by_id.get(el.valve, el) if el.valve is not None else el
+        position = {"x": _fmt(at.x), "y": _fmt(at.y)}
+        if el.shadow or key in placed:
+            uid = str(next(uids))
+            ET.SubElement(ET.SubElement(view, "alias", {"uid": uid, **position}), "of").text = name
+            end = ("alias", uid)
+        else:
+            placed.add(key)
+            attrs = {"name": name, **position}
+            if tag == "stock":
+                attrs.update(width=_fmt(el.width), height=_fmt(el.height))
+            if tag == "flow" and at is not el:
+                attrs["label_side"] = _label_side(at, el)
+            node = ET.SubElement(view, tag, attrs)
+            if tag == "flow":
+                flows.append((node, at if at is not el else None))
+            end = ("name", name)
+        # a link's angle is taken where Vensim draws its end: the valve or the flow's name
+        refs[el.id], refs[at.id] = (end, (el.x, el.y)), (end, (at.x, at.y))
+    pipes: dict[int, dict] = {}  # valve id -> {"source" | "sink": the object at that end}
+    for arrow in sketch_view.arrows:
+        if arrow.pipe and arrow.target in by_id:
+            side = "source" if arrow.drains else "sink"
+            pipes.setdefault(arrow.source, {}).setdefault(side, by_id[arrow.target])
+    for node, valve in flows:
+        if valve is None:
+            x, y = float(node.get("x")), float(node.get("y"))
+            _points(node, [(x - _STUB, y), (x + _STUB, y)])
+            continue
+        ends = {side: _pipe_end(valve, obj, is_stock=kinds.get(clean_name(_xmile_name(obj.name)),
+                                                                ("",))[0] == "stock")
+                for side, obj in pipes.get(valve.id, {}).items()}
+        _points(node, _pipe((valve.x, valve.y), ends.get("source"), ends.get("sink")))
+    for arrow in sketch_view.arrows:
+        source, target = refs.get(arrow.source), refs.get(arrow.target)
+        if arrow.pipe or source is None or target is None or source[0] == target[0]:
+            continue
+        angle = _angle(source[1], arrow.handle, target[1])
+        connector = ET.SubElement(view, "connector", {"uid": str(next(uids)), "angle": _fmt(angle)})
+        for tag, ((kind, ref), _) in (("from", source), ("to", target)):
+            end = ET.SubElement(connector, tag)
+            if kind == "alias":
+                ET.SubElement(end, "alias", {"uid": ref})
+            else:
+                end.text = ref
+    return view
+
+
+def _grid(view: ET.Element, items: list) -> None:
+    """Place ``(tag, name)`` items on a grid below what ``view`` already holds."""
+    xs = [float(n.get("x")) for n in view if n.get("x") is not None]
+    ys = [float(n.get("y")) + float(n.get("height", 0)) / 2 for n in view if n.get("y") is not None]
+    # a column is centred on its x: the first stays half a step from the left edge
+    left = max(min(xs, default=0), _GRID_STEP[0] / 2)
+    top = max(ys) + _GRID_GAP if ys else _GRID_GAP
+    for i, (tag, name) in enumerate(items):
+        x = left + (i % _GRID_COLUMNS) * _GRID_STEP[0]
+        y = top + (i // _GRID_COLUMNS) * _GRID_STEP[1]
+        node = ET.SubElement(view, tag, {"name": name, "x": _fmt(x), "y": _fmt(y)})
+        if tag == "flow":
+            _points(node, [(x - _STUB, y), (x + _STUB, y)])
+
+
+def _points(flow: ET.Element, points: list) -> None:
+    pts = ET.SubElement(flow, "pts")
+    for x, y in points:
+        ET.SubElement(pts, "pt", {"x": _fmt(round(x, 3)), "y": _fmt(round(y, 3))})
+
+
+def _label_side(valve, name) -> str:
+    """Where a flow's name sits relative to its valve, as XMILE's ``label_side``."""
+    dx, dy = name.x - valve.x, name.y - valve.y
+    if dx == dy == 0:
+        return "center"
+    if abs(dy) >= abs(dx):
+        return "bottom" if dy > 0 else "top"
+    return "right" if dx > 0 else "left"
+
+
+def _pipe_end(valve, end, is_stock: bool) -> tuple:
+    """Where a pipe from ``valve`` meets ``end``: a stock's edge, else the object's centre.
+
+    The pipe runs straight across (keeping the valve's x or y) when the valve
+    faces a side of the stock, else towards the stock's centre.
+    """
+    if not is_stock:
+        return (end.x, end.y)
+    half_w, half_h = end.width / 2, end.height / 2
+    dx, dy = valve.x - end.x, valve.y - end.y
+    if abs(dx) <= half_w and abs(dy) > half_h:
+        return (valve.x, end.y + math.copysign(half_h, dy))
+    if abs(dy) <= half_h and abs(dx) > half_w:
+        return (end.x + math.copysign(half_w, dx), valve.y)
+    if abs(dx) <= half_w and abs(dy) <= half_h:  # the valve is inside the stock
+        return (end.x, end.y)
+    t = min(half_w / abs(dx), half_h / abs(dy))
+    return (end.x + t * dx, end.y + t * dy)
+
+
+def _pipe(valve: tuple, source, sink) -> list:
+    """A flow's points from the object it drains to the one it fills, through its valve.
+
+    The valve is a point of its own where the pipe bends there. A missing end
+    mirrors the other through the valve; with neither, a short pipe across it.
+    """
+    vx, vy = valve
+    if source is None and sink is None:
+        return [(vx - _STUB, vy), (vx + _STUB, vy)]
+    source = source if source is not None else (2 * vx - sink[0], 2 * vy - sink[1])
+    sink = sink if sink is not None else (2 * vx - source[0], 2 * vy - source[1])
+    bend = (source[0] - vx) * (sink[1] - vy) - (source[1] - vy) * (sink[0] - vx)
+    return [source, valve, sink] if bend else [source, sink]
+
+
+def _angle(start: tuple, handle, end: tuple) -> float:
+    """XMILE's connector angle: the arc's direction at ``start``, in degrees.
+
+    Counterclockwise from 3 o'clock with y up (screen y grows downwards). The arc
+    runs from ``start`` through ``handle`` to ``end``; straight when there is no
+    handle or the three points are in line.
+    """
+    x0, y0, x2, y2 = start[0], -start[1], end[0] - start[0], -end[1] + start[1]
+    direction = (x2, y2)
+    if handle is not None:
+        x1, y1 = handle[0] - x0, -handle[1] - y0
+        cross = x1 * y2 - y1 * x2
+        if abs(cross) > 1e-9 * math.hypot(x1, y1) * math.hypot(x2, y2):
+            # centre of the circle through (0, 0), (x1, y1), (x2, y2); the tangent at
+            # (0, 0) is perpendicular to the radius, turning the way the arc turns
+            d = 2 * cross
+            cx = (y2 * (x1 * x1 + y1 * y1) - y1 * (x2 * x2 + y2 * y2)) / d
+            cy = (x1 * (x2 * x2 + y2 * y2) - x2 * (x1 * x1 + y1 * y1)) / d
+            direction = (cy, -cx) if cross > 0 else (-cy, cx)
+    if direction == (0, 0):
+        return 0.0
+    return round(math.degrees(math.atan2(direction[1], direction[0])) % 360, 3) % 360
 
 
 def _call(fn: str, args: list) -> _Expr:
