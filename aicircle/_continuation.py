@@ -12,9 +12,10 @@ has the shape of ``y``. The module always calls ``f`` with 2-D ``y`` and 1-D
 broadcasts correctly. ``f`` must not branch on the value of ``p`` with Python
 ``if`` (use ``np.where``), and non-smooth pieces (``max``, ``min``, switches,
 piecewise-linear tables) should be replaced by :func:`smooth_max`,
-:func:`smooth_min`, :func:`smooth_step` and :func:`smooth_lookup` for
-continuation, because Newton's method and the test functions assume a smooth
-``f``.
+:func:`smooth_min`, :func:`smooth_step` and :func:`smooth_lookup` (from
+:mod:`aicircle.runtime`, the functions a model compiled with ``smooth=eps``
+calls) for continuation, because Newton's method and the test functions assume
+a smooth ``f``.
 
 Parameters shared by the functions below (documented once):
 
@@ -54,9 +55,9 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.special
 
 from .errors import InvalidInput
+from .runtime import smooth_lookup, smooth_max, smooth_min, smooth_step
 
 __all__ = [
     "Bifurcation",
@@ -1255,122 +1256,3 @@ def bifurcations(
         folds=tuple(b for b in points if b.kind == "fold"),
         hopf=tuple(b for b in points if b.kind == "hopf"),
     )
-
-
-# --------------------------------------------------------------------------
-# smooth replacements of non-smooth functions (for continuation only)
-# --------------------------------------------------------------------------
-
-
-def smooth_max(a, b, eps):
-    """Smooth maximum ``(a + b + sqrt((a - b)**2 + eps**2)) / 2``.
-
-    Parameters
-    ----------
-    a, b : float or array_like
-        Broadcast together.
-    eps : float
-        Smoothing width, in the units of ``a`` and ``b``; > 0.
-
-    Returns
-    -------
-    ndarray or float
-        ``max(a, b) < smooth_max(a, b, eps) <= max(a, b) + eps / 2``; the
-        error is largest (``eps / 2``) at ``a == b`` and falls as
-        ``eps**2 / (4 |a - b|)`` away from it.
-
-    Examples
-    --------
-    >>> float(smooth_max(1.0, 1.0, 0.2))
-    1.1
-    """
-    eps = _as_positive(eps, "eps")
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return 0.5 * (a + b + np.hypot(a - b, eps))
-
-
-def smooth_min(a, b, eps):
-    """Smooth minimum ``(a + b - sqrt((a - b)**2 + eps**2)) / 2``.
-
-    Parameters
-    ----------
-    a, b : float or array_like
-    eps : float
-        Smoothing width, > 0.
-
-    Returns
-    -------
-    ndarray or float
-        ``min(a, b) - eps / 2 <= smooth_min(a, b, eps) < min(a, b)``, the
-        error largest at ``a == b``.
-    """
-    eps = _as_positive(eps, "eps")
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return 0.5 * (a + b - np.hypot(a - b, eps))
-
-
-def smooth_step(x, eps):
-    """Smooth unit step ``(1 + tanh(x / eps)) / 2 = 1 / (1 + exp(-2 x / eps))`` for ``IF THEN ELSE``.
-
-    ``IF THEN ELSE(x > 0, a, b)`` becomes ``b + smooth_step(x, eps) * (a - b)``.
-
-    Parameters
-    ----------
-    x : float or array_like
-        The condition written as ``x > 0``.
-    eps : float
-        Smoothing width, in the units of ``x``; > 0.
-
-    Returns
-    -------
-    ndarray or float
-        In [0, 1], 1/2 at ``x = 0``. Its distance from the unit step ``H(x)``
-        is at most ``exp(-2 |x| / eps)`` for ``x != 0`` (below ``2e-9`` once
-        ``|x| >= 10 eps``), plus a rounding of at most ``1.2e-16`` for
-        ``x > 0`` (values near 1 are stored to double precision).
-    """
-    eps = _as_positive(eps, "eps")
-    # expit(2 x / eps) = (1 + tanh(x / eps)) / 2, without the cancellation of 1 + tanh for x < 0
-    return scipy.special.expit(2.0 * np.asarray(x, dtype=float) / eps)
-
-
-def smooth_lookup(x, xs, ys, eps):
-    """Smooth version of a Vensim lookup (piecewise-linear, flat beyond its ends).
-
-    The lookup is written as ``ys[0] + sum_k s_k (relu(x - xs[k]) -
-    relu(x - xs[k+1]))`` with ``s_k`` the slope of segment ``k``, and each
-    ``relu(z) = max(z, 0)`` is replaced by ``smooth_max(z, 0, eps)``.
-
-    Parameters
-    ----------
-    x : float or array_like
-    xs : array_like, shape (K,)
-        Strictly increasing abscissae.
-    ys : array_like, shape (K,)
-        Ordinates.
-    eps : float
-        Smoothing width, in the units of ``x``; > 0.
-
-    Returns
-    -------
-    ndarray or float
-        Differs from the lookup by at most ``eps / 2 * sum_k |s_k - s_(k-1)|``
-        (the kinks' slope changes, including the two ends where the slope
-        becomes 0); the error is concentrated within a few ``eps`` of the
-        kinks.
-    """
-    eps = _as_positive(eps, "eps")
-    xs = np.asarray(xs, dtype=float)
-    ys = np.asarray(ys, dtype=float)
-    if xs.ndim != 1 or xs.shape != ys.shape or xs.size == 0:
-        raise InvalidInput(f"xs and ys must be 1-D of one length >= 1; got shapes {xs.shape} and {ys.shape}")
-    if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
-        raise InvalidInput("xs and ys must be finite")
-    if np.any(np.diff(xs) <= 0):
-        raise InvalidInput(f"xs must be strictly increasing; got {xs.tolist()}")
-    x = np.asarray(x, dtype=float)
-    out = np.full(x.shape, ys[0])
-    slopes = np.diff(ys) / np.diff(xs)
-    for k, s in enumerate(slopes):
-        out = out + s * (smooth_max(x - xs[k], 0.0, eps) - smooth_max(x - xs[k + 1], 0.0, eps))
-    return out

@@ -1,0 +1,278 @@
+"""The functions compiled models call: Vensim's builtins that are no numpy ufunc, and smooth stand-ins.
+
+The code :mod:`aicircle.compiler` generates runs in :func:`namespace`: numpy as
+``np`` and every function of this module under its own name. Elementwise
+operations that numpy has as a ufunc (``+``, ``MIN``, ``EXP``, ...) are called
+as such, with ``out=``; the rest are here.
+
+Semantics are Vensim's as PySD's Python backend implements them, including its
+small-number convention: a divisor or quantum below :data:`SMALL_VENSIM` counts
+as zero.
+
+The ``smooth_*`` functions stand in for the non-smooth operations when a model
+is compiled for continuation (``Program(..., smooth=eps)``): Newton's method and
+the bifurcation test functions of :mod:`aicircle._continuation` need a smooth
+vector field. Simulations never use them. Each takes the smoothing width
+``eps`` (in the units of its arguments, finite and > 0; ``InvalidInput``
+otherwise) and tends to the exact form as ``eps -> 0`` away from the kink; the
+logical ones (:func:`smooth_if`, :func:`smooth_and`, :func:`smooth_or`,
+:func:`smooth_not`) are exact for conditions of 0 and 1 and smooth in between,
+so they are smooth wherever their conditions (:func:`smooth_greater`,
+:func:`smooth_less`) are.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.special
+
+from .errors import InvalidInput
+
+__all__ = [
+    "LOOKUP_KINDS", "SMALL_VENSIM", "if_then_else", "log", "lookup", "modulo", "namespace", "quantum",
+    "smooth_abs", "smooth_and", "smooth_greater", "smooth_if", "smooth_less", "smooth_lookup",
+    "smooth_max", "smooth_min", "smooth_not", "smooth_or", "smooth_step", "xidz", "zidz",
+]
+
+SMALL_VENSIM = 1e-6  # what Vensim (and PySD) treat as zero
+
+LOOKUP_KINDS = ("interpolate", "extrapolate", "hold_backward", "look_forward")  # see lookup()
+
+
+# --------------------------------------------------------------------------
+# Vensim's builtins
+# --------------------------------------------------------------------------
+
+
+def if_then_else(condition, if_true, if_false):
+    """Vensim's IF THEN ELSE, elementwise: ``if_true`` where ``condition`` holds, else ``if_false``."""
+    return np.where(condition, if_true, if_false)
+
+
+def log(x, base):
+    """Vensim's LOG(x, base): the logarithm of ``x`` to ``base``."""
+    return np.log(x) / np.log(base)
+
+
+def xidz(a, b, x):
+    """Vensim's XIDZ: ``a / b``, or ``x`` where ``|b| < SMALL_VENSIM``."""
+    small = np.abs(b) < SMALL_VENSIM
+    return np.where(small, x, a / np.where(small, 1.0, b))
+
+
+def zidz(a, b):
+    """Vensim's ZIDZ: ``a / b``, or 0 where ``|b| < SMALL_VENSIM``."""
+    small = np.abs(b) < SMALL_VENSIM
+    return np.where(small, 0.0, a / np.where(small, 1.0, b))
+
+
+def quantum(a, b):
+    """Vensim's QUANTUM: ``b * INTEGER(a / b)`` (truncated toward 0), or ``a`` where ``b < SMALL_VENSIM``."""
+    small = b < SMALL_VENSIM
+    bb = np.where(small, 1.0, b)
+    return np.where(small, a, bb * np.trunc(a / bb))
+
+
+def modulo(x, m):
+    """Vensim's MODULO: ``x - QUANTUM(x, m)``, so in ``(-m, 0]`` for negative ``x``."""
+    return x - quantum(x, m)
+
+
+def lookup(x, xs, ys, kind):
+    """A graphical function (lookup table) evaluated at ``x``.
+
+    Parameters
+    ----------
+    x : float or ndarray
+    xs, ys : ndarray, shape (K,)
+        The table, ``xs`` increasing.
+    kind : {'interpolate', 'extrapolate', 'hold_backward', 'look_forward'}
+        ``interpolate``: linear between the points, the end values beyond them;
+        ``extrapolate``: the end segments continued beyond the points;
+        ``hold_backward``: the value of the last point at or before ``x``;
+        ``look_forward``: the value of the first point at or after ``x``
+        (both the end values beyond the points).
+    """
+    x = np.asarray(x, dtype=float)
+    if kind == "hold_backward":
+        i = np.clip(np.searchsorted(xs, x, side="right") - 1, 0, len(xs) - 1)
+        return ys[i]
+    if kind == "look_forward":
+        i = np.clip(np.searchsorted(xs, x, side="left"), 0, len(xs) - 1)
+        return ys[i]
+    y = np.interp(x, xs, ys)
+    if kind == "extrapolate" and len(xs) > 1:
+        lo = ys[0] + (ys[1] - ys[0]) / (xs[1] - xs[0]) * (x - xs[0])
+        hi = ys[-1] + (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]) * (x - xs[-1])
+        y = np.where(x < xs[0], lo, np.where(x > xs[-1], hi, y))
+    return y
+
+
+# --------------------------------------------------------------------------
+# Smooth stand-ins of the non-smooth operations (continuation only)
+# --------------------------------------------------------------------------
+
+
+def _width(eps) -> float:
+    """The smoothing width as a float; ``InvalidInput`` unless it is a finite number > 0."""
+    try:
+        out = float(eps)
+    except (TypeError, ValueError) as err:
+        raise InvalidInput(f"eps must be a number; got {eps!r}") from err
+    if not (math.isfinite(out) and out > 0):
+        raise InvalidInput(f"eps must be finite and > 0; got {out}")
+    return out
+
+
+def smooth_max(a, b, eps):
+    """Smooth maximum ``(a + b + sqrt((a - b)**2 + eps**2)) / 2``.
+
+    Parameters
+    ----------
+    a, b : float or array_like
+        Broadcast together.
+    eps : float
+        Smoothing width, in the units of ``a`` and ``b``; > 0.
+
+    Returns
+    -------
+    ndarray or float
+        ``max(a, b) < smooth_max(a, b, eps) <= max(a, b) + eps / 2``; the
+        error is largest (``eps / 2``) at ``a == b`` and falls as
+        ``eps**2 / (4 |a - b|)`` away from it.
+
+    Examples
+    --------
+    >>> float(smooth_max(1.0, 1.0, 0.2))
+    1.1
+    """
+    eps = _width(eps)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return 0.5 * (a + b + np.hypot(a - b, eps))
+
+
+def smooth_min(a, b, eps):
+    """Smooth minimum ``(a + b - sqrt((a - b)**2 + eps**2)) / 2``.
+
+    ``min(a, b) - eps / 2 <= smooth_min(a, b, eps) < min(a, b)``, the error
+    largest at ``a == b`` and falling as ``eps**2 / (4 |a - b|)`` away from it.
+    """
+    eps = _width(eps)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return 0.5 * (a + b - np.hypot(a - b, eps))
+
+
+def smooth_abs(x, eps):
+    """Smooth absolute value ``sqrt(x**2 + eps**2)``.
+
+    ``|x| < smooth_abs(x, eps) <= |x| + eps``, the error largest at ``x == 0``
+    and falling as ``eps**2 / (2 |x|)`` away from it.
+    """
+    return np.hypot(np.asarray(x, dtype=float), _width(eps))
+
+
+def smooth_step(x, eps):
+    """Smooth unit step ``(1 + tanh(x / eps)) / 2 = 1 / (1 + exp(-2 x / eps))``.
+
+    ``IF THEN ELSE(x > 0, a, b)`` becomes ``b + smooth_step(x, eps) * (a - b)``.
+
+    Parameters
+    ----------
+    x : float or array_like
+        The condition written as ``x > 0``.
+    eps : float
+        Smoothing width, in the units of ``x``; > 0.
+
+    Returns
+    -------
+    ndarray or float
+        In [0, 1], 1/2 at ``x = 0``. Its distance from the unit step ``H(x)``
+        is at most ``exp(-2 |x| / eps)`` for ``x != 0`` (below ``2e-9`` once
+        ``|x| >= 10 eps``), plus a rounding of at most ``1.2e-16`` for
+        ``x > 0`` (values near 1 are stored to double precision).
+    """
+    eps = _width(eps)
+    # expit(2 x / eps) = (1 + tanh(x / eps)) / 2, without the cancellation of 1 + tanh for x < 0
+    return scipy.special.expit(2.0 * np.asarray(x, dtype=float) / eps)
+
+
+def smooth_greater(a, b, eps):
+    """Smooth ``a > b`` (and ``a >= b``): :func:`smooth_step` of ``a - b``."""
+    return smooth_step(np.subtract(a, b), eps)
+
+
+def smooth_less(a, b, eps):
+    """Smooth ``a < b`` (and ``a <= b``): :func:`smooth_step` of ``b - a``."""
+    return smooth_step(np.subtract(b, a), eps)
+
+
+def smooth_if(condition, if_true, if_false):
+    """IF THEN ELSE for a condition in [0, 1]: ``if_false + condition * (if_true - if_false)``."""
+    return if_false + condition * (if_true - if_false)
+
+
+def smooth_and(a, b):
+    """AND of two conditions in [0, 1]: their product."""
+    return a * b
+
+
+def smooth_or(a, b):
+    """OR of two conditions in [0, 1]: ``a + b - a b``."""
+    return a + b - a * b
+
+
+def smooth_not(a):
+    """NOT of a condition in [0, 1]: ``1 - a``."""
+    return 1.0 - a
+
+
+def smooth_lookup(x, xs, ys, eps):
+    """Smooth version of a Vensim lookup (piecewise-linear, flat beyond its ends).
+
+    The lookup is written as ``ys[0] + sum_k s_k (relu(x - xs[k]) -
+    relu(x - xs[k+1]))`` with ``s_k`` the slope of segment ``k``, and each
+    ``relu(z) = max(z, 0)`` is replaced by ``smooth_max(z, 0, eps)``.
+
+    Parameters
+    ----------
+    x : float or array_like
+    xs : array_like, shape (K,)
+        Strictly increasing abscissae.
+    ys : array_like, shape (K,)
+        Ordinates.
+    eps : float
+        Smoothing width, in the units of ``x``; > 0.
+
+    Returns
+    -------
+    ndarray or float
+        Differs from the lookup by at most ``eps / 2 * sum_k |s_k - s_(k-1)|``
+        (the kinks' slope changes, including the two ends where the slope
+        becomes 0); the error is concentrated within a few ``eps`` of the
+        kinks.
+    """
+    eps = _width(eps)
+    xs = np.asarray(xs, dtype=float)
+    ys = np.asarray(ys, dtype=float)
+    if xs.ndim != 1 or xs.shape != ys.shape or xs.size == 0:
+        raise InvalidInput(f"xs and ys must be 1-D of one length >= 1; got shapes {xs.shape} and {ys.shape}")
+    if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
+        raise InvalidInput("xs and ys must be finite")
+    if np.any(np.diff(xs) <= 0):
+        raise InvalidInput(f"xs must be strictly increasing; got {xs.tolist()}")
+    x = np.asarray(x, dtype=float)
+    out = np.full(x.shape, ys[0])
+    slopes = np.diff(ys) / np.diff(xs)
+    for k, s in enumerate(slopes):
+        out = out + s * (smooth_max(x - xs[k], 0.0, eps) - smooth_max(x - xs[k + 1], 0.0, eps))
+    return out
+
+
+def namespace() -> dict:
+    """The globals generated code runs in: numpy as ``np`` and the functions it calls, by name."""
+    called = (if_then_else, log, xidz, zidz, quantum, modulo, lookup, smooth_max, smooth_min,
+              smooth_abs, smooth_greater, smooth_less, smooth_if, smooth_and, smooth_or, smooth_not,
+              smooth_lookup)
+    return {"np": np, **{f.__name__: f for f in called}}
