@@ -625,3 +625,13 @@ def test_a_short_sum_keeps_vensims_left_to_right_order(tmp_path):
     # 1e16 + 1 - 1e16 is 0 left to right (the 1 is lost to rounding), 1 another way
     path = write_mdl(tmp_path, "y = 1e16 + 1 - 1e16")
     assert (run(path, "y") == 0.0).all()
+
+
+def test_a_name_defined_twice_is_refused_naming_its_definitions_not_its_diagram(tmp_path):
+    # the diagram (<views>) names the variable a third time: that line defines nothing
+    path = write_xmile(tmp_path, '    <aux name="Rate"><eqn>1</eqn></aux>\n'
+                                 '    <aux name="rate"><eqn>2</eqn></aux>')
+    views = '</variables>\n  <views><view>\n    <aux name="Rate" x="1" y="2"/>\n  </view></views>'
+    path.write_text(path.read_text(encoding="utf-8").replace("</variables>", views), encoding="utf-8")
+    with pytest.raises(ac.ModelReadError, match=r"'Rate' and 'rate' are two definitions .*\(lines 8 and 9\)"):
+        ac.load(path)
