@@ -1,18 +1,15 @@
 """Load a Vensim or XMILE model and run it.
 
-:func:`load` parses a model with PySD's translators (writing nothing), lowers it
-with :mod:`aicircle.compiler` and returns an immutable :class:`Model`. Every run
-starts from the model's own values plus what that run is given; nothing
-persists between runs.
+:func:`load` reads a model with :func:`aicircle.reader.read` (PySD's translators,
+writing nothing), lowers it with :mod:`aicircle.compiler` and returns an
+immutable :class:`Model`. Every run starts from the model's own values plus
+what that run is given; nothing persists between runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
-import threading
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -21,277 +18,11 @@ import pandas as pd
 
 from . import compiler, integrate
 from .compiler import CONTROL_NAMES, clean_name
-from .errors import InvalidInput, ModelReadError, UnknownName, UnsupportedFeature
+from .errors import InvalidInput, ModelReadError, UnknownName
+from .reader import read
+from .reader import read as _parse  # noqa: F401 - xmile.py's import, until it imports read from .reader
 
 __all__ = ["Model", "load"]
-
-_MODEL_SUFFIXES = {".mdl": "vensim", ".xmile": "xmile", ".xml": "xmile", ".stmx": "xmile"}
-
-
-def _parse(path: Path):
-    """Parse a model file into PySD's AbstractModel, writing nothing.
-
-    The file is untrusted: PySD's translators would hand lookup ranges and
-    literal lists to Python's ``eval``, so they run with :func:`_literal` in its
-    place, and an XMILE file is read by a parser that expands no entity.
-    """
-    if not path.exists():
-        raise ModelReadError(f"model file not found: {path}")
-    if not path.is_file():
-        raise ModelReadError(f"not a model file: {path}")
-    kind = _MODEL_SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise ModelReadError(
-            f"{path}: unknown model format '{path.suffix}' (expected .mdl, .xmile, .xml or .stmx)")
-    try:
-        text = path.read_text(encoding="utf-8", errors="strict")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ModelReadError(f"{path}: cannot read the file: {err}") from err
-    if not text.strip():
-        raise ModelReadError(f"{path}: the file is empty")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with _literal_eval_only():
-                if kind == "vensim":
-                    from pysd.translators.vensim.vensim_file import VensimFile
-
-                    parsed = VensimFile(path)
-                    parsed.parse()
-                else:
-                    root = _check_xmile(path, text)
-                    parsed = _xmile_file(path, root)
-                    parsed.parse()
-                return parsed.get_abstract_model()
-    except (UnsupportedFeature, ModelReadError):
-        raise
-    except Exception as err:  # PySD raises many kinds; all mean "cannot read"
-        unsafe = _find_cause(err, _NotALiteral)
-        if unsafe is not None:
-            where = _pysd_element_name(err)
-            raise ModelReadError(
-                f"{path}: {f'{where!r}' if where else 'an equation'} has {unsafe.text!r} where only "
-                f"numbers are allowed (a lookup range or a literal list); refused, not "
-                f"evaluated") from None
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelReadError(f"{path}: not a model PySD can read ({type(err).__name__}: {first})") from err
-
-
-# --------------------------------------------------------------------------
-# No model text reaches eval: a literal-only stand-in for PySD's eval calls
-# --------------------------------------------------------------------------
-
-
-class _NotALiteral(Exception):
-    """Model text that PySD would have evaluated is not a plain literal."""
-
-    def __init__(self, text):
-        text = " ".join(str(text).split())
-        self.text = text if len(text) <= 80 else text[:77] + "..."
-        super().__init__(f"not a literal: {self.text}")
-
-
-_TOKEN = re.compile(r"""\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"""
-                    r"""|(?P<str>'[^'\\\n]*')|(?P<punct>[-+()\[\],]))""")
-_MAX_LITERAL_DEPTH = 16
-
-
-def _literal(text, *_ignored):
-    """The value of a literal as Python's ``eval`` would give it, or ``_NotALiteral``.
-
-    Accepts what PySD's grammars let through to ``eval``: numbers with optional
-    signs, strings in single quotes (no escapes), and tuples/lists of these,
-    nested. Anything else (a name, a call, an operator) is refused unread.
-    """
-    if not isinstance(text, str) or len(text) > 1_000_000:
-        raise _NotALiteral(text)
-    tokens = []
-    pos = 0
-    stripped = text.rstrip()
-    while pos < len(stripped):
-        m = _TOKEN.match(stripped, pos)
-        if m is None or m.end() == pos:
-            raise _NotALiteral(text)
-        tokens.append((m.lastgroup, m.group(m.lastgroup)))
-        pos = m.end()
-    tokens.append(("end", ""))
-    i = 0
-
-    def value(depth):
-        # PySD's constant arrays let "10 - 2 - 3" through: a sum of signed numbers
-        nonlocal i
-        total = atom(depth)
-        while tokens[i] in (("punct", "+"), ("punct", "-")):
-            minus = tokens[i][1] == "-"
-            i += 1
-            term = atom(depth)
-            if not all(isinstance(v, (int, float)) for v in (total, term)):
-                raise _NotALiteral(text)
-            total = total - term if minus else total + term
-        return total
-
-    def atom(depth):
-        nonlocal i
-        if depth > _MAX_LITERAL_DEPTH:
-            raise _NotALiteral(text)
-        kind, tok = tokens[i]
-        if kind == "punct" and tok in "+-":
-            i += 1
-            if not (tokens[i][0] == "num" or tokens[i] in (("punct", "+"), ("punct", "-"))):
-                raise _NotALiteral(text)
-            return -atom(depth + 1) if tok == "-" else atom(depth + 1)
-        if kind == "num":
-            i += 1
-            try:
-                return int(tok) if tok.isdigit() else float(tok)
-            except ValueError:  # more digits than int() reads
-                raise _NotALiteral(text) from None
-        if kind == "str":
-            i += 1
-            return tok[1:-1]
-        if kind == "punct" and tok in "([":
-            close = ")" if tok == "(" else "]"
-            i += 1
-            items, comma = sequence(depth + 1, close)
-            if tokens[i] != ("punct", close):
-                raise _NotALiteral(text)
-            i += 1
-            if close == "]":
-                return items
-            return items[0] if len(items) == 1 and not comma else tuple(items)
-        raise _NotALiteral(text)
-
-    def sequence(depth, close):
-        """Comma-separated values up to ``close`` (or the end); whether a comma was seen."""
-        nonlocal i
-        items, comma = [], False
-        while tokens[i] != ("punct", close) and tokens[i][0] != "end":
-            items.append(value(depth))
-            if tokens[i] == ("punct", ","):
-                comma = True
-                i += 1
-            elif tokens[i] != ("punct", close) and tokens[i][0] != "end":
-                raise _NotALiteral(text)
-        return items, comma
-
-    items, comma = sequence(0, None)
-    if tokens[i][0] != "end" or not items:
-        raise _NotALiteral(text)
-    return items[0] if len(items) == 1 and not comma else tuple(items)
-
-
-_PARSE_LOCK = threading.RLock()
-
-
-@contextlib.contextmanager
-def _literal_eval_only():
-    """Give PySD's translator modules :func:`_literal` as their ``eval`` while parsing."""
-    from pysd.translators.vensim import vensim_element
-    from pysd.translators.xmile import xmile_element
-
-    modules = (vensim_element, xmile_element)
-    with _PARSE_LOCK:
-        saved = [m.__dict__.get("eval") for m in modules]
-        for m in modules:
-            m.eval = _literal
-        try:
-            yield
-        finally:
-            for m, old in zip(modules, saved):
-                if old is None:
-                    del m.eval
-                else:
-                    m.eval = old
-
-
-def _find_cause(err, cls):
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, cls):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
-
-
-def _pysd_element_name(err):
-    """The name of the innermost PySD element or component being parsed when ``err`` arose."""
-    name = None
-    tb = err.__traceback__
-    while tb is not None:
-        owner = tb.tb_frame.f_locals.get("self")
-        if type(owner).__module__.startswith("pysd.translators") and \
-                isinstance(getattr(owner, "name", None), str):
-            name = owner.name
-        tb = tb.tb_next
-    return name
-
-
-_XMILE_VARIABLES = ("stock", "flow", "aux")
-
-
-def _check_xmile(path: Path, text: str):
-    """Refuse an XMILE file that is unsafe, or whose broken XML would make PySD drop part of it.
-
-    Entities are never expanded: a DTD that declares any (billion laughs, an
-    external ``SYSTEM`` entity reading a local file) or names an external DTD is
-    refused before any XML parser sees the file.
-
-    PySD parses XMILE with lxml's ``recover=True``. That rightly forgives what
-    Stella writes (undefined ``isee:`` prefixes, a stray end tag) but also
-    silently drops variables when a tag is left open (the next ones nest inside
-    it), or reads a truncated file. So: the ``<variables>`` element must be
-    closed, and every stock, flow and aux it opens must be read as one of its
-    children.
-
-    Returns the parsed root element, which PySD then reads (the file is not read twice).
-    """
-    from lxml import etree
-
-    def local(tag):  # recovered tag names may keep an undefined prefix ("isee:prefs")
-        return tag.rsplit("}", 1)[-1].rsplit(":", 1)[-1] if isinstance(tag, str) else ""
-
-    if re.search(r"<!ENTITY\b", text, re.I) or \
-            re.search(r"<!DOCTYPE[^>\[]*\b(?:SYSTEM|PUBLIC)\b", text, re.I):
-        raise ModelReadError(f"{path}: the file declares XML entities or an external DTD, which a "
-                             f"model file may not do (refused, nothing expanded or fetched)")
-    parser = _safe_xml_parser()
-    try:
-        tree = etree.fromstring(text.encode("utf-8"), parser)
-    except etree.XMLSyntaxError as err:
-        raise ModelReadError(f"{path}: malformed XML: {err}") from None
-    fatal = [e for e in parser.error_log if e.level_name == "FATAL"]
-    first = f" ({fatal[0].message.strip()}, line {fatal[0].line})" if fatal else ""
-    block = re.search(r"<(?:\w+:)?variables[\s>].*?</(?:\w+:)?variables\s*>", text, re.S)
-    if tree is None or block is None:
-        raise ModelReadError(f"{path}: malformed XML: no complete <variables> element "
-                             f"(truncated?){first}")
-    opened = len(re.findall(rf"<(?:\w+:)?(?:{'|'.join(_XMILE_VARIABLES)})[\s>/]", block.group(0)))
-    read = sum(1 for el in tree.iter() if local(el.tag) in _XMILE_VARIABLES
-               and el.getparent() is not None and local(el.getparent().tag) == "variables")
-    if read < opened:
-        raise ModelReadError(f"{path}: malformed XML: {opened - read} of {opened} variables cannot be "
-                             f"read{first}")
-    return tree
-
-
-def _safe_xml_parser():
-    """lxml's parser as PySD configures it (``recover=True``), minus every way to reach outside."""
-    from lxml import etree
-
-    return etree.XMLParser(recover=True, encoding="utf-8", resolve_entities=False,
-                           no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False)
-
-
-def _xmile_file(path: Path, root):
-    """PySD's XmileFile reading the root element :func:`_check_xmile` already parsed safely."""
-    from pysd.translators.xmile.xmile_file import XmileFile
-
-    class _CheckedXmileFile(XmileFile):
-        def _get_root(self):
-            return root
-
-    return _CheckedXmileFile(path)
 
 
 def load(path) -> "Model":
@@ -315,10 +46,10 @@ def load(path) -> "Model":
         The model uses a construct aicircle cannot compile (subscripts, data, ...).
     """
     path = Path(path)
-    abstract = _parse(path)
+    abstract = read(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):  # pragma: no cover - _parse read it a moment ago
+    except (OSError, UnicodeDecodeError):  # pragma: no cover - read() read it a moment ago
         text = ""
     vars_, lookups, scope, structural = compiler.lower(abstract, str(path), text)
     return Model(path, vars_, lookups, scope, structural)
