@@ -115,6 +115,16 @@ def owned_json(path: Path) -> bool:
                                        {"method", "indices"} <= set(data))
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def owned_png(path: Path) -> bool:
+    """A PNG written by aicircle: its metadata (a tEXt chunk before the image data) says
+    ``Software: aicircle`` (:func:`aicircle.plots.save`)."""
+    head = Path(path).read_bytes()[:65536]
+    return head.startswith(PNG_SIGNATURE) and b"tEXtSoftware\x00aicircle" in head.split(b"IDAT", 1)[0]
+
+
 def owned_fit(path: Path) -> bool:
     """The ``fit.json`` that ``aicircle calibrate`` writes beside its results."""
     with open(path, encoding="utf-8") as f:

@@ -390,6 +390,50 @@ def _cmd_report(args):
     _info(args, f"report written to {Path(args.out) / 'report.html'}")
 
 
+def _read_run(path):
+    """The CSV ``aicircle run`` wrote: a numeric ``time`` index and numeric columns, or InvalidInput."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.exists():
+        raise InvalidInput(f"RUN {path} does not exist")
+    if p.is_dir():
+        raise InvalidInput(f"RUN {path} is a folder, not a CSV file")
+    not_run = f"RUN {path} is not a CSV written by 'aicircle run'"
+    if not _io.owns(_io.owned_run_csv, p):
+        raise InvalidInput(f"{not_run} (its header does not start with 'time')")
+    try:
+        frame = pd.read_csv(p, index_col=0)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InvalidInput(f"{not_run}: {err}") from err
+    if frame.empty or frame.shape[1] == 0:
+        raise InvalidInput(f"{not_run}: it has no rows or no columns")
+    for name, column in [("time", frame.index.to_series()), *frame.items()]:
+        numbers = pd.to_numeric(column, errors="coerce")
+        bad = numbers.isna() & column.notna()
+        if bad.any():
+            raise InvalidInput(f"{not_run}: column '{name}' holds '{column[bad].iloc[0]}', not a number")
+        if name == "time" and not (numbers.notna().all() and numbers.is_monotonic_increasing):
+            raise InvalidInput(f"{not_run}: its times are not increasing numbers")
+    return frame.apply(pd.to_numeric).set_axis(pd.to_numeric(frame.index), axis=0)
+
+
+def _cmd_plot(args):
+    from . import plots
+
+    _io.check_output(args.output, "-o", [("RUN", args.run)], args.force, _io.owned_png)
+    if not _io.is_stdout(args.output) and Path(args.output).suffix.lower() != ".png":
+        raise InvalidInput(f"-o {args.output}: aicircle plot writes PNG; give a name ending in .png")
+    frame = _read_run(args.run)
+    names = plots.run_columns(frame, _unique_names({v: None for v in args.variables}, "VAR"))
+    joined, source = ", ".join(names), Path(args.run).name
+    title = args.title or (f"{joined} ({source})" if len(joined) <= 60
+                           else f"{len(names)} variables of {source}")
+    fig = plots.plot_run(frame, names, title=title)
+    write_atomic(args.output, lambda p: plots.save(fig, p, format="png"))
+    _info(args, f"wrote {args.output}")
+
+
 def _cmd_export_xmile(args):
     from .xmile import export_xmile
 
@@ -445,6 +489,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--return-columns", nargs="+", metavar="NAME", type=_text("--return-columns"),
                    help="write only these variables (default: all)")
     _params_options(p)
+    force(p)
+
+    p = command("plot", _cmd_plot, "plot variables of a CSV written by 'aicircle run' against time (PNG)")
+    p.add_argument("run", type=_text("RUN"), help="the CSV written by 'aicircle run'")
+    p.add_argument("variables", nargs="+", metavar="VAR", type=_text("VAR"),
+                   help="columns to plot (matched ignoring case, spaces and underscores)")
+    p.add_argument("-o", "--output", required=True, type=_text("-o"), help="the PNG file to write")
+    p.add_argument("--title", help="the figure's title (default: the variables and the file's name)")
     force(p)
 
     p = command("describe", _cmd_describe, "list parameters, observables, scenarios and loops")

@@ -16,11 +16,16 @@ import numpy as np  # noqa: E402
 
 __all__ = [
     "panels", "plot_bands", "plot_bifurcation", "plot_fit", "plot_p_bust", "plot_profiles",
-    "plot_regime_map", "plot_residuals", "plot_scenarios", "plot_sensitivity",
+    "plot_regime_map", "plot_residuals", "plot_run", "plot_scenarios", "plot_sensitivity",
     "plot_structure", "plot_time_to_bust", "save",
 ]
 
 OUTCOME_COLOURS = {"boom": "#2a9d8f", "soft landing": "#e9c46a", "bust": "#e76f51"}
+#: The ``Software`` entry of every PNG aicircle saves.
+PNG_SOFTWARE = "aicircle"
+#: Scenario lines: a dash pattern and a marker each (the baseline is solid black, beneath them).
+SCENARIO_STYLES = ("--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (8, 2)))
+SCENARIO_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<")
 # opaque colours, widest band lightest: overlapping translucent bands would sum their shades
 BAND_COLOURS = {100: "#deebf7", 95: "#9ecae1", 75: "#6baed6", 50: "#3182bd"}
 
@@ -47,11 +52,16 @@ def panels(n, ncols=3, size=(5, 3.6)):
     return fig, list(axes.flat)[:n]
 
 
-def save(fig_or_ax, path, dpi=130):
-    """Save a figure (or an Axes' figure) to ``path`` and close it."""
+def save(fig_or_ax, path, dpi=130, format=None):
+    """Save a figure (or an Axes' figure) to ``path`` and close it.
+
+    ``format`` defaults to the path's suffix. A PNG says ``Software: aicircle`` in
+    its metadata: how ``aicircle plot`` knows a file it may replace.
+    """
     fig = fig_or_ax.figure if hasattr(fig_or_ax, "figure") and not isinstance(fig_or_ax, plt.Figure) \
         else fig_or_ax
-    fig.savefig(path, dpi=dpi)
+    kind = (format or str(path).rpartition(".")[2]).lower()
+    fig.savefig(path, dpi=dpi, format=format, metadata={"Software": PNG_SOFTWARE} if kind == "png" else None)
     plt.close(fig)
     return path
 
@@ -128,29 +138,76 @@ def plot_fit(targets, times, values, names, bands=None, ncols=3, title=None):
     return fig
 
 
+#: Residuals beyond this many σ are drawn to it, with their value written at the bar's end.
+RESIDUAL_CLIP = 8.0
+#: Inches per target in the residual chart: 7-point labels one per bar never touch.
+_RESIDUAL_PITCH = 0.17
+
+
 def plot_residuals(validation, ax=None):
-    """Residual (error / sigma) of each target, grouped by observable, with the ±2 band."""
-    ax = _axes(ax, (9, 4.5))
+    """Residual (error / sigma) of every target as a ranked bar, each bar labelled, with the ±2σ band.
+
+    Parameters
+    ----------
+    validation : pandas.DataFrame
+        One row per target with ``residual`` and ``id`` (without ``id``, the
+        bar is labelled with the ``observable`` and the row's number). A NaN
+        residual (no prediction) is labelled as such, without a bar.
+    """
     v = validation.reset_index(drop=True)
-    x = np.arange(len(v))
-    r = v["residual"].to_numpy()
-    colours = np.where(np.abs(r) <= 2, "C0", "C3")
-    ax.axhspan(-2, 2, color="0.9", zorder=0, label="within 2σ")
-    ax.axhline(0, color="0.5", lw=0.8)
-    ax.scatter(x, np.clip(r, -8, 8), c=colours, s=18, zorder=3)
-    # one tick per observable, at its first target
-    firsts = v.groupby("observable", sort=False).head(1)
-    ax.set_xticks(firsts.index, firsts["observable"], rotation=60, ha="right", fontsize=7)
-    ax.set_xlabel("target (grouped by observable)")
-    ax.set_ylabel("residual (error / σ), clipped at ±8")
+    ax = _axes(ax, (7, max(3.0, _RESIDUAL_PITCH * len(v) + 1.4)))
+    labels = (v["id"].astype(str) if "id" in v
+              else v["observable"].astype(str) + " #" + (v.index + 1).astype(str))
+    r = v["residual"].to_numpy(dtype=float)
+    order = np.argsort(np.where(np.isnan(r), -np.inf, r), kind="stable")  # largest at the top
+    r, labels = r[order], labels.to_numpy()[order]
+    y = np.arange(len(r))
+    drawn = np.clip(np.nan_to_num(r, nan=0.0), -RESIDUAL_CLIP, RESIDUAL_CLIP)
+    outside = ~(np.abs(r) <= 2)
+    ax.axvspan(-2, 2, color="0.9", zorder=0, label="within 2σ")
+    ax.axvline(0, color="0.5", lw=0.8)
+    ax.barh(y[~outside], drawn[~outside], 0.7, color="C0", zorder=3)
+    ax.barh(y[outside], drawn[outside], 0.7, color="C3", zorder=3, label="outside 2σ")
+    for yi, ri in zip(y, r):
+        if np.isnan(ri):
+            ax.text(0.2, yi, "no prediction", va="center", fontsize=7, color="0.3")
+        elif abs(ri) > RESIDUAL_CLIP:  # the true value, inside the clipped bar's end
+            ax.text(np.sign(ri) * RESIDUAL_CLIP, yi, f" {ri:.1f} ", va="center", fontsize=7,
+                    ha="right" if ri > 0 else "left", color="white", weight="bold", zorder=4)
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_ylim(-0.7, len(r) - 0.3)
+    extent = min(RESIDUAL_CLIP, max(2.5, float(np.nanmax(np.abs(r), initial=0.0))))
+    ax.set_xlim(-extent - 0.6, extent + 0.6)
+    ax.set_xlabel(f"residual (error / σ), clipped at ±{RESIDUAL_CLIP:g}")
+    ax.set_ylabel("target (ranked by residual)")
     ax.set_title(f"Residuals: {np.mean(np.abs(r) <= 2):.0%} of {len(v)} targets within 2σ")
-    ax.legend(fontsize=8, loc="lower left")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
     return ax
 
 
-def plot_profiles(curves, intervals, ncols=4):
-    """Profile likelihoods (Δχ² against each parameter) with the 3.84 line of 95%."""
+def _with_unit(name, unit):
+    """``name (unit)``; a dimensionless unit (Vensim's ``Dmnl``) says so; no unit known, the name alone."""
+    unit = "" if unit is None or (isinstance(unit, float) and math.isnan(unit)) else str(unit).strip()
+    if not unit:
+        return name
+    return f"{name} ({'dimensionless' if unit.lower() in ('dmnl', 'dimensionless', '1') else unit})"
+
+
+def plot_profiles(curves, intervals, ncols=4, units=None):
+    """Profile likelihoods (Δχ² against each parameter) with the 3.84 line of 95%.
+
+    Parameters
+    ----------
+    curves : pandas.DataFrame
+        ``parameter``, ``value``, ``delta_chi2`` (calibrate's ``profiles.csv``).
+    intervals : pandas.DataFrame
+        Indexed by parameter: ``value``, ``lo95``, ``hi95``.
+    units : mapping, optional
+        Parameter -> its unit, e.g. ``model.parameters["units"]``; each x-axis says it.
+    """
     params = list(dict.fromkeys(curves["parameter"]))
+    units = {} if units is None else units
     fig, axes = panels(len(params), ncols, size=(3.6, 2.8))
     for ax, p in zip(axes, params):
         c = curves[curves["parameter"] == p].sort_values("value")
@@ -161,8 +218,8 @@ def plot_profiles(curves, intervals, ncols=4):
             ax.axvline(iv["value"], color="0.4", lw=0.8)
             ax.axvspan(iv["lo95"], iv["hi95"], color="C0", alpha=0.1)
         ax.set_title(p, fontsize=9)
-        ax.set_xlabel("value")
-        ax.set_ylabel("Δχ²")
+        ax.set_xlabel(_with_unit("value", units.get(p)), fontsize=8)
+        ax.set_ylabel("Δχ² from the best fit", fontsize=8)
         ax.set_ylim(bottom=0)
         if c["value"].min() > 0 and c["value"].max() / max(c["value"].min(), 1e-300) > 20:
             ax.set_xscale("log")
@@ -254,7 +311,7 @@ def plot_bifurcation(result, variable=None, ax=None, calibrated=None, title=None
 
 def plot_regime_map(frame, ax=None, marker=None, title=None):
     """Outcome over a two-parameter grid (DataFrame from :func:`aicircle.tipping.regime_map`)."""
-    ax = _axes(ax, (6.2, 4.8))
+    ax = _axes(ax, (7.4, 4.8))
     kinds = [k for k in OUTCOME_COLOURS if (frame.values == k).any()]
     kinds += sorted(set(np.unique(frame.values)) - set(kinds))
     codes = np.vectorize({k: i for i, k in enumerate(kinds)}.get)(frame.values)
@@ -267,9 +324,13 @@ def plot_regime_map(frame, ax=None, marker=None, title=None):
 
     handles = [Patch(color=OUTCOME_COLOURS.get(k, f"C{i}"), label=k) for i, k in enumerate(kinds)]
     if marker is not None:
-        ax.plot(*marker, "k*", ms=14, label="calibrated")
-        handles.append(plt.Line2D([], [], marker="*", color="k", ls="", ms=12, label="calibrated"))
-    ax.legend(handles=handles, fontsize=8, loc="upper right", framealpha=0.9)
+        # not clipped: a calibrated value on the edge of the grid (a shock of size 0) is half outside
+        ax.plot(*marker, "*", color="black", mec="white", mew=0.8, ms=14, clip_on=False, zorder=5,
+                label="calibrated")
+        handles.append(plt.Line2D([], [], marker="*", color="k", mec="white", ls="", ms=12,
+                                  label="calibrated"))
+    # beside the map: inside, the legend hid a corner of it
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
     ax.set_xlabel(frame.columns.name)
     ax.set_ylabel(frame.index.name)
     ax.set_title(title or "Regime map")
@@ -310,11 +371,20 @@ def plot_scenarios(runs, variables, units=None, ncols=2, title=None):
     """
     n = len(variables)
     fig, axes = panels(n, ncols, size=(6, 3.4))
+    others = [name for name in runs if name != "baseline"]
     for ax, var in zip(axes, variables):
-        for i, (name, df) in enumerate(runs.items()):
-            base = name == "baseline"
-            ax.plot(df.index, df[var], color="black" if base else f"C{i}", lw=2.2 if base else 1.3,
-                    ls="-" if base else "--", label=name)
+        if "baseline" in runs:
+            df = runs["baseline"]
+            ax.plot(df.index, df[var], color="black", lw=2.6, zorder=2, label="baseline")
+        for k, name in enumerate(others):
+            # drawn over the baseline, thinner; a style and a marker of its own, the markers of
+            # successive scenarios staggered, so one that follows the baseline or another stays visible
+            df = runs[name]
+            step = max(1, len(df) // 10)
+            ax.plot(df.index, df[var], color=f"C{k % 10}", lw=1.4, zorder=3,
+                    ls=SCENARIO_STYLES[k % len(SCENARIO_STYLES)],
+                    marker=SCENARIO_MARKERS[k % len(SCENARIO_MARKERS)], ms=4,
+                    markevery=(k * step // max(1, len(others)), step), label=name)
         ax.set_title(var, fontsize=10)
         ax.set_xlabel("year")
         ax.set_ylabel(_unit_label((units or {}).get(var, "")))
@@ -322,6 +392,101 @@ def plot_scenarios(runs, variables, units=None, ncols=2, title=None):
     fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
     fig.suptitle(title or "Scenarios against the baseline", fontsize=12)
     return fig
+
+
+#: Variables of one run whose sizes (largest magnitudes) differ by more than this factor get a panel each:
+#: on one axis the smaller would be a flat line.
+RUN_SHARED_AXIS_RATIO = 20.0
+
+
+def run_columns(frame, variables):
+    """The columns of ``frame`` that ``variables`` name (Vensim's matching rule: case, spaces, underscores).
+
+    Raises
+    ------
+    aicircle.errors.UnknownName
+        Naming the first variable that is not a column, with the columns closest to it.
+    """
+    import difflib
+
+    from .compiler import clean_name
+    from .errors import UnknownName
+
+    by_clean = {clean_name(c): c for c in frame.columns}
+    found = []
+    for name in variables:
+        if name in frame.columns:
+            found.append(name)
+            continue
+        key = clean_name(name)
+        if key in by_clean:
+            found.append(by_clean[key])
+            continue
+        close = difflib.get_close_matches(key, list(by_clean), n=5, cutoff=0.5)
+        close += [c for c in by_clean if key and key in c and c not in close][:5 - len(close)]
+        hint = (f"; close matches: {', '.join(repr(by_clean[c]) for c in close)}" if close
+                else f"; the run has {len(by_clean)} columns, e.g. "
+                     f"{', '.join(repr(c) for c in list(frame.columns)[:5])}")
+        raise UnknownName(f"no column '{name}' in the run{hint}")
+    return found
+
+
+def plot_run(frame, variables, ax=None, title=None, units=None):
+    """Variables of one run against time: on one axis when of like size, else a panel each.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Indexed by time, a column per variable: what ``Model.simulate`` returns and
+        ``aicircle run`` writes.
+    variables : list of str
+        Columns of ``frame`` (matched as in :func:`run_columns`).
+    ax : matplotlib.axes.Axes, optional
+        Draw every variable on it, one shared axis whatever their sizes. By default a
+        new figure: one axis, or a panel per variable (sharing time) when their
+        largest magnitudes differ by more than :data:`RUN_SHARED_AXIS_RATIO`.
+    title : str, optional
+    units : mapping, optional
+        Variable -> unit, shown on the vertical axis.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    names = run_columns(frame, variables)
+    units = {} if units is None else units
+    t = frame.index.to_numpy(dtype=float)
+    values = {n: frame[n].to_numpy(dtype=float) for n in names}
+    values = {n: np.where(np.isfinite(v), v, np.nan) for n, v in values.items()}  # an infinity: a gap
+    sizes = [float(np.nanmax(np.abs(v))) for v in values.values() if np.any(np.abs(v) > 0)]
+    separate = (ax is None and len(names) > 1
+                and max(sizes, default=0) > RUN_SHARED_AXIS_RATIO * min(sizes, default=0))
+    joined = ", ".join(names)
+    title = title or (joined if len(joined) <= 70 else f"{len(names)} variables of the run")
+    if separate:
+        fig, axes = plt.subplots(len(names), 1, figsize=(7, 1.2 + 2.1 * len(names)), sharex=True,
+                                 layout="constrained", squeeze=False)
+        axes = list(axes.flat)
+        for i, (a, n) in enumerate(zip(axes, names)):
+            a.plot(t, values[n], color=f"C{i % 10}", lw=1.6)
+            a.set_title(n, fontsize=10)
+            a.set_ylabel(_unit_label(units.get(n, "")) or "value")
+            a.grid(alpha=0.3)
+        axes[-1].set_xlabel("time")
+        fig.suptitle(title, fontsize=12)
+        return fig
+    ax = _axes(ax)
+    for i, n in enumerate(names):
+        ax.plot(t, values[n], color=f"C{i % 10}", lw=1.6, label=n)
+    shown = {_unit_label(units.get(n, "")) for n in names}
+    unit = shown.pop() if len(shown) == 1 else ""
+    ax.set_ylabel(_with_unit(names[0], unit) if len(names) == 1 else (unit or "value"))
+    ax.set_xlabel("time")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(names) > 1:
+        ax.legend(fontsize=8)
+    return ax.figure
 
 
 def plot_sensitivity(frame, ax=None, title=None):

@@ -8,6 +8,7 @@ calibration figures, from small frames shaped like calibrate's output.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -169,6 +170,37 @@ def test_plot_regime_map_draws_a_two_parameter_grid(models, tmp_path):
     _check(ax, Axes, tmp_path)
 
 
+REGIME_GRID = pd.DataFrame([["boom", "boom", "bust"], ["boom", "bust", "bust"]],
+                           index=pd.Index([0.0, 0.8], name="Shock Size"),
+                           columns=pd.Index([1.0, 2.0, 3.0], name="Threshold"))
+
+
+# the calibrated values on the grid's corners and edges (a shock of size 0 is the usual case)
+@pytest.mark.parametrize("marker", [(1.0, 0.0), (3.0, 0.8), (1.0, 0.8), (2.0, 0.4)])
+def test_plot_regime_map_shows_the_whole_calibrated_star(marker):
+    ax = plots.plot_regime_map(REGIME_GRID, marker=marker)
+    (star,) = [line for line in ax.lines if line.get_label() == "calibrated"]
+    assert not star.get_clip_on()  # clipped, half the star vanished at an edge
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    assert x0 <= marker[0] <= x1 and y0 <= marker[1] <= y1
+    fig = ax.figure
+    fig.draw_without_rendering()
+    box = star.get_window_extent(fig.canvas.get_renderer())
+    assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1
+    assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+
+
+def test_plot_regime_map_keeps_its_legend_off_the_map():
+    ax = plots.plot_regime_map(REGIME_GRID, marker=(3.0, 0.8))
+    fig = ax.figure
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    legend, axes_box = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert legend.x0 >= axes_box.x1  # beside the map: it hid the top-right corner
+    assert legend.x1 <= fig.bbox.x1
+
+
 def test_plot_time_to_bust_draws_the_year_of_bust_against_the_parameter(models, tmp_path):
     ks = np.linspace(0.05, 1.0, 12)
     ttb = tipping.time_to_bust(models["confidence"], pd.DataFrame({"k": ks}))
@@ -235,6 +267,26 @@ def test_plot_scenarios_draws_one_panel_per_variable(models, tmp_path):
     _check(fig, Figure, tmp_path)
 
 
+def test_plot_scenarios_keeps_each_scenario_visible_over_the_baseline(models):
+    model = models["confidence"]
+    base = model.simulate()
+    # two scenarios equal to the baseline, and to each other: the worst case for hiding a line
+    runs = {"baseline": base, "no change": base.copy(), "no change either": base.copy(),
+            "fast decay": model.simulate(params={"k": 0.8})}
+    fig = plots.plot_scenarios(runs, ["Investor Confidence"])
+    lines = {line.get_label(): line for line in _panels(fig)[0].lines}
+    baseline = lines.pop("baseline")
+    assert baseline.get_linestyle() == "-" and baseline.get_marker() in ("None", "", None)
+    assert all(line.get_zorder() > baseline.get_zorder() for line in lines.values())  # drawn over it
+    assert all(line.get_linewidth() < baseline.get_linewidth() for line in lines.values())
+    # a dash pattern and a marker of its own, not only a colour
+    assert len({(line.get_linestyle(), line.get_marker()) for line in lines.values()}) == len(lines)
+    assert all(line.get_marker() not in ("None", "", None) for line in lines.values())
+    # markers of coinciding scenarios fall on different points
+    starts = [line.get_markevery()[0] for line in (lines["no change"], lines["no change either"])]
+    assert starts[0] != starts[1]
+
+
 # --------------------------------------------------------------------------
 # calibration figures (frames shaped like aicircle.calibrate's)
 # --------------------------------------------------------------------------
@@ -251,14 +303,26 @@ def test_plot_profiles_draws_one_curve_per_parameter(tmp_path):
     ], ignore_index=True)
     intervals = pd.DataFrame({"value": [0.5, 1.0], "lo95": [0.42, 0.1], "hi95": [0.58, 10.0]},
                              index=pd.Index(["rate", "scale"], name="parameter"))
-    fig = plots.plot_profiles(curves, intervals)
+    fig = plots.plot_profiles(curves, intervals, units={"rate": "1/Year", "scale": "Dmnl"})
     panels = _panels(fig)
     assert [ax.get_title() for ax in panels] == ["rate", "scale"]
     assert [ax.get_xscale() for ax in panels] == ["linear", "log"]
+    assert [ax.get_xlabel() for ax in panels] == ["value (1/Year)", "value (dimensionless)"]
+    assert all("Δχ²" in ax.get_ylabel() for ax in panels)
     _check(fig, Figure, tmp_path)
 
 
-def test_plot_residuals_marks_targets_outside_two_sigma(tmp_path):
+def test_plot_profiles_takes_the_units_from_the_model(models):
+    model = models["confidence"]
+    curves = pd.DataFrame({"parameter": ["k", "k", "c0", "c0"], "value": [0.1, 0.5, 0.6, 0.9],
+                           "delta_chi2": [4.0, 1.0, 2.0, 0.0]})
+    intervals = pd.DataFrame({"value": [0.3, 0.8], "lo95": [0.2, 0.6], "hi95": [0.4, 0.9]},
+                             index=pd.Index(["k", "c0"], name="parameter"))
+    fig = plots.plot_profiles(curves, intervals, units=model.parameters["units"])
+    assert [ax.get_xlabel() for ax in _panels(fig)] == ["value (1/Year)", "value (fraction)"]
+
+
+def test_plot_residuals_ranks_the_targets_and_marks_those_outside_two_sigma(tmp_path):
     validation = pd.DataFrame({
         "id": ["a", "b", "c", "d"],
         "observable": ["lab_revenue", "lab_revenue", "lab_cash", "hyperscaler_capex"],
@@ -266,14 +330,42 @@ def test_plot_residuals_marks_targets_outside_two_sigma(tmp_path):
     })
     ax = plots.plot_residuals(validation)
     assert ax.get_title() == "Residuals: 50% of 4 targets within 2σ"
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["lab_revenue", "lab_cash",
-                                                            "hyperscaler_capex"]
+    # bottom to top: most negative to most positive, every target labelled by its id
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "a", "d", "c"]
+    outside = [c for c in ax.containers if c.get_label() == "outside 2σ"]
+    assert [round(bar.get_width(), 9) for bar in outside[0]] == [-2.5, 8.0]  # 12 drawn to the clip
+    assert "12.0" in [t.get_text().strip() for t in ax.texts]  # and its value written on the bar
     _check(ax, Axes, tmp_path)
 
 
-def test_plot_residuals_labels_the_target_axis():
+def test_plot_residuals_labels_both_axes():
     validation = pd.DataFrame({"observable": ["lab_cash"], "residual": [1.0]})
-    assert plots.plot_residuals(validation).get_xlabel()
+    ax = plots.plot_residuals(validation)
+    assert ax.get_xlabel() and ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["lab_cash #1"]  # no id: observable and row
+
+
+def _overlapping_pairs(texts, renderer):
+    """Pairs of texts whose drawn boxes overlap by more than a pixel each way (touching is fine)."""
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts if t.get_text()]
+    return [(a, b) for i, (a, p) in enumerate(boxes) for b, q in boxes[i + 1:]
+            if min(p.x1, q.x1) - max(p.x0, q.x0) > 1 and min(p.y1, q.y1) - max(p.y0, q.y0) > 1]
+
+
+@pytest.mark.parametrize("n", [4, 57, 120])  # 57: the shipped calibration's targets
+def test_plot_residuals_labels_never_overlap(n):
+    rng = np.random.default_rng(n)
+    validation = pd.DataFrame({"id": [f"target_{i:03d}_of_some_length" for i in range(n)],
+                               "observable": "lab_revenue", "residual": rng.normal(0, 2, n)})
+    ax = plots.plot_residuals(validation)
+    renderer = ax.figure.canvas.get_renderer()
+    ax.figure.draw_without_rendering()  # lay the figure out as it is saved
+    labels = ax.get_yticklabels()
+    assert sorted(t.get_text() for t in labels) == sorted(validation["id"])
+    assert _overlapping_pairs(labels, renderer) == []
+    # and the labels stay inside the figure
+    fig_box = ax.figure.bbox
+    assert all(fig_box.x0 <= t.get_window_extent(renderer).x0 for t in labels)
 
 
 def test_plot_fit_draws_each_observable_with_its_targets(tmp_path):
@@ -324,3 +416,156 @@ def test_plots_draw_on_a_given_axes(models, tmp_path):
     validation = pd.DataFrame({"observable": ["lab_cash"], "residual": [math.pi]})
     assert plots.plot_residuals(validation, ax=axes[1]) is axes[1]
     _check_saves_png(fig, tmp_path)
+
+
+# --------------------------------------------------------------------------
+# one run against time: plot_run and `aicircle plot`
+# --------------------------------------------------------------------------
+
+RUN = pd.DataFrame({"Lab Revenue": [1.0, 2.0, 4.0, 8.0], "Lab Cash Burn": [3.0, 2.5, 2.0, 6.0],
+                    "Investor Confidence": [0.9, 0.8, 0.5, 0.3]},
+                   index=pd.Index([2024.0, 2024.5, 2025.0, 2025.5], name="time"))
+
+
+def test_plot_run_shares_one_axis_between_variables_of_like_size(tmp_path):
+    fig = plots.plot_run(RUN, ["lab_revenue", "LAB CASH BURN"], units={"Lab Revenue": "$B/Year",
+                                                                         "Lab Cash Burn": "$B/Year"})
+    (ax,) = _panels(fig)
+    assert [line.get_label() for line in ax.lines] == ["Lab Revenue", "Lab Cash Burn"]  # model's spelling
+    assert ax.get_ylabel() == "$B per year" and ax.get_xlabel() == "time"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Lab Revenue", "Lab Cash Burn"]
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), RUN.index)
+    _check_titled_and_labelled(ax)
+    _check_saves_png(fig, tmp_path)
+
+
+def test_plot_run_gives_each_variable_a_panel_when_their_sizes_differ_a_lot(tmp_path):
+    # largest magnitudes 8 and 0.009: a ratio of ~900, beyond RUN_SHARED_AXIS_RATIO (20)
+    frame = RUN.assign(**{"Investor Confidence": RUN["Investor Confidence"] / 100})
+    fig = plots.plot_run(frame, ["Lab Revenue", "Investor Confidence"])
+    assert [ax.get_title() for ax in _panels(fig)] == ["Lab Revenue", "Investor Confidence"]
+    _check(fig, Figure, tmp_path, labels="y")  # time is labelled once, under the lowest panel
+    assert _panels(fig)[-1].get_xlabel() == "time"
+
+
+def test_plot_run_draws_on_a_given_axes_whatever_the_sizes():
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots()
+    frame = RUN.assign(**{"Investor Confidence": RUN["Investor Confidence"] / 100})
+    assert plots.plot_run(frame, ["Lab Revenue", "Investor Confidence"], ax=ax) is ax.figure
+    assert len(ax.lines) == 2
+
+
+def test_plot_run_leaves_a_gap_at_an_infinite_value():
+    frame = RUN.assign(**{"Lab Revenue": [1.0, np.inf, 4.0, 8.0]})
+    (ax,) = _panels(plots.plot_run(frame, ["Lab Revenue"]))
+    assert np.isnan(ax.lines[0].get_ydata()[1])
+    assert ax.get_ylim()[1] < 10  # the infinity did not stretch the axis
+
+
+def test_plot_run_names_an_unknown_column_and_its_close_matches():
+    with pytest.raises(ac.errors.UnknownName, match=r"no column 'lab revnue'.*'Lab Revenue'"):
+        plots.plot_run(RUN, ["lab revnue"])
+
+
+# `aicircle plot`: in-process through cli.main (the console script calls it), for speed
+
+
+@pytest.fixture(scope="module")
+def run_csv(tmp_path_factory, models):
+    """A CSV written by `aicircle run` on the small confidence model."""
+    from aicircle import cli
+
+    folder = tmp_path_factory.mktemp("plot_cli")
+    path = folder / "run.csv"
+    assert cli.main(["run", str(models["confidence"].path), "--out", str(path), "-q"]) == 0
+    return path
+
+
+def _aicircle(capsys, *args):
+    from aicircle import cli
+
+    code = cli.main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def test_plot_command_writes_a_png_of_the_named_columns(run_csv, tmp_path, capsys):
+    out = tmp_path / "confidence.png"
+    code, err = _aicircle(capsys, "plot", run_csv, "investor_confidence", "-o", out, "--title", "Decay")
+    assert code == 0 and err.strip() == f"wrote {out}"
+    data = out.read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    assert len(data) > 10_000  # a drawn 7x4 inch figure at 130 dpi; a blank one is ~70 bytes
+    from PIL import Image  # matplotlib's own dependency reads it back: a whole, valid image
+
+    with Image.open(out) as image:
+        image.verify()
+    with Image.open(out) as image:
+        assert image.size == (910, 546)  # 7 x 4.2 inches at 130 dpi
+    assert not list(tmp_path.glob(".*.tmp"))  # written through a temporary file, renamed in place
+
+
+def test_plot_command_replaces_its_own_png_but_not_another(run_csv, tmp_path, capsys):
+    out = tmp_path / "plot.png"
+    assert _aicircle(capsys, "plot", run_csv, "Investor Confidence", "-o", out)[0] == 0
+    assert _aicircle(capsys, "plot", run_csv, "Hyperscaler Capex", "-o", out)[0] == 0  # its own: replaced
+    foreign = tmp_path / "photo.png"
+    foreign.write_bytes(PNG_SIGNATURE + b"someone else's picture")
+    code, err = _aicircle(capsys, "plot", run_csv, "Investor Confidence", "-o", foreign)
+    assert code == 2 and "use --force" in err
+    assert foreign.read_bytes() == PNG_SIGNATURE + b"someone else's picture"
+    assert _aicircle(capsys, "plot", run_csv, "Investor Confidence", "-o", foreign, "--force")[0] == 0
+
+
+def test_plot_command_refuses_to_overwrite_its_input(run_csv, capsys):
+    before = run_csv.read_bytes()
+    code, err = _aicircle(capsys, "plot", run_csv, "Investor Confidence", "-o", run_csv, "--force")
+    assert code == 2
+    assert err.count("\n") == 1 and "refusing to overwrite" in err
+    assert run_csv.read_bytes() == before
+
+
+BAD_PLOT_INPUT = {
+    "unknown column": (lambda d, run: [run, "investor_confidense"],
+                       r"no column 'investor_confidense'.*close matches: 'Investor Confidence'"),
+    "missing file": (lambda d, run: [d / "nowhere.csv", "k"], r"RUN .*nowhere.csv does not exist"),
+    "a folder": (lambda d, run: [d, "k"], r"is a folder"),
+    "not a run csv": (lambda d, run: [_write(d / "t.csv", "id,value\na,1\n"), "value"],
+                      r"not a CSV written by 'aicircle run'"),
+    "text in a column": (lambda d, run: [_write(d / "t.csv", "time,x\n0,1\n1,abc\n"), "x"],
+                         r"column 'x' holds 'abc', not a number"),
+    "times not increasing": (lambda d, run: [_write(d / "t.csv", "time,x\n1,1\n0,2\n"), "x"],
+                             r"times are not increasing"),
+    "no rows": (lambda d, run: [_write(d / "t.csv", "time,x\n"), "x"], r"no rows"),
+    "binary file": (lambda d, run: [_write(d / "t.csv", b"time,\xff\xfe\x00\x01"), "x"],
+                    r"not a CSV written by 'aicircle run'"),
+}
+
+
+def _write(path, content):
+    (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
+    return path
+
+
+@pytest.mark.parametrize("case", list(BAD_PLOT_INPUT))
+def test_plot_command_bad_input_exits_2_with_one_line_naming_it(case, run_csv, tmp_path, capsys):
+    make, pattern = BAD_PLOT_INPUT[case]
+    out = tmp_path / "out.png"
+    code, err = _aicircle(capsys, "plot", *make(tmp_path, run_csv), "-o", out)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("aicircle: error: ")
+    assert re.search(pattern, err), err
+    assert not out.exists()
+
+
+def test_plot_command_writes_only_png(run_csv, tmp_path, capsys):
+    out = tmp_path / "plot.pdf"
+    code, err = _aicircle(capsys, "plot", run_csv, "Investor Confidence", "-o", out)
+    assert code == 2 and "writes PNG; give a name ending in .png" in err
+    assert not out.exists()
+
+
+def test_plot_command_needs_an_output(run_csv, capsys):
+    code, err = _aicircle(capsys, "plot", run_csv, "Investor Confidence")
+    assert code == 2 and "required: -o" in err
