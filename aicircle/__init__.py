@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import calibrate, observables, scenarios, sensitivity, tipping
 from ._resources import shipped_model, shipped_parameters, shipped_targets
-from .errors import (AicircleError, IntegrationError, InvalidInput, ModelReadError,
+from .errors import (AicircleError, IntegrationError, InvalidInput, ModelReadError, ResourceLimit,
                      TargetFileError, UnknownName, UnsupportedFeature)
 from .model import Model, load
 
@@ -23,7 +23,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "AicircleError", "IntegrationError", "InvalidInput", "Model", "ModelReadError",
+    "AicircleError", "IntegrationError", "InvalidInput", "Model", "ModelReadError", "ResourceLimit",
     "TargetFileError", "UnknownName", "UnsupportedFeature", "__version__", "calibrate", "load",
     "observables", "scenarios", "sensitivity", "shipped_model", "shipped_parameters",
     "shipped_targets", "tipping",

@@ -305,16 +305,30 @@ def predictive_ensemble(model, targets, params, ensemble, n=4000, seed=0, quanti
         drawn), ``ranges`` (a DataFrame: declared and drawn range of each),
         ``calibrated``, ``fixed`` (the values held for every draw).
     """
+    from . import _check, _limits
     from .calibrate import Problem
 
-    if ensemble is None or len(ensemble) == 0:
-        raise InvalidInput("the predictive ensemble needs the calibration's posterior ensemble")
-    rng = np.random.default_rng(seed)
+    if not isinstance(ensemble, pd.DataFrame) or len(ensemble) == 0:
+        raise InvalidInput("the predictive ensemble needs the calibration's posterior ensemble (a DataFrame "
+                           f"with rows), got ensemble={type(ensemble).__name__}")
+    params = _check.mapping("params", params)
+    n, n_grid = _check.whole_number("n", n), _check.whole_number("n_grid", n_grid, 2)
+    chunk_size = _check.whole_number("chunk_size", chunk_size)
+    quantile, delta_chi2 = _check.finite("quantile", quantile), _check.finite("delta_chi2", delta_chi2)
+    if not 0 < quantile <= 1 or not delta_chi2 > 0:
+        raise InvalidInput(f"quantile must be in (0, 1] and delta_chi2 positive, got quantile={quantile:g}, "
+                           f"delta_chi2={delta_chi2:g}")
+    rng = np.random.default_rng(_check.seed(seed))
     calibrated = [c for c in ensemble.columns if c in model.parameters.index]
     varied = future_parameters(model, calibrated)
     fixed = {k: v for k, v in params.items() if k not in calibrated and k not in varied}
     problem = Problem(model, targets, calibrated + varied, fixed=fixed, priors=False)
     n_targets = len(problem.targets)
+    # the draws' table (drawn, joined, reordered: three copies) and one chunk's runs at a time
+    _limits.check_ensemble(model, n, len(problem.outputs), chunk_size,
+                           {"final_time": problem.final_time, "saveper": problem.time_step},
+                           f"a predictive ensemble of {n:,} draws", "a smaller n or chunk_size",
+                           result_copies=0, table_columns=3 * (len(calibrated) + len(varied) + 2))
 
     def chi2(table):
         out = []

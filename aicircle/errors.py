@@ -35,6 +35,10 @@ class TargetFileError(InvalidInput):
     """A calibration target file breaks the format of docs/design.md §3."""
 
 
+class ResourceLimit(InvalidInput):
+    """A batch or sample whose estimated memory exceeds the budget, refused before it is allocated."""
+
+
 class IntegrationError(AicircleError, RuntimeError):
     """A solver gave up before the end of the run."""
 

@@ -288,6 +288,10 @@ class Model:
         outputs = self._outputs(return_columns, self.variables)
         prog = self._program(frozenset(values), tuple(outputs))
         P = self._default_P(prog, values)
+        from . import _limits
+
+        _limits.check_run(prog, P, 1, 1, integrate.solver_name(solver), "simulate",
+                          "fewer return_columns, a larger saveper or an earlier final_time", chunked=False)
         times, data = integrate.run(prog, P, init, 1, integrate.solver_name(solver),
                                     rtol=rtol, atol=atol, max_step=max_step,
                                     allow_nonfinite=allow_nonfinite)
@@ -356,6 +360,11 @@ class Model:
         prog = self._program(frozenset(values_all) | frozenset(controls), tuple(outputs))
         n = len(table)
         solver = integrate.solver_name(solver)
+        from . import _limits
+
+        first = {vid: (v[:1] if np.ndim(v) else v) for vid, v in {**values_all, **controls}.items()}
+        _limits.check_run(prog, self._default_P(prog, first), n, chunk_size, solver, "simulate_batch",
+                          "fewer sets (rows of table), fewer return_columns or a larger saveper")
         if noise is not None and not hasattr(noise, "items"):
             raise InvalidInput(f"noise must map stock names to sigmas, got {type(noise).__name__}")
         noise = {self._vid(name): sigma for name, sigma in (noise or {}).items()}

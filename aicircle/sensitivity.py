@@ -19,6 +19,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from . import _check, _limits
 from .errors import InvalidInput, SampleSizeWarning, UnknownName
 
 __all__ = ["BANDS", "bands_of", "dask_client", "monte_carlo", "p_bust_by_year", "parameter_bounds", "run_ensemble",
@@ -49,14 +50,15 @@ def parameter_bounds(model, bounds=None) -> dict:
         Parameter name (as in the model file) -> (lo, hi).
     """
     out = {}
+    bounds = _check.mapping("bounds", bounds)
     if bounds:
-        for name, (lo, hi) in bounds.items():
+        for name, pair in bounds.items():
             canon = model.resolve(name)
             if canon not in model.parameters.index:
                 raise InvalidInput(f"'{canon}' is not a parameter (a numeric constant) of the model")
-            lo, hi = float(lo), float(hi)
-            if not (math.isfinite(lo) and math.isfinite(hi)):
-                raise InvalidInput(f"bounds of '{canon}' must be finite, got {lo}:{hi}")
+            if isinstance(pair, str) or not hasattr(pair, "__len__") or len(pair) != 2:
+                raise InvalidInput(f"bounds of '{canon}' must be a pair (lo, hi), got {pair!r}")
+            lo, hi = (_check.finite(f"bounds of '{canon}'", b) for b in pair)
             if not lo < hi:
                 raise InvalidInput(f"bounds of '{canon}' need LO < HI, got {lo:g}:{hi:g}")
             out[canon] = (lo, hi)
@@ -106,9 +108,12 @@ def run_ensemble(model, table, outputs, executor=None, chunk_size=1000, progress
     """
     from .integrate import progress as bar
 
-    if chunk_size < 1:
-        raise InvalidInput(f"chunk_size must be positive, got {chunk_size}")
-    outputs = [model.resolve(o) for o in outputs]
+    _check.table("table", table)
+    chunk_size = _check.whole_number("chunk_size", chunk_size)
+    outputs = _check.names(model, "outputs", outputs)
+    # the chunks' results and their concatenation are held at once
+    _limits.check_ensemble(model, len(table), len(outputs), chunk_size, simulate_kwargs, "run_ensemble",
+                           "fewer rows of table, fewer outputs or a larger saveper", result_copies=2)
     pieces = [table.iloc[i:i + chunk_size] for i in range(0, len(table), chunk_size)]
     if executor is None:
         results = [_chunk(model, p, outputs, simulate_kwargs)
@@ -208,15 +213,19 @@ def sensitivities(model, method, outputs, at=None, bounds=None, n=None, seed=0, 
     dict
         Output -> the DataFrame :func:`sensitivity` returns for it.
     """
-    method = str(method).lower()
-    if method not in METHODS:
-        raise UnknownName(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
-    outputs = list(dict.fromkeys(model.resolve(o) for o in outputs))
+    if not isinstance(method, str) or method.lower() not in METHODS:
+        raise UnknownName(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    method = method.lower()
+    outputs = list(dict.fromkeys(_check.names(model, "outputs", outputs)))
+    chunk_size = _check.whole_number("chunk_size", chunk_size)
+    seed = _check.seed(seed)
+    params = _check.mapping("params", params)
     space = parameter_bounds(model, bounds)
     names = list(space)
     problem = {"num_vars": len(names), "names": names, "bounds": [list(space[k]) for k in names]}
+    runs = 2 * len(names)
     if method != "oat":
-        n = {"morris": 64, "sobol": 1024}[method] if n is None else int(n)
+        n = {"morris": 64, "sobol": 1024}[method] if n is None else _check.whole_number("n", n)
         if n < MIN_N[method]:
             raise InvalidInput(f"--n {n} is too small for {method}: use at least {MIN_N[method]}")
         runs = n * (len(names) + 2) if method == "sobol" else n * (len(names) + 1)
@@ -235,8 +244,14 @@ def sensitivities(model, method, outputs, at=None, bounds=None, n=None, seed=0, 
     if at is None:
         at = model.time["final_time"] if "final_time" not in simulate_kwargs \
             else simulate_kwargs["final_time"]
+    at = _check.finite("at", at)
     run = dict(simulate_kwargs)
-    fixed = {model.resolve(k): float(v) for k, v in (params or {}).items()}
+    fixed = {model.resolve(k): _check.finite(f"params['{k}']", v) for k, v in params.items()}
+    # before the sample is drawn: its table, the runs' results (twice in run_ensemble)
+    _limits.check_ensemble(model, runs, len(outputs), chunk_size, run,
+                           f"{method} sensitivity of {runs:,} runs",
+                           "a smaller --n, fewer --bounds or fewer outputs", result_copies=2,
+                           table_columns=len(set(names) | set(fixed)))
     if method == "oat":
         base = {**model.parameters["value"].to_dict(), **fixed}
         rows = []
@@ -294,8 +309,12 @@ def _indices(method, problem, names, table, y, output, at, seed):
 
 def sample_parameters(model, n, seed=0, ensemble=None, bounds=None) -> pd.DataFrame:
     """``n`` parameter sets: rows drawn from ``ensemble`` or uniform in the declared ranges."""
-    rng = np.random.default_rng(seed)
+    n = _check.whole_number("n", n)
+    rng = np.random.default_rng(_check.seed(seed))
     if ensemble is not None:
+        if not isinstance(ensemble, pd.DataFrame):
+            raise InvalidInput(f"ensemble must be a pandas DataFrame of parameter sets, got "
+                               f"{type(ensemble).__name__}")
         if len(ensemble) == 0:
             raise InvalidInput("the ensemble is empty")
         idx = rng.integers(0, len(ensemble), size=n)
@@ -334,15 +353,23 @@ def monte_carlo(model, n=1000, seed=0, outputs=None, ensemble=None, bounds=None,
     p_bust : pandas.Series or None
         Probability of a bust by each whole year (None without a classifier).
     """
-    if table is None:
-        if n < 2:
-            raise InvalidInput(f"Monte Carlo needs n >= 2 runs, got {n}")
-        table = sample_parameters(model, n, seed=seed, ensemble=ensemble, bounds=bounds)
     if not outputs:
         raise InvalidInput("Monte Carlo needs at least one output to band")
-    wanted = [model.resolve(o) for o in outputs]
+    wanted = _check.names(model, "outputs", outputs)
+    if classifier is not None and not hasattr(classifier, "first_bust"):
+        raise InvalidInput(f"classifier must be an aicircle.circle.Classifier, got {classifier!r}")
     judged = [model.resolve(v) for v in classifier.variables] if classifier is not None else []
     needed = list(dict.fromkeys(wanted + judged))
+    chunk_size = _check.whole_number("chunk_size", chunk_size)
+    if table is None:
+        n = _check.whole_number("n", n, 2)
+        seed = _check.seed(seed)
+        columns = len(ensemble.columns) if isinstance(ensemble, pd.DataFrame) else \
+            len(parameter_bounds(model, bounds))
+        # before the sample is drawn: its table, the runs' results (twice in run_ensemble)
+        _limits.check_ensemble(model, n, len(needed), chunk_size, simulate_kwargs,
+                               f"monte_carlo of {n:,} runs", "a smaller n or fewer outputs", result_copies=2, table_columns=columns)
+        table = sample_parameters(model, n, seed=seed, ensemble=ensemble, bounds=bounds)
     values, times = run_ensemble(model, table, needed, executor=executor, chunk_size=chunk_size,
                                  progress=progress, **simulate_kwargs)
     p_bust = None

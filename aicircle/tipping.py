@@ -27,6 +27,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from . import _check, _limits
 from .errors import InvalidInput, UnknownName
 from .observables import index_at
 
@@ -82,7 +83,12 @@ def _classifier(model, classifier=None):
 
     if classifier is None:
         return circle.default_classifier(model)
-    return circle.classifier(classifier) if isinstance(classifier, str) else classifier
+    if isinstance(classifier, str):
+        return circle.classifier(classifier)
+    if not isinstance(classifier, circle.Classifier):
+        raise InvalidInput(f"classifier must be 'economic', 'confidence' or an aicircle.circle.Classifier, "
+                           f"got {classifier!r}")
+    return classifier
 
 
 class _Judge:
@@ -101,6 +107,12 @@ class _Judge:
         self.columns = [outcome.variable] if outcome else [model.resolve(v) for v in self.classifier.variables]
         self.kwargs = simulate_kwargs
 
+    def check_memory(self, n_sets, final_time, table_columns, what, fewer):
+        """Refuse a batch of ``n_sets`` runs too big for memory, before its table is built."""
+        run = {**self.kwargs, "final_time": final_time}
+        _limits.check_ensemble(self.model, n_sets, len(self.columns), run.pop("chunk_size", 2048), run,
+                               what, fewer, result_copies=2, table_columns=table_columns)
+
     def run(self, table, final_time):
         ds = self.model.simulate_batch(table, return_columns=self.columns, final_time=final_time,
                                        **self.kwargs)
@@ -113,7 +125,7 @@ class _Judge:
 
 
 def _table(model, param, values, base=None):
-    fixed = {model.resolve(k): v for k, v in (base or {}).items()}
+    fixed = {model.resolve(k): v for k, v in _check.mapping("params", base).items()}
     return pd.DataFrame({param: np.asarray(values, dtype=float), **fixed})
 
 
@@ -154,10 +166,15 @@ def outcome_thresholds(model, param, lo, hi, horizons=None, outcome=None, n_grid
         outcome = parse_outcome(outcome, model)
     judge = _Judge(model, outcome, classifier, **simulate_kwargs)
     final = model.time["final_time"] if "final_time" not in simulate_kwargs else simulate_kwargs["final_time"]
-    horizons = sorted(float(h) for h in (horizons or [final]))
+    horizons = sorted(_horizons(horizons, final))
     end = max(horizons)
-    tol = (hi - lo) * 1e-6 if tol is None else float(tol)
-    grid = np.linspace(lo, hi, int(n_grid))
+    tol = (hi - lo) * 1e-6 if tol is None else _check.finite("tol", tol)
+    if not tol > 0:
+        raise InvalidInput(f"tol must be positive, got {tol!r}")
+    n_grid = _check.whole_number("n_grid", n_grid, 2)
+    judge.check_memory(n_grid, end, 1 + len(_check.mapping("params", params)), f"a grid of {n_grid:,} runs",
+                       "a smaller n_grid")
+    grid = np.linspace(lo, hi, n_grid)
     times, values = judge.run(_table(model, param, grid, params), end)
     found = []
     for horizon in horizons:
@@ -180,8 +197,20 @@ def outcome_thresholds(model, param, lo, hi, horizons=None, outcome=None, n_grid
     return found
 
 
+def _horizons(horizons, default):
+    """A non-empty list of finite times (``[default]`` for None)."""
+    if horizons is None:
+        return [float(default)]
+    if isinstance(horizons, (str, bytes)) or not hasattr(horizons, "__iter__"):
+        horizons = [horizons]
+    out = [_check.finite("horizons", h) for h in horizons]
+    if not out:
+        raise InvalidInput("horizons is empty; give at least one time (or None for FINAL TIME)")
+    return out
+
+
 def _check_range(lo, hi):
-    lo, hi = float(lo), float(hi)
+    lo, hi = _check.finite("lo", lo), _check.finite("hi", hi)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise InvalidInput(f"range must be finite, got {lo} {hi}")
     if not lo < hi:
@@ -191,8 +220,9 @@ def _check_range(lo, hi):
 
 def time_to_bust(model, table, final_time=None, classifier=None, start=None, **simulate_kwargs) -> np.ndarray:
     """Time of the first bust of each run at or after ``start`` (NaN where none), shape (n_sets,)."""
+    _check.table("table", table)
     judge = _Judge(model, None, classifier, **simulate_kwargs)
-    end = final_time if final_time is not None else model.time["final_time"]
+    end = _check.finite("final_time", final_time) if final_time is not None else model.time["final_time"]
     times, values = judge.run(table, end)
     return judge.classifier.first_bust(times, values, start=start)
 
@@ -211,11 +241,16 @@ def regime_map(model, param_x, range_x, param_y, range_y, n=(25, 25), horizon=No
     if isinstance(outcome, str):
         outcome = parse_outcome(outcome, model)
     judge = _Judge(model, outcome, classifier, **simulate_kwargs)
-    xs, ys = np.linspace(x0, x1, n[0]), np.linspace(y0, y1, n[1])
+    if isinstance(n, (str, bytes)) or not hasattr(n, "__len__") or len(n) != 2:
+        raise InvalidInput(f"n must be a pair (points along x, points along y), got {n!r}")
+    nx, ny = (_check.whole_number("n", k, 2) for k in n)
+    fixed = {model.resolve(k): v for k, v in _check.mapping("params", params).items()}
+    horizon = model.time["final_time"] if horizon is None else _check.finite("horizon", horizon)
+    judge.check_memory(nx * ny, horizon, 2 + len(fixed), f"a regime map of {nx:,} x {ny:,} runs",
+                       "a coarser grid n")
+    xs, ys = np.linspace(x0, x1, nx), np.linspace(y0, y1, ny)
     gx, gy = np.meshgrid(xs, ys)
-    fixed = {model.resolve(k): v for k, v in (params or {}).items()}
     table = pd.DataFrame({px: gx.ravel(), py: gy.ravel(), **fixed})
-    horizon = model.time["final_time"] if horizon is None else float(horizon)
     times, values = judge.run(table, horizon)
     labels = judge.labels(times, values, horizon).reshape(gy.shape)
     return pd.DataFrame(labels, index=pd.Index(ys, name=py), columns=pd.Index(xs, name=px))
@@ -237,15 +272,27 @@ def basin_stability(model, shock, sizes=None, n=400, seed=0, horizon=None, outco
     pandas.DataFrame
         Index: outcome; columns ``share`` and ``stderr`` (binomial, sqrt(p(1-p)/n)).
     """
-    if n < 2:
-        raise InvalidInput(f"basin stability needs n >= 2 samples, got {n}")
-    rng = np.random.default_rng(seed)
-    sizes = rng.uniform(low, high, size=int(n)) if sizes is None else np.asarray(sizes, float)
+    shock = model.resolve(shock)
     if isinstance(outcome, str):
         outcome = parse_outcome(outcome, model)
     judge = _Judge(model, outcome, classifier, **simulate_kwargs)
-    horizon = model.time["final_time"] if horizon is None else float(horizon)
-    times, values = judge.run(_table(model, model.resolve(shock), sizes, params), horizon)
+    horizon = model.time["final_time"] if horizon is None else _check.finite("horizon", horizon)
+    if sizes is None:
+        n = _check.whole_number("n", n, 2)
+        low, high = _check.finite("low", low), _check.finite("high", high)
+        if not low <= high:
+            raise InvalidInput(f"low must not exceed high, got low={low:g}, high={high:g}")
+        judge.check_memory(n, horizon, 1 + len(_check.mapping("params", params)),
+                           f"basin stability over {n:,} shocks", "a smaller n")
+        sizes = np.random.default_rng(_check.seed(seed)).uniform(low, high, size=n)
+    else:
+        try:
+            sizes = np.asarray(sizes, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"sizes must be numbers, got {sizes!r}") from None
+        if sizes.size < 2 or not np.all(np.isfinite(sizes)):
+            raise InvalidInput(f"sizes must hold at least 2 finite numbers, got {sizes!r}")
+    times, values = judge.run(_table(model, shock, sizes, params), horizon)
     labels = judge.labels(times, values, horizon)
     kinds, counts = np.unique(labels, return_counts=True)
     share = counts / len(labels)
