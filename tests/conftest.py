@@ -7,11 +7,15 @@ naming the construct and the variable, never return numbers. :func:`run_or_refus
 the one check of such a refusal: each peer test either gets the result of its call (and
 compares it as before) or a refusal naming a construct of :data:`NOT_YET_SUPPORTED` in a
 model of :data:`PEER_FOLDERS_ADDED_2026_12_04`. Anything else fails the test.
+
+It also holds the one way the tests write a small model: :func:`mdl_text` / :func:`write_mdl`
+(Vensim) and :func:`write_xmile` (XMILE).
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 from aicircle.compiler import clean_name
@@ -92,3 +96,61 @@ def run_or_refusal(path: Path, call):
         return call(), None
     except UnsupportedFeature as error:
         return None, not_yet_supported_construct(path, error)
+
+
+# --------------------------------------------------------------------------- small models
+
+def mdl_text(*equations: str, initial_time=0, final_time=10, time_step=1, saveper="TIME STEP",
+             time_units="Year") -> str:
+    """A Vensim model's text: ``equations``, then the time settings as Vensim writes them.
+
+    Each equation is dedented. One that holds a ``~`` (units, range, comment; or a block of
+    several such equations, or a macro) is written as given; a bare ``lhs = rhs`` gets empty
+    units and comment. The time settings may be numbers or expressions; ``time_units`` is
+    their unit (TIME STEP and SAVEPER with the range ``[0,?]``, as in Vensim's own block).
+    The text ends with the sketch marker, so a reader stops there.
+    """
+    blocks = ["{UTF-8}"]
+    for equation in equations:
+        equation = textwrap.dedent(equation).strip("\n")
+        blocks.append(equation if "~" in equation else f"{equation}\n\t~\t\n\t~\t\t|")
+    for name, value, units, comment in (
+            ("INITIAL TIME", initial_time, time_units, "The initial time for the simulation."),
+            ("FINAL TIME", final_time, time_units, "The final time for the simulation."),
+            ("TIME STEP", time_step, f"{time_units} [0,?]", "The time step for the simulation."),
+            ("SAVEPER", saveper, f"{time_units} [0,?]", "The frequency with which output is stored.")):
+        blocks.append(f"{name} = {value}\n\t~\t{units}\n\t~\t{comment}\n\t|")
+    blocks.append("\\\\\\---/// Sketch information - do not modify anything except names\n")
+    return "\n".join(blocks)
+
+
+def write_mdl(folder: Path, *equations: str, name="model.mdl", **time_settings) -> Path:
+    """Write :func:`mdl_text` of ``equations`` to ``folder / name`` and return the path.
+
+    ``time_settings``: ``initial_time``, ``final_time``, ``time_step``, ``saveper``, ``time_units``.
+    """
+    path = Path(folder) / name
+    path.write_text(mdl_text(*equations, **time_settings), encoding="utf-8")
+    return path
+
+
+XMILE_TEMPLATE = """<?xml version="1.0" encoding="utf-8"?>
+<xmile xmlns="http://docs.oasis-open.org/xmile/ns/XMILE/v1.0" version="1.0">
+  <header><vendor>aicircle tests</vendor><product lang="en">aicircle</product></header>
+  <sim_specs method="Euler" time_units="{time_units}">
+    <start>{start}</start><stop>{stop}</stop><dt>{dt}</dt>
+  </sim_specs>
+  <model><variables>
+{variables}
+  </variables></model>
+</xmile>
+"""
+
+
+def write_xmile(folder: Path, variables: str, *, start=0, stop=10, dt=0.5, time_units="Months",
+                name="model.xmile") -> Path:
+    """Write an XMILE model of the ``variables`` elements (XML text) to ``folder / name``."""
+    path = Path(folder) / name
+    path.write_text(XMILE_TEMPLATE.format(start=start, stop=stop, dt=dt, time_units=time_units,
+                                          variables=variables), encoding="utf-8")
+    return path

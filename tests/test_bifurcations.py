@@ -27,16 +27,11 @@ from scipy.optimize import brentq
 import aicircle as ac
 from aicircle import tipping
 from aicircle.errors import InvalidInput, UnknownName
-
-CONTROLS = """FINAL TIME = {final} ~ Year ~ end |
-INITIAL TIME = {initial} ~ Year ~ start |
-SAVEPER = {saveper} ~ Year ~ save |
-TIME STEP = 0.01 ~ Year ~ step |
-"""
+from conftest import mdl_text
 
 
 def _mdl(equations, final=10, initial=0, saveper=0.1):
-    return "{UTF-8}\n" + equations + CONTROLS.format(final=final, initial=initial, saveper=saveper)
+    return mdl_text(equations, initial_time=initial, final_time=final, time_step=0.01, saveper=saveper)
 
 
 # x' = r + x^2: equilibria x = -+sqrt(-r) for r < 0, one fold at r = 0, x = 0.

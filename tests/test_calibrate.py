@@ -17,28 +17,13 @@ from aicircle import calibrate as cal
 from aicircle import scenarios
 from aicircle.cli import write_atomic
 from aicircle.observables import observe, read_targets
+from conftest import mdl_text
 
-CONTROLS = """INITIAL TIME = 2020
-	~	Year
-	~	The initial time.
-	|
-FINAL TIME = 2027
-	~	Year
-	~	The final time.
-	|
-TIME STEP = 0.0625
-	~	Year [0, ?]
-	~	The time step.
-	|
-SAVEPER = 0.25
-	~	Year [0, ?]
-	~	The save interval.
-	|
-"""
+TIME_SETTINGS = dict(initial_time=2020, final_time=2027, time_step=0.0625, saveper=0.25)
 
 # Logistic growth; its variables define the observables lab_revenue (a flow) and lab_users (a
 # level). The defaults of r and K are deliberately not the values that made the data (TRUE).
-LOGISTIC_MDL = """{UTF-8}
+LOGISTIC_MDL = mdl_text("""
 Users Stock = INTEG(Lab Revenue, x0)
 	~	million
 	~	The stock.
@@ -71,12 +56,12 @@ Unobserved = dummy * Users Stock
 	~	million
 	~	Depends on dummy; observed by no target.
 	|
-""" + CONTROLS
+""", **TIME_SETTINGS)
 
 TRUE = {"r": 0.8, "K": 500.0}
 
 # Revenue enters only through the product a*b: the data cannot tell a from b.
-PRODUCT_MDL = """{UTF-8}
+PRODUCT_MDL = mdl_text("""
 Users Stock = INTEG(Lab Revenue, 1)
 	~	million
 	~	The stock.
@@ -97,7 +82,7 @@ b = 1.5
 	~	dmnl [0.5, 2]
 	~	The other factor.
 	|
-""" + CONTROLS
+""", **TIME_SETTINGS)
 
 # id, observable, start, end, aggregation, unit, sigma: in no sorted order, to check file order
 ROWS = [
@@ -252,7 +237,7 @@ def test_screen_never_calibrates_a_scenario_switch():
     assert "Value per User" in screening.index  # an ordinary ranged parameter stays a candidate
 
 
-SWITCHES_MDL = """{UTF-8}
+SWITCHES_MDL = mdl_text("""
 Stock = INTEG(confidence_shock_size + CONFIDENCE SHOCK START * 0 - Stock, 1)
 	~	dmnl
 	~	A stock.
@@ -277,7 +262,7 @@ CONFIDENCE SHOCK START = 2026
 	~	Year [2020, 2035]
 	~	Its start.
 	|
-""" + CONTROLS
+""", **TIME_SETTINGS)
 
 
 def test_scenario_switches_are_recognised_however_the_model_spells_them(folder):

@@ -10,6 +10,7 @@ import pytest
 
 from aicircle import circle
 from aicircle.errors import InvalidInput
+from conftest import mdl_text
 
 # The runs below are synthetic: piecewise-linear through the knots given, saved quarterly.
 TIMES = np.arange(2020.0, 2035.0 + 1e-9, 0.25)
@@ -173,18 +174,14 @@ def test_depends_on_ranks_the_parameter_that_decides_the_outcome_first():
 # when future (t - 2026) > ln 3: by 2030 for future > ln3/4 = 0.275, by 2035 for
 # future > ln3/9 = 0.122. Drawn uniformly in [0, 1], P(bust by 2030) = 0.725, by 2035 0.878.
 
-TOY = """{UTF-8}
+TOY = mdl_text("""
 g = 0.3 ~ 1/Year [0.1,0.5] ~ revenue growth, seen by the targets |
 h = 1 ~ $B/Year [0.5,2] ~ initial revenue, seen by the targets |
 future = 0 ~ 1/Year [0,1] ~ decay of confidence after the data, seen by no target |
 Lab Revenue = INTEG(g*Lab Revenue, h) ~ $B/Year ~ revenue |
 Investor Confidence = INTEG(-future*STEP(1, 2026)*Investor Confidence, 0.6) ~ Dmnl ~ confidence |
 Hyperscaler Capex = 100 ~ $B/Year ~ capex, constant |
-FINAL TIME = 2036 ~ Year ~ end |
-INITIAL TIME = 2020 ~ Year ~ start |
-SAVEPER = 0.25 ~ Year ~ save |
-TIME STEP = 0.0625 ~ Year ~ step |
-"""
+""", initial_time=2020, final_time=2036, time_step=0.0625, saveper=0.25)
 
 
 @pytest.fixture(scope="module")

@@ -22,31 +22,15 @@ import pytest
 
 import aicircle as ac
 from aicircle import calibrate as cal
+from conftest import mdl_text
 
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "aicircle.mdl"
 SHIPPED_TARGETS = Path(__file__).resolve().parent.parent / "calibration" / "targets.csv"
 SHIPPED_PARAMETERS = Path(__file__).resolve().parent.parent / "calibration" / "results" / "parameters.csv"
 
-CONTROLS = """INITIAL TIME = {t0}
-	~	Year
-	~	The initial time.
-	|
-FINAL TIME = {t1}
-	~	Year
-	~	The final time.
-	|
-TIME STEP = {dt}
-	~	Year [0, ?]
-	~	The time step.
-	|
-SAVEPER = {save}
-	~	Year [0, ?]
-	~	The save interval.
-	|
-"""
 
 # x' = g x: Euler at TIME STEP 0.25 gives x(t) = (1 + g/4)^(4t) exactly; h touches only y.
-GROWTH_MDL = """{UTF-8}
+GROWTH_MDL = mdl_text("""
 x = INTEG(g * x, 1)
 	~	widgets
 	~	The stock; loop R1 makes it grow.
@@ -63,10 +47,10 @@ y = x * h
 	~	widgets
 	~	An auxiliary.
 	|
-""" + CONTROLS.format(t0=0, t1=10, dt=0.25, save=1)
+""", initial_time=0, final_time=10, time_step=0.25, saveper=1)
 
 # Logistic growth whose variables define two docs/design.md §3 observables.
-LOGISTIC_MDL = """{UTF-8}
+LOGISTIC_MDL = mdl_text("""
 Users Stock = INTEG(Lab Revenue, x0)
 	~	million
 	~	The stock; loop R1 through revenue, loop B1 through the ceiling.
@@ -91,9 +75,9 @@ x0 = 10
 	~	million
 	~	Initial users.
 	|
-""" + CONTROLS.format(t0=2020, t1=2027, dt=0.0625, save=0.25)
+""", initial_time=2020, final_time=2027, time_step=0.0625, saveper=0.25)
 
-SIR_MDL = """{UTF-8}
+SIR_MDL = mdl_text("""
 Susceptible = INTEG(-infection, 990)
 	~	people
 	~	Who can still fall ill.
@@ -122,24 +106,24 @@ duration = 5
 	~	Day [1, 20]
 	~	Days ill.
 	|
-""" + CONTROLS.format(t0=0, t1=100, dt=0.125, save=1)
+""", initial_time=0, final_time=100, time_step=0.125, saveper=1)
 
-SUBSCRIPTED_MDL = """{UTF-8}
+SUBSCRIPTED_MDL = mdl_text("""
 Region: north, south
 	~~|
 pop[Region] = 1, 2
 	~	people
 	~	A subscripted constant.
 	|
-""" + CONTROLS.format(t0=0, t1=10, dt=1, save=1)
+""", initial_time=0, final_time=10, time_step=1, saveper=1)
 
 # x' = x^2, x(0) = 1 blows up at t = 1: an adaptive solver must give up.
-BLOWUP_MDL = """{UTF-8}
+BLOWUP_MDL = mdl_text("""
 x = INTEG(x ^ 2, 1)
 	~	dmnl
 	~	Finite-time blow-up.
 	|
-""" + CONTROLS.format(t0=0, t1=2, dt=0.125, save=0.25)
+""", initial_time=0, final_time=2, time_step=0.125, saveper=0.25)
 
 GROWTH_XMILE = """<?xml version="1.0" encoding="utf-8"?>
 <xmile version="1.0" xmlns="http://docs.oasis-open.org/xmile/ns/XMILE/v1.0">

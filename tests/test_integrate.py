@@ -13,23 +13,10 @@ import pytest
 import xarray as xr
 
 import aicircle as ac
+from conftest import write_mdl
 
 ADAPTIVE = ["rk23", "rk45", "dop853", "lsoda", "radau", "bdf"]
 PROJECT = Path(__file__).resolve().parents[1]
-
-
-def write_mdl(tmp_path, *equations, final_time=10, time_step=1, saveper="TIME STEP", name="model.mdl"):
-    """Write a Vensim model: each ``lhs = rhs`` line gets empty units and comment."""
-    blocks = ["{UTF-8}"]
-    for eq in equations:
-        blocks.append(eq if "~" in eq else f"{eq}\n\t~\t\n\t~\t\t|")
-    for control, value in (("INITIAL TIME", 0), ("FINAL TIME", final_time),
-                           ("TIME STEP", time_step), ("SAVEPER", saveper)):
-        blocks.append(f"{control} = {value}\n\t~\t\n\t~\t\t|")
-    blocks.append("\\\\\\---/// Sketch information - do not modify anything except names\n")
-    path = tmp_path / name
-    path.write_text("\n".join(blocks), encoding="utf-8")
-    return path
 
 
 @pytest.fixture

@@ -11,10 +11,11 @@ import pytest
 
 import aicircle as ac
 from aicircle.sensitivity import monte_carlo, run_ensemble, sensitivity
+from conftest import mdl_text
 
 PI = math.pi
 
-ISHIGAMI = f"""{{UTF-8}}
+ISHIGAMI = mdl_text(f"""
 x1 = 0 ~ dmnl [{-PI!r},{PI!r}] ~ input 1 |
 x2 = 0 ~ dmnl [{-PI!r},{PI!r}] ~ input 2 |
 x3 = 0 ~ dmnl [{-PI!r},{PI!r}] ~ input 3 |
@@ -22,24 +23,16 @@ a = 7 ~ dmnl ~ Ishigami's a |
 b = 0.1 ~ dmnl ~ Ishigami's b |
 Y = SIN(x1) + a * SIN(x2)^2 + b * x3^4 * SIN(x1) ~ dmnl ~ the Ishigami function |
 Acc = INTEG(Y, 0) ~ dmnl ~ a stock, so that Y flows somewhere |
-FINAL TIME = 1 ~ Year ~ end |
-INITIAL TIME = 0 ~ Year ~ start |
-SAVEPER = 1 ~ Year ~ save |
-TIME STEP = 1 ~ Year ~ step |
-"""
+""", initial_time=0, final_time=1, time_step=1, saveper=1)
 
-LINEAR = """{UTF-8}
+LINEAR = mdl_text("""
 p1 = 0.5 ~ dmnl [0,1] ~ weight 1 |
 p2 = 0.5 ~ dmnl [0,1] ~ weight 5 |
 p3 = 0.5 ~ dmnl [0,1] ~ weight 10 |
 fixed = 2 ~ dmnl [2,2] ~ a declared [a,a] range holds it fixed |
 Y = 1 * p1 + 5 * p2 + 10 * p3 + fixed ~ dmnl ~ linear in the inputs |
 Level = INTEG(Y, 0) ~ dmnl ~ integral of Y |
-FINAL TIME = 2 ~ Year ~ end |
-INITIAL TIME = 0 ~ Year ~ start |
-SAVEPER = 1 ~ Year ~ save |
-TIME STEP = 0.5 ~ Year ~ step |
-"""
+""", initial_time=0, final_time=2, time_step=0.5, saveper=1)
 
 
 def _model(tmp_path, text, name="m.mdl"):
