@@ -25,15 +25,23 @@ The pipeline (each step a function; :func:`calibrate` runs them all):
 6. :func:`sample_posterior` — an ``emcee`` ensemble (vectorised: every walker
    of a step in one batch), with the residuals scaled by the Birge ratio
    sqrt(chi2_min / dof) when the fit is worse than its sigmas claim.
+
+Steps 3, 5 and 6 take an ``executor`` (:func:`process_pool`, one process per
+core): the fit's starts, the profiles' parameters and each MCMC batch's
+walkers are shared out among its processes. Every residual depends on its own
+parameter set alone, so the results equal a run in one process, bit for bit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import multiprocessing
 import platform
 import time as _time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +50,7 @@ import pandas as pd
 from .errors import InvalidInput
 from .observables import find_observables, observe, read_targets, residuals, windows_extent
 
-__all__ = ["CalibrationResult", "Problem", "calibrate", "fit", "identifiability", "profiles",
+__all__ = ["CalibrationResult", "Problem", "calibrate", "fit", "identifiability", "process_pool", "profiles",
            "sample_posterior", "screen", "validate"]
 
 CHI2_95 = 3.84  # the 95% quantile of chi-squared with one degree of freedom
@@ -222,7 +230,7 @@ def screen(model, targets, candidates=None, k_max=10, rel_tol=0.02, fixed=None):
     return out.sort_values(["chosen", "pivot"], ascending=[False, False])
 
 
-def fit(problem, n_starts=8, seed=0, max_nfev=60, polish_nfev=200, progress=False, x0=None):
+def fit(problem, n_starts=8, seed=0, max_nfev=60, polish_nfev=200, progress=False, x0=None, executor=None):
     """Multi-start least squares in search coordinates; the same seed gives the same fit.
 
     Every start runs for at most ``max_nfev`` evaluations; the best is then
@@ -230,48 +238,113 @@ def fit(problem, n_starts=8, seed=0, max_nfev=60, polish_nfev=200, progress=Fals
     so the budget goes where it matters. ``Fit.starts`` lists every start and,
     last, the polish (start ``"polish"``). The first start is ``x0`` (search
     coordinates, e.g. a previous fit's) if given, else the model's values; the
-    others are drawn uniformly in the box.
+    others are drawn uniformly in the box. With an ``executor`` (see
+    :func:`process_pool`) the starts run in its processes, with equal results.
     """
-    from scipy.optimize import least_squares
-
     from .integrate import progress as bar
-
-    span = problem.upper - problem.lower
-
-    def solve(x0, nfev):
-        x0 = np.clip(x0, problem.lower + 1e-9 * span, problem.upper - 1e-9 * span)
-        cache = {}
-
-        def fun(x):
-            r = problem.residuals(x)[0]
-            cache["x"], cache["r"] = x.copy(), r
-            return r
-
-        def jac(x):
-            r0 = cache["r"] if "x" in cache and np.array_equal(cache["x"], x) else None
-            return problem.jacobian(x, r0)[0]
-
-        res = least_squares(fun, x0, jac=jac, bounds=(problem.lower, problem.upper), method="trf",
-                            x_scale="jac", max_nfev=nfev, xtol=1e-8, ftol=1e-8)
-        return Fit(res.x, float(2 * res.cost), [], res.jac, res.fun), bool(res.success)
 
     rng = np.random.default_rng(seed)
     starts = [problem.x_default.copy() if x0 is None else np.asarray(x0, dtype=float).copy()]
     for _ in range(max(0, n_starts - 1)):
         starts.append(rng.uniform(problem.lower, problem.upper))
     best, record = None, []
-    for i, x0 in enumerate(bar(starts, progress, "fit", unit="start")):
-        result, success = solve(x0, max_nfev)
+    solved = _map(executor, _solve, problem, [(x, max_nfev) for x in starts])
+    for i, (result, success) in enumerate(bar(solved, progress, "fit", unit="start", total=len(starts))):
         record.append((i, result.chi2, success))
         if best is None or result.chi2 < best.chi2:
             best = result
     if polish_nfev:
-        polished, success = solve(best.x, polish_nfev)
+        polished, success = _solve(problem, best.x, polish_nfev)
         record.append(("polish", polished.chi2, success))
         if polished.chi2 < best.chi2:
             best = polished
     best.starts = record
     return best
+
+
+def _solve(problem, x0, nfev):
+    """One start of :func:`fit`: ``least_squares`` (TRF, bounds) from ``x0``."""
+    from scipy.optimize import least_squares
+
+    span = problem.upper - problem.lower
+    x0 = np.clip(x0, problem.lower + 1e-9 * span, problem.upper - 1e-9 * span)
+    cache = {}
+
+    def fun(x):
+        r = problem.residuals(x)[0]
+        cache["x"], cache["r"] = x.copy(), r
+        return r
+
+    def jac(x):
+        r0 = cache["r"] if "x" in cache and np.array_equal(cache["x"], x) else None
+        return problem.jacobian(x, r0)[0]
+
+    res = least_squares(fun, x0, jac=jac, bounds=(problem.lower, problem.upper), method="trf",
+                        x_scale="jac", max_nfev=nfev, xtol=1e-8, ftol=1e-8)
+    return Fit(res.x, float(2 * res.cost), [], res.jac, res.fun), bool(res.success)
+
+
+# --------------------------------------------------------------------------
+# processes: each holds the problem once; work goes out as small arguments
+# --------------------------------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def process_pool(problem, workers=None):
+    """A pool of ``workers`` processes (default: one per core), each holding ``problem``.
+
+    Pass it as ``executor`` to :func:`fit`, :func:`profiles` and
+    :func:`sample_posterior` with the same ``problem``; close it with ``with``.
+    The processes are spawned (not forked), so a pool is safe from a threaded
+    program.
+    """
+    return _ProcessPool(problem, _workers(workers))
+
+
+def _workers(workers) -> int:
+    """``workers`` checked; None: one per core."""
+    import os
+
+    if workers is None:
+        return os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidInput(f"workers must be a positive whole number, got {workers!r}")
+    return workers
+
+
+class _ProcessPool(ProcessPoolExecutor):
+    def __init__(self, problem, workers):
+        super().__init__(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_hold,
+                         initargs=(problem,))
+        self.n_workers = workers
+
+
+def _hold(problem):
+    _WORKER["problem"] = problem
+
+
+def _call(func, args):
+    return func(_WORKER["problem"], *args)
+
+
+def _map(executor, func, problem, arguments):
+    """``func(problem, *args)`` for each of ``arguments``, in order: here, or in the pool's processes."""
+    if executor is None:
+        return (func(problem, *args) for args in arguments)
+    return executor.map(_call, [func] * len(arguments), arguments)
+
+
+def _residuals(problem, X):
+    return problem.residuals(X)
+
+
+def _shared_residuals(executor, problem, X):
+    """``problem.residuals(X)``, the rows shared out among the pool's processes."""
+    if executor is None or len(X) < 2:
+        return problem.residuals(X)
+    n = min(len(X), executor.n_workers)
+    return np.vstack(list(_map(executor, _residuals, problem, [(part,) for part in np.array_split(X, n)])))
 
 
 def identifiability(jacobian, names, rel_tol=1e-3):
@@ -333,12 +406,14 @@ def _lm_batch(problem, X0, free_cols, n_iter=12, lam0=1e-2):
     return X, chi2
 
 
-def profiles(problem, best, n_points=7, n_iter=8, progress=False):
+def profiles(problem, best, n_points=7, n_iter=8, progress=False, executor=None):
     """Profile likelihood of each calibrated parameter and its 95% interval.
 
     Each parameter is fixed on ``n_points`` values spanning its box (plus the
     optimum) and the others are re-optimised, warm-started from the optimum,
     by Levenberg-Marquardt run on all the grid points at once (:func:`_lm_batch`).
+    With an ``executor`` (see :func:`process_pool`) the parameters' profiles
+    run in its processes, with equal results.
 
     Returns
     -------
@@ -351,27 +426,33 @@ def profiles(problem, best, n_points=7, n_iter=8, progress=False):
     from .integrate import progress as bar
 
     rows, intervals = [], []
-    for j in bar(range(problem.k), progress, "profiles", unit="param"):
-        grid = np.unique(np.concatenate([np.linspace(problem.lower[j], problem.upper[j], n_points),
-                                         [best.x[j]]]))
-        others = np.array([i for i in range(problem.k) if i != j], dtype=int)
-        X0 = np.repeat(best.x[None], len(grid), axis=0)
-        X0[:, j] = grid
-        if len(others):
-            _, chis = _lm_batch(problem, X0, others, n_iter=n_iter)
-        else:
-            r = problem.residuals(X0)
-            chis = np.sum(r * r, axis=1)
-        d = chis - min(best.chi2, chis.min())
-        for xj, dj in zip(grid, d):
-            rows.append({"parameter": problem.free[j], "x": xj,
-                         "value": math.exp(xj) if problem.log[j] else xj, "delta_chi2": dj})
-        lo, lo_b = _crossing(grid, d, best.x[j], -1)
-        hi, hi_b = _crossing(grid, d, best.x[j], +1)
-        conv = (lambda z: math.exp(z)) if problem.log[j] else (lambda z: z)
-        intervals.append({"parameter": problem.free[j], "value": conv(best.x[j]), "lo95": conv(lo),
-                          "hi95": conv(hi), "lo_bounded": lo_b, "hi_bounded": hi_b})
+    done = _map(executor, _profile, problem, [(best, j, n_points, n_iter) for j in range(problem.k)])
+    for curve, interval in bar(done, progress, "profiles", unit="param", total=problem.k):
+        rows += curve
+        intervals.append(interval)
     return pd.DataFrame(rows), pd.DataFrame(intervals).set_index("parameter")
+
+
+def _profile(problem, best, j, n_points, n_iter):
+    """The profile of parameter ``j``: its curve's rows and its interval."""
+    grid = np.unique(np.concatenate([np.linspace(problem.lower[j], problem.upper[j], n_points),
+                                     [best.x[j]]]))
+    others = np.array([i for i in range(problem.k) if i != j], dtype=int)
+    X0 = np.repeat(best.x[None], len(grid), axis=0)
+    X0[:, j] = grid
+    if len(others):
+        _, chis = _lm_batch(problem, X0, others, n_iter=n_iter)
+    else:
+        r = problem.residuals(X0)
+        chis = np.sum(r * r, axis=1)
+    d = chis - min(best.chi2, chis.min())
+    conv = (lambda z: math.exp(z)) if problem.log[j] else (lambda z: z)
+    curve = [{"parameter": problem.free[j], "x": xj, "value": conv(xj), "delta_chi2": dj}
+             for xj, dj in zip(grid, d)]
+    lo, lo_b = _crossing(grid, d, best.x[j], -1)
+    hi, hi_b = _crossing(grid, d, best.x[j], +1)
+    return curve, {"parameter": problem.free[j], "value": conv(best.x[j]), "lo95": conv(lo),
+                   "hi95": conv(hi), "lo_bounded": lo_b, "hi_bounded": hi_b}
 
 
 def _crossing(grid, d, x_best, direction):
@@ -396,8 +477,11 @@ def _crossing(grid, d, x_best, direction):
 
 
 def sample_posterior(problem, best, n_walkers=None, n_steps=300, burn=100, thin=5, seed=0,
-                     progress=False):
+                     progress=False, executor=None):
     """An ensemble of plausible parameter sets (emcee, vectorised over walkers).
+
+    With an ``executor`` (see :func:`process_pool`) each batch of walkers is
+    shared out among its processes, with equal results.
 
     Returns
     -------
@@ -421,7 +505,7 @@ def sample_posterior(problem, best, n_walkers=None, n_steps=300, burn=100, thin=
         inside = np.all((X >= problem.lower) & (X <= problem.upper), axis=1)
         out = np.full(len(X), -np.inf)
         if inside.any():
-            r = problem.residuals(X[inside])
+            r = _shared_residuals(executor, problem, X[inside])
             out[inside] = -0.5 * np.sum(r * r, axis=1) / birge**2
         return out
 
@@ -459,7 +543,8 @@ class CalibrationResult:
 
 
 def calibrate(model, targets=None, seed=0, k_max=30, n_starts=8, free=None, mcmc_steps=300,
-              profile_points=7, progress=False, before=None, rel_tol=0.03, include=()) -> CalibrationResult:
+              profile_points=7, progress=False, before=None, rel_tol=0.03, include=(),
+              workers=1) -> CalibrationResult:
     """Calibrate ``model`` against ``targets`` (the shipped targets by default).
 
     ``before`` (an ISO date) keeps only the targets whose window ends before
@@ -467,9 +552,12 @@ def calibrate(model, targets=None, seed=0, k_max=30, n_starts=8, free=None, mcmc
     ``include`` names parameters calibrated besides the screened ones (e.g.
     one that a refit of a structural alternative showed the data inform,
     although the local screening at the model's values passed it over).
+    ``workers`` processes share the fit, the profiles and the MCMC (None: one
+    per core); the result does not depend on their number.
     """
     from . import _resources
 
+    workers = _workers(workers)
     timings = {}
     t0 = _time.perf_counter()
     if targets is None or isinstance(targets, (str, Path)):
@@ -494,24 +582,25 @@ def calibrate(model, targets=None, seed=0, k_max=30, n_starts=8, free=None, mcmc
         screening = pd.DataFrame({"chosen": True}, index=pd.Index(free, name="parameter"))
     timings["screen"] = _time.perf_counter() - t0
     problem = Problem(model, targets, free)
-    t1 = _time.perf_counter()
-    best = fit(problem, n_starts=n_starts, seed=seed, progress=progress)
-    timings["fit"] = _time.perf_counter() - t1
-    # The targets' Jacobian, each column in units of its parameter's prior width (as in
-    # screen): rank and sloppy directions then do not depend on the units of the
-    # parameters searched on a linear scale, and least_squares' Jacobian (scaled at
-    # active bounds) is not used.
-    J, _ = problem.jacobian(best.x)
-    ident = identifiability(J[: len(problem.targets)] * problem.prior_sigma[None, :], problem.free)
-    t2 = _time.perf_counter()
-    curves, intervals = profiles(problem, best, n_points=profile_points, progress=progress) \
-        if profile_points else (pd.DataFrame(), pd.DataFrame())
-    timings["profiles"] = _time.perf_counter() - t2
-    t3 = _time.perf_counter()
-    ensemble, info = sample_posterior(problem, best, n_steps=mcmc_steps,
-                                      burn=min(100, mcmc_steps // 3), seed=seed, progress=progress) \
-        if mcmc_steps else (pd.DataFrame(columns=problem.free), {})
-    timings["mcmc"] = _time.perf_counter() - t3
+    with process_pool(problem, workers) if workers > 1 else contextlib.nullcontext() as executor:
+        t1 = _time.perf_counter()
+        best = fit(problem, n_starts=n_starts, seed=seed, progress=progress, executor=executor)
+        timings["fit"] = _time.perf_counter() - t1
+        # The targets' Jacobian, each column in units of its parameter's prior width (as in
+        # screen): rank and sloppy directions then do not depend on the units of the
+        # parameters searched on a linear scale, and least_squares' Jacobian (scaled at
+        # active bounds) is not used.
+        J, _ = problem.jacobian(best.x)
+        ident = identifiability(J[: len(problem.targets)] * problem.prior_sigma[None, :], problem.free)
+        t2 = _time.perf_counter()
+        curves, intervals = profiles(problem, best, n_points=profile_points, progress=progress,
+                                     executor=executor) if profile_points else (pd.DataFrame(), pd.DataFrame())
+        timings["profiles"] = _time.perf_counter() - t2
+        t3 = _time.perf_counter()
+        ensemble, info = sample_posterior(problem, best, n_steps=mcmc_steps, burn=min(100, mcmc_steps // 3),
+                                          seed=seed, progress=progress, executor=executor) \
+            if mcmc_steps else (pd.DataFrame(columns=problem.free), {})
+        timings["mcmc"] = _time.perf_counter() - t3
     params = model.parameters["value"].copy()
     best_values = problem.to_params(best.x[None]).iloc[0]
     for p in problem.free:

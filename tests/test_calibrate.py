@@ -383,3 +383,23 @@ def test_an_interrupted_write_leaves_the_previous_file_and_no_temporary_file(tmp
         write_atomic(target, half_then_fail)
     assert target.read_text(encoding="utf-8") == "name,value\nr,0.5\n"
     assert [p.name for p in tmp_path.iterdir()] == ["parameters.csv"]
+
+
+@pytest.mark.slow  # two spawned processes each import aicircle and rebuild the model
+def test_two_processes_give_the_same_calibration_bit_for_bit(model, synthetic, result):
+    # every residual depends on its own parameter set alone, so sharing the starts, the
+    # profiles' parameters and each MCMC batch among processes cannot change a number
+    shared = cal.calibrate(model, synthetic, free=["r", "K"], n_starts=3, mcmc_steps=30, profile_points=7,
+                           seed=0, workers=2)
+    np.testing.assert_array_equal(shared.fit.x, result.fit.x)
+    assert shared.fit.starts == result.fit.starts
+    pd.testing.assert_frame_equal(shared.profile_curves, result.profile_curves, check_exact=True)
+    pd.testing.assert_frame_equal(shared.intervals, result.intervals, check_exact=True)
+    pd.testing.assert_frame_equal(shared.ensemble, result.ensemble, check_exact=True)
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
+def test_a_process_pool_needs_a_positive_whole_number_of_workers(model, synthetic, workers):
+    problem = cal.Problem(model, read_targets(synthetic), ["r", "K"])
+    with pytest.raises(ac.InvalidInput, match="workers must be a positive whole number"):
+        cal.process_pool(problem, workers)
