@@ -225,7 +225,7 @@ def _cmd_calibrate(args):
     result = cal.calibrate(model, args.targets, seed=args.seed, free=args.free, before=args.before,
                            include=args.include or (),
                            n_starts=3 if quick else 8, profile_points=0 if quick else 7,
-                           mcmc_steps=0 if quick else 300, progress=not args.quiet)
+                           mcmc_steps=0 if quick else 300, progress=not args.quiet, workers=args.workers)
     command = f"aicircle calibrate{' ' + args.model if args.model else ''} --seed {args.seed} --out {args.out}"
     command += f" --targets {args.targets}" if args.targets else ""
     command += f" --before {args.before}" if args.before else ""
@@ -381,12 +381,21 @@ def _cmd_sensitivity(args):
 
 
 def _cmd_report(args):
+    import shlex
+
     from .report import build_report
 
-    command = f"aicircle report --out {args.out} --seed {args.seed}" + \
-        (" --recalibrate" if args.recalibrate else "")
+    command = "aicircle report" + "".join(
+        f" {shlex.quote(str(v))}" for v in [args.model] if v) + f" --out {shlex.quote(args.out)} --seed {args.seed}"
+    command += " --recalibrate" if args.recalibrate else ""
+    for flag, value in (("--params", args.params), ("--targets", args.targets), ("--outcome", args.outcome)):
+        command += f" {flag} {shlex.quote(value)}" if value else ""
+    command += "".join(f" --driver {shlex.quote(d)}" for d in args.driver or [])
     build_report(args.out, recalibrate=args.recalibrate, seed=args.seed, progress=not args.quiet,
-                 command=command, force=args.force)
+                 command=command, force=args.force, model_path=args.model, params_path=args.params,
+                 targets_path=args.targets, drivers=_unique_names({d: None for d in args.driver or []},
+                                                                  "--driver"),
+                 outcome=args.outcome)
     _info(args, f"report written to {Path(args.out) / 'report.html'}")
 
 
@@ -522,6 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include", action="append", metavar="NAME", type=_text("--include"),
                    help="calibrate these parameters besides the screened ones (repeatable)")
     p.add_argument("--quick", action="store_true", help="fewer starts, no profiles or MCMC")
+    p.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1,
+                   help="processes sharing the fit, profiles and MCMC; the result does not depend on "
+                        "their number (default: one per core, here %(default)s)")
     force(p)
 
     p = command("validate", _cmd_validate, "compare the model's predictions with each target")
@@ -563,8 +575,20 @@ def build_parser() -> argparse.ArgumentParser:
     _params_options(p)
     force(p)
 
-    p = command("report", _cmd_report, "run the whole analysis and write an HTML/Markdown report")
+    p = command("report", _cmd_report, "run the whole analysis and write an HTML/Markdown report (the "
+                "capital-circle study for the shipped model and copies of it; a generic analysis otherwise)")
+    p.add_argument("model", nargs="?", type=_text("MODEL"),
+                   help="a .mdl or .xmile model (default: the shipped model)")
     p.add_argument("--out", default="report", type=_text("--out"), help="output folder (default: ./report)")
+    p.add_argument("--params", type=_text("--params"),
+                   help="parameters.csv (name,value) whose values replace the model's (for the study: the "
+                        "calibrated point values)")
+    p.add_argument("--targets", type=_text("--targets"),
+                   help="target CSV (the study's default: the shipped targets; otherwise no fit)")
+    p.add_argument("--driver", action="append", metavar="NAME", type=_text("--driver"),
+                   help="a parameter to sweep in the generic analysis (repeatable; default: Morris's first two)")
+    p.add_argument("--outcome", type=_text("--outcome"),
+                   help="an outcome 'VAR<X' or 'VAR>X' whose thresholds the generic analysis finds")
     p.add_argument("--recalibrate", action="store_true", help="recalibrate instead of loading "
                    "the shipped calibration")
     p.add_argument("--seed", type=_seed, default=0)

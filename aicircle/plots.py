@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 
 __all__ = [
     "panels", "plot_bands", "plot_bifurcation", "plot_fit", "plot_p_bust", "plot_profiles",
-    "plot_regime_map", "plot_residuals", "plot_run", "plot_scenarios", "plot_sensitivity",
+    "plot_regime_map", "plot_residuals", "plot_response", "plot_run", "plot_scenarios", "plot_sensitivity",
     "plot_structure", "plot_time_to_bust", "save",
 ]
 
@@ -582,3 +582,28 @@ def _wrap(text, width):
     import textwrap
 
     return "\n".join(textwrap.wrap(text, width, subsequent_indent="    "))
+
+
+def plot_response(curves, calibrated=None, ncols=2, title=None):
+    """Final values of some outputs against each swept parameter, one panel per parameter.
+
+    Parameters
+    ----------
+    curves : dict
+        Parameter -> (values, {output: final value at each value}).
+    calibrated : dict, optional
+        Parameter -> the value used in the baseline (a vertical line).
+    """
+    fig, axes = panels(len(curves), ncols, size=(6, 3.8))
+    for ax, (param, (values, outputs)) in zip(axes, curves.items()):
+        for i, (name, y) in enumerate(outputs.items()):
+            ax.plot(values, y, color=f"C{i}", marker="o", ms=2.5, lw=1.4, label=name)
+        if calibrated and param in calibrated:
+            ax.axvline(calibrated[param], color="black", ls=":", lw=1, label="value used")
+        ax.set_xlabel(param)
+        ax.set_ylabel("value at the final time")
+        ax.set_title(param, fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
+    fig.suptitle(title or "Response of the stocks to each driver", fontsize=12)
+    return fig

@@ -198,7 +198,7 @@ def _stage_fit(study: _Study):
     calib = study.calib
     if calib["profiles"] is not None and len(calib["profiles"]):
         intervals = calib["profile_intervals"].set_index("parameter")
-        study.fig("profiles", plots.plot_profiles(calib["profiles"], intervals),
+        study.fig("profiles", plots.plot_profiles(calib["profiles"], intervals, units=study.model.parameters["units"]),
                   "Profile likelihoods: Δχ² as each calibrated parameter is fixed and the others "
                   "re-fitted; the 95% interval is where Δχ² < 3.84.")
     t = base.index.to_numpy()
