@@ -20,7 +20,6 @@ from . import compiler, integrate
 from .compiler import CONTROL_NAMES, clean_name
 from .errors import InvalidInput, ModelReadError, UnknownName
 from .reader import read
-from .reader import read as _parse  # noqa: F401 - xmile.py's import, until it imports read from .reader
 
 __all__ = ["Model", "load"]
 
@@ -210,7 +209,10 @@ class Model:
                            ("saveper", saveper), ("initial_time", initial_time)):
             if value is None:
                 continue
-            v = float(_check_number(CONTROL_NAMES[key], value))
+            arr = _check_number(CONTROL_NAMES[key], value)
+            if arr.ndim:
+                raise InvalidInput(f"{CONTROL_NAMES[key]} must be a single number, got {value!r}")
+            v = float(arr)
             if key in ("time_step", "saveper") and v <= 0:
                 raise InvalidInput(f"{CONTROL_NAMES[key]} must be positive, got {v}")
             values[self._controls[key]] = v
@@ -221,6 +223,8 @@ class Model:
             return_columns = default
         if isinstance(return_columns, str):
             return_columns = [return_columns]
+        if isinstance(return_columns, (list, tuple, pd.Index, np.ndarray)) and len(return_columns) == 0:
+            raise InvalidInput("return_columns is empty; give at least one variable name (None: the default)")
         if not isinstance(return_columns, (list, tuple, pd.Index, np.ndarray)) or \
                 not all(isinstance(c, str) for c in return_columns):
             raise InvalidInput(f"return_columns must be a list of variable names, got {return_columns!r}")
@@ -282,6 +286,7 @@ class Model:
         pandas.DataFrame
             Indexed by time (one row per SAVEPER), one column per variable.
         """
+        _check_flag("allow_nonfinite", allow_nonfinite)
         values = self._overrides(params, allow_arrays=False)
         values.update(self._controls_overrides(final_time, time_step, saveper))
         init = self._initial_overrides(initial, allow_arrays=False)
@@ -343,6 +348,8 @@ class Model:
             raise InvalidInput("simulate_batch got an empty table")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
             raise InvalidInput(f"chunk_size must be a positive whole number, got {chunk_size!r}")
+        _check_flag("allow_nonfinite", allow_nonfinite)
+        _check_flag("progress", progress)
         columns = {}
         for col in table.columns:
             columns[col] = table[col].to_numpy()
@@ -442,10 +449,16 @@ class Model:
             dy/dt for the stocks; 0 for the discrete states.
         """
         values = self._overrides(params, allow_arrays=True)
-        if smooth is not None and not (np.isfinite(smooth) and smooth > 0):
-            raise InvalidInput(f"smooth must be a positive width, got {smooth}")
+        if smooth is not None and (isinstance(smooth, (str, bytes, bool)) or not np.isscalar(smooth) or
+                                   not (np.isfinite(smooth) and smooth > 0)):
+            raise InvalidInput(f"smooth must be a positive width, got {smooth!r}")
+        if _check_number("t", t).ndim:
+            raise InvalidInput(f"t must be a single time, got {t!r}")
         prog = self._program(frozenset(values), (), smooth)
-        y = np.asarray(y, dtype=float)
+        try:
+            y = np.asarray(y, dtype=float)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"y must be an array of numbers, one row per state; got {y!r}") from None
         single = y.ndim == 1
         Y = y[:, None] if single else y
         if Y.ndim != 2 or Y.shape[0] != len(self.state_names):
@@ -525,6 +538,11 @@ class Model:
     def __repr__(self):
         return (f"<aicircle.Model {self.path.name}: {len(self.stocks)} stocks, "
                 f"{len(self.parameters)} parameters, {len(self.variables)} variables>")
+
+
+def _check_flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidInput(f"{name} must be True or False, got {value!r}")
 
 
 def _batch_size(values):

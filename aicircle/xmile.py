@@ -135,7 +135,7 @@ from pathlib import Path
 from ._sketch import read_sketch
 from .compiler import clean_name
 from .errors import InvalidInput, ModelReadError, UnsupportedFeature
-from .model import _parse  # aicircle's one reader: same checks and errors as ac.load
+from .reader import read  # aicircle's one reader: same checks and errors as ac.load
 
 __all__ = ["export_xmile", "XMILE_NAMESPACE"]
 
@@ -202,7 +202,7 @@ def export_xmile(model_path, out_path=None) -> str:
             raise InvalidInput(f"out_path {out_path} is the model file itself")
         if not out_path.parent.is_dir():
             raise InvalidInput(f"out_path {out_path}: folder '{out_path.parent}' does not exist")
-    abstract = _parse(model_path)
+    abstract = read(model_path)
     text = _Exporter(abstract, model_path).document()
     if out_path is not None:
         _write_atomic(out_path, text)
