@@ -8,13 +8,13 @@ import math
 import re
 import shutil
 import warnings
-import textwrap
 
 import numpy as np
 import pytest
 from scipy import stats
 
 import aicircle as ac
+from conftest import write_mdl, write_xmile
 
 with warnings.catch_warnings():
     # chardet, imported by PySD's backend, warns about its own deprecated module path
@@ -38,46 +38,6 @@ PYSD_RTOL = 1e-9
 # Against a closed form evaluated with the same numpy functions: only the rounding of a
 # few dozen Euler steps separates them.
 CLOSED_FORM_RTOL = 1e-12
-
-
-def write_mdl(tmp_path, *equations, initial_time=0, final_time=10, time_step=1, saveper="TIME STEP",
-              name="model.mdl"):
-    """Write a Vensim model: each ``lhs = rhs`` line gets empty units and comment.
-
-    An equation that already contains ``~`` (units, range, comment) or a macro block
-    is written as given.
-    """
-    blocks = ["{UTF-8}"]
-    for eq in equations:
-        eq = textwrap.dedent(eq).strip("\n")
-        blocks.append(eq if "~" in eq else f"{eq}\n\t~\t\n\t~\t\t|")
-    for control, value in (("INITIAL TIME", initial_time), ("FINAL TIME", final_time),
-                           ("TIME STEP", time_step), ("SAVEPER", saveper)):
-        blocks.append(f"{control} = {value}\n\t~\t\n\t~\t\t|")
-    blocks.append("\\\\\\---/// Sketch information - do not modify anything except names\n")
-    path = tmp_path / name
-    path.write_text("\n".join(blocks), encoding="utf-8")
-    return path
-
-
-XMILE_TEMPLATE = """<?xml version="1.0" encoding="utf-8"?>
-<xmile xmlns="http://docs.oasis-open.org/xmile/ns/XMILE/v1.0" version="1.0">
-  <header><vendor>aicircle tests</vendor><product lang="en">aicircle</product></header>
-  <sim_specs method="Euler" time_units="Months">
-    <start>{start}</start><stop>{stop}</stop><dt>{dt}</dt>
-  </sim_specs>
-  <model><variables>
-{variables}
-  </variables></model>
-</xmile>
-"""
-
-
-def write_xmile(tmp_path, variables, start=0, stop=10, dt=0.5, name="model.xmile"):
-    path = tmp_path / name
-    path.write_text(XMILE_TEMPLATE.format(start=start, stop=stop, dt=dt, variables=variables),
-                    encoding="utf-8")
-    return path
 
 
 def run(path, column=None):

@@ -8,21 +8,7 @@ import pandas as pd
 import pytest
 
 import aicircle as ac
-
-
-def write_mdl(tmp_path, *equations, final_time=10, time_step=1, name="model.mdl"):
-    """Write a Vensim model: each ``lhs = rhs`` line gets empty units and comment."""
-    blocks = ["{UTF-8}"]
-    for eq in equations:
-        blocks.append(eq if "~" in eq else f"{eq}\n\t~\t\n\t~\t\t|")
-    for control, value in (("INITIAL TIME", 0), ("FINAL TIME", final_time),
-                           ("TIME STEP", time_step), ("SAVEPER", "TIME STEP")):
-        blocks.append(f"{control} = {value}\n\t~\tYear [0, ?]\n\t~\tA time setting.\n\t|")
-    blocks.append("\\\\\\---/// Sketch information - do not modify anything except names\n")
-    path = tmp_path / name
-    path.write_text("\n".join(blocks), encoding="utf-8")
-    return path
-
+from conftest import write_mdl
 
 PARAMETER_MODEL = [
     "growth rate = 0.1\n\t~\t1/Year [0, 10]\n\t~\tHow fast the stock grows.\n\t|",

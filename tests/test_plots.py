@@ -20,55 +20,40 @@ import aicircle as ac
 from aicircle import circle, plots, tipping
 from aicircle.observables import read_targets
 from aicircle.sensitivity import monte_carlo, sensitivity
+from conftest import mdl_text
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # Confidence decays from c0 at rate k; capex is flat. Uncertain k and c0 for Monte Carlo
 # and sensitivity; busts (confidence below 0.2) for time to bust and P(bust).
-CONFIDENCE = """{UTF-8}
+CONFIDENCE = mdl_text("""
 k = 0.3 ~ 1/Year [0.05,1] ~ decay rate of confidence |
 c0 = 1 ~ fraction [0.5,1] ~ initial confidence |
 Investor Confidence = INTEG(-k * Investor Confidence, c0) ~ fraction ~ decays |
 Hyperscaler Capex = 100 * (1 + 0 * Investor Confidence) ~ $B/Year ~ flat |
-FINAL TIME = 2035 ~ Year ~ end |
-INITIAL TIME = 2025 ~ Year ~ start |
-SAVEPER = 0.25 ~ Year ~ save |
-TIME STEP = 0.05 ~ Year ~ step |
-"""
+""", initial_time=2025, final_time=2035, time_step=0.05, saveper=0.25)
 
-S_CURVE = """{UTF-8}
+S_CURVE = mdl_text("""
 a = 0 ~ dmnl [-3,3] ~ the bifurcation parameter |
 b = 0 ~ dmnl [0,2] ~ another push |
 x = INTEG(a + b + 3*x - x^3, -2) ~ dmnl ~ an S-shaped curve of equilibria |
-FINAL TIME = 20 ~ Year ~ end |
-INITIAL TIME = 0 ~ Year ~ start |
-SAVEPER = 0.1 ~ Year ~ save |
-TIME STEP = 0.01 ~ Year ~ step |
-"""
+""", initial_time=0, final_time=20, time_step=0.01, saveper=0.1)
 
-BRUSSELATOR = """{UTF-8}
+BRUSSELATOR = mdl_text("""
 A = 1 ~ dmnl ~ feed |
 B = 1.5 ~ dmnl [1,3] ~ the bifurcation parameter |
 X = INTEG(A - (B + 1)*X + X^2*Y, 1) ~ dmnl ~ activator |
 Y = INTEG(B*X - X^2*Y, 1.5) ~ dmnl ~ inhibitor |
-FINAL TIME = 10 ~ Year ~ end |
-INITIAL TIME = 0 ~ Year ~ start |
-SAVEPER = 0.1 ~ Year ~ save |
-TIME STEP = 0.01 ~ Year ~ step |
-"""
+""", initial_time=0, final_time=10, time_step=0.01, saveper=0.1)
 
 # Two cash stocks and one flow between them, one flow out to the world, a non-cash stock.
-TWO_CASH_STOCKS = """{UTF-8}
+TWO_CASH_STOCKS = mdl_text("""
 Investor Cash = INTEG(-Equity Investment, 100) ~ $B ~ money waiting to be invested |
 Lab Cash = INTEG(Equity Investment - Lab Spending, 10) ~ $B ~ the lab's cash |
 Equity Investment = 0.1 * Investor Cash ~ $B/Year ~ funds the lab: loop R1 |
 Lab Spending = 0.2 * Lab Cash ~ $B/Year ~ drains the lab's cash: loop B1 |
 Capacity = INTEG(Lab Spending / 10, 1) ~ GW ~ what the spending builds |
-FINAL TIME = 2030 ~ Year ~ end |
-INITIAL TIME = 2025 ~ Year ~ start |
-SAVEPER = 1 ~ Year ~ save |
-TIME STEP = 0.25 ~ Year ~ step |
-"""
+""", initial_time=2025, final_time=2030, time_step=0.25, saveper=1)
 
 TARGETS_CSV = """id,observable,start,end,aggregation,value,unit,sigma,source,quote
 rev_2023,lab_revenue,2023-01-01,2023-12-31,total,1.0,$B,0.3,synthetic,a test row

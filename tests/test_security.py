@@ -21,26 +21,9 @@ import pytest
 
 import aicircle as ac
 from aicircle import cli
+from conftest import mdl_text
 
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "aicircle.mdl"
-
-CONTROLS = """INITIAL TIME = 0
-	~	Year
-	~	The initial time.
-	|
-FINAL TIME = 4
-	~	Year
-	~	The final time.
-	|
-TIME STEP = 1
-	~	Year [0, ?]
-	~	The time step.
-	|
-SAVEPER = 1
-	~	Year [0, ?]
-	~	The save interval.
-	|
-"""
 
 
 def payload(sentinel: Path) -> str:
@@ -49,7 +32,7 @@ def payload(sentinel: Path) -> str:
 
 
 def mdl(body: str) -> str:
-    return "{UTF-8}\n" + body + CONTROLS
+    return mdl_text(body, final_time=4, time_step=1, saveper=1)
 
 
 def run_cli(capsys, *args):

@@ -25,6 +25,7 @@ import aicircle as ac
 from aicircle.compiler import clean_name
 from aicircle.errors import InvalidInput, ModelReadError, UnsupportedFeature
 from aicircle.xmile import XMILE_NAMESPACE, export_xmile
+import conftest
 from conftest import run_or_refusal
 
 pysd = pytest.importorskip("pysd")
@@ -151,19 +152,8 @@ def generated(text: str) -> set:
             if el.tag == f"{{{XMILE_NAMESPACE}}}flow" and n.endswith((" net flow", " other flows"))}
 
 
-MDL_TAIL = """
-INITIAL TIME = 0 ~ Year ~ start |
-FINAL TIME = {final} ~ Year ~ end |
-TIME STEP = {dt} ~ Year [0,?] ~ step |
-SAVEPER = {saveper} ~ Year [0,?] ~ save |
-"""
-
-
 def write_mdl(folder: Path, body: str, name="model.mdl", final=20, dt=0.5, saveper="TIME STEP") -> Path:
-    path = folder / name
-    path.write_text("{UTF-8}\n" + body.strip() + "\n" + MDL_TAIL.format(final=final, dt=dt, saveper=saveper),
-                    encoding="utf-8")
-    return path
+    return conftest.write_mdl(folder, body, name=name, final_time=final, time_step=dt, saveper=saveper)
 
 
 # --------------------------------------------------------------------------- peer models
