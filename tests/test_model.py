@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import aicircle as ac
-from conftest import write_mdl
+from conftest import mdl_text, write_mdl
 
 PARAMETER_MODEL = [
     "growth rate = 0.1\n\t~\t1/Year [0, 10]\n\t~\tHow fast the stock grows.\n\t|",
@@ -102,9 +102,7 @@ def test_variables_and_stocks_use_the_file_spelling(model):
 
 # --------------------------------------------------------------------------- load errors
 
-VALID = "\n".join(["{UTF-8}", "x = INTEG(-k * x, 1)\n\t~\t\n\t~\t\t|", "k = 0.5\n\t~\t\n\t~\t\t|",
-                   "INITIAL TIME = 0\n\t~\t\n\t~\t\t|", "FINAL TIME = 10\n\t~\t\n\t~\t\t|",
-                   "TIME STEP = 1\n\t~\t\n\t~\t\t|", "SAVEPER = 1\n\t~\t\n\t~\t\t|"])
+VALID = mdl_text("x = INTEG(-k * x, 1)", "k = 0.5", saveper=1)
 
 
 def test_missing_file_is_a_model_read_error_naming_it(tmp_path):

@@ -501,10 +501,7 @@ def test_reference_to_saveper_other_than_time_step_raises(tmp_path):
 
 
 def test_time_setting_that_varies_with_time_raises(tmp_path):
-    mdl = tmp_path / "m.mdl"
-    mdl.write_text("{UTF-8}\ny = 1 ~~|\nINITIAL TIME = 0 ~~|\n"
-                   "FINAL TIME = IF THEN ELSE(Time < 5, 10, 20) ~~|\n"
-                   "TIME STEP = 1 ~~|\nSAVEPER = 1 ~~|\n", encoding="utf-8")
+    mdl = write_mdl(tmp_path, "y = 1 ~~|", final="IF THEN ELSE(Time < 5, 10, 20)", dt=1, saveper=1)
     with pytest.raises(UnsupportedFeature, match="time setting .* in 'FINAL TIME'"):
         export_xmile(mdl)
 
