@@ -40,6 +40,9 @@ __all__ = ["build_report", "capital_circle_tipping", "load_calibration"]
 #: How many of the parameters the ensemble's outcome depends on most become tipping drivers.
 N_ENSEMBLE_DRIVERS = 4
 PREDICTIVE_DRAWS = 4000
+#: Early-warning runs at each of the two values, and how many sweep points inside each side they sit.
+EW_RUNS = 200
+EW_STEPS = 3
 #: A model outside the study: Morris trajectories, stocks shown and analysed, drivers swept.
 MORRIS_N = 32
 N_GENERIC_OUTPUTS = 6
@@ -269,6 +272,7 @@ def _stage_tipping(study: _Study):
         lo, hi = (float(x) for x in model.parameters.loc[name, ["min", "max"]])
         drivers.append((name, (lo, hi), str(model.parameters.loc[name, "doc"]).split(".")[0]))
     table, curves = capital_circle_tipping(model, study.params, drivers)
+    study.found["tipping_curves"] = curves
     fig, axes = plots.panels(len(curves))
     for ax, (name, (vals, ttb)) in zip(axes, curves.items()):
         plots.plot_time_to_bust(vals, ttb, name, ax=ax, calibrated=study.value(name), title=name)
@@ -292,6 +296,32 @@ def _stage_tipping(study: _Study):
                        for h in circle.HORIZONS])
     study.found.update(tipping=table, drivers=drivers, regime=top,
                        basin=basin.set_index("horizon")[["outcome", "share", "stderr"]])
+
+
+def _stage_early_warning(study: _Study):
+    """Noisy runs on both sides of the first ensemble driver's threshold: do the indicators warn?"""
+    from . import early_warning
+
+    name = study.found["depends"].index[0]
+    values, ttb = study.found["tipping_curves"][name]
+    busts = np.isfinite(ttb)
+    if busts.all() or not busts.any():
+        study.found["early_warning"] = None
+        return
+    # the sweep's grid on each side of the threshold, EW_STEPS points in: every noisy run at the first
+    # value busts and none at the second unless the noise alone moves the threshold that far
+    edge = int(np.flatnonzero(busts[1:] != busts[:-1])[0])
+    inside_bust = edge - EW_STEPS + 1 if busts[edge] else edge + EW_STEPS
+    inside_calm = edge + EW_STEPS if busts[edge] else edge - EW_STEPS + 1
+    tipping_value = float(values[int(np.clip(inside_bust, 0, len(values) - 1))])
+    stable_value = float(values[int(np.clip(inside_calm, 0, len(values) - 1))])
+    out = {}
+    for detrending in ("kernel", "noise-free"):
+        out[detrending], runs = early_warning.capital_circle_study(
+            study.model, study.params, parameter=name, tipping=tipping_value, stable=stable_value,
+            n_runs=EW_RUNS, detrending=detrending, seed=study.seed)
+    study.found["early_warning"] = {"parameter": name, "tipping": tipping_value, "stable": stable_value,
+                                    "summaries": out, "groups": runs["group"].value_counts().to_dict()}
 
 
 def _stage_core(study: _Study):
@@ -430,7 +460,7 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
     for stale in out.parent.glob(f".{out.name}-partial-*"):
         shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-partial-", dir=out.parent))
-    stages = _Stages(progress, 6 if generic else 8)
+    stages = _Stages(progress, 6 if generic else 9)
     try:
         with stages("loading the targets and the parameter values"):
             study = _prepare(model, work, seed, progress, recalibrate, params_path, targets_path, command,
@@ -516,6 +546,8 @@ def _study_stages(study: _Study, stages, sobol_n, n_draws):
         _stage_ensemble(study, n_draws)
     with stages("tipping points"):
         _stage_tipping(study)
+    with stages(f"early-warning indicators ({2 * EW_RUNS} noisy runs, two detrendings)"):
+        _stage_early_warning(study)
     with stages("continuation of the reduced core"):
         _stage_core(study)
     with stages(f"Sobol analysis (N = {sobol_n})"):
@@ -676,6 +708,37 @@ def _stage_sweeps(study: _Study, drivers, outcome):
             "parameters at their values (marker: the value used).")
     study.found.update(sweeps=curves, thresholds=pd.DataFrame(rows) if outcome is not None else None,
                        drivers_swept=drivers, drivers_named=named, outcome=outcome)
+
+
+def _write_early_warning(doc, study: _Study):
+    ew = study.found["early_warning"]
+    doc.heading("Early-warning indicators")
+    if ew is None:
+        doc.text("The first driver's sweep has no bust threshold in its range: no early-warning runs.")
+        return
+    summary = ew["summaries"]["noise-free"]
+    verdicts = []
+    for (variable, indicator), rows in summary.groupby(level=["variable", "indicator"]):
+        tip, calm = rows.xs("tipping", level="group").iloc[0], rows.xs("non-tipping", level="group").iloc[0]
+        warns = tip["lo"] > calm["hi"]
+        verdicts.append(warns)
+    doc.text(f"Before a tip, a system that slows down (critical slowing down) fluctuates more and with more "
+             f"memory: rising variance and lag-1 autocorrelation are the classic warnings. {EW_RUNS} runs with "
+             f"white noise on investor confidence (σ = 0.02 per √year) at {ew['parameter']} = "
+             f"{ew['tipping']:.3g}, where the model busts, and {EW_RUNS} at {ew['stable']:.3g}, where it does not "
+             f"(values {EW_STEPS} points inside each side of the threshold of the sweep above); over the five "
+             f"years before each bust (the same years in the runs that do not bust), the share of runs in which "
+             f"each indicator rises (Kendall τ > 0). Residuals around the noise-free run at the same value "
+             f"remove the trend exactly; around a kernel smoothing (as with observed data) the trend leaks in. "
+             + ("**An indicator warns** where its share in the busting runs is clearly above that in the others: "
+                f"{sum(verdicts)} of {len(verdicts)} do." if any(verdicts) else
+                "**No indicator tells the busting runs from the others**: with the trend removed exactly, the "
+                "intervals overlap for every variable and indicator, so a rise would be as often a false alarm "
+                "as a warning. The bust here is not the slow approach to a fold that these indicators detect."))
+    for detrending, frame in ew["summaries"].items():
+        doc.table(frame[["n", "rising", "share", "lo", "hi", "median_tau"]],
+                  f"Share of runs whose indicator rises before the (partner's) bust, 95% Wilson interval, "
+                  f"residuals around the {'noise-free run' if detrending == 'noise-free' else 'kernel trend (1 year)'}.")
 
 
 def _write_generic(doc, study: _Study, command, morris_n):
@@ -987,6 +1050,7 @@ def _write_document(doc, study: _Study, sobol_n, n_draws, command):
     doc.table(f["basin"], "Basin stability of the calibrated baseline under confidence shocks of a uniformly "
                           "drawn size in [0, 0.95] in 2026 (share in each state at each horizon, binomial "
                           "standard error).")
+    _write_early_warning(doc, study)
     doc.heading("The reduced core")
     for year, bif in f["bifurcations"].items():
         folds = ", ".join(f"{x['value']:.3g}" for x in bif.folds) or \

@@ -133,7 +133,7 @@ def test_manifest_records_versions_seed_parameters_timings_and_command(report):
     assert m["free"] == free
     assert set(free) <= set(m["parameters"])
     assert all(np.isfinite(v) for v in m["parameters"].values())
-    assert len(m["timings_s"]) == 8  # one entry per stage the progress shows
+    assert len(m["timings_s"]) == 9  # one entry per stage the progress shows
     assert all(t >= 0 for t in m["timings_s"].values())
     # built from Python here: the command is the call, with its non-default sizes
     assert m["command"].startswith("python -c") and "build_report(" in m["command"]
