@@ -340,19 +340,20 @@ def _discrete_update(prog, Y, nexts, rings, nc):
         rings.push(Y, ring_inputs)
 
 
-def _euler(prog, consts, Y, delay_times, times, saved, dt, n, noise=None):
+def _fixed_step(prog, consts, Y, times, saved, dt, n, stepper):
+    """The fixed-step driver of Euler and RK4: at each time evaluate the model, save the outputs, advance.
+
+    ``stepper(dY, B)`` returns ``advance(t, nexts)``, which moves the state ``Y``
+    one step from ``t`` in place; ``dY`` holds the derivatives at ``t`` and
+    ``nexts`` the discrete states' next values computed there.
+    """
     n_out = len(prog.outputs)
     out = np.empty((n_out, int(saved.sum()), n))
     dY, B = prog.buffers(n)
-    nc = len(prog.stocks)
-    Yc = Y[:nc]
-    inc = np.empty_like(Yc)
+    advance = stepper(dY, B)
     rhs = prog._rhs
-    nn = prog.non_negative
-    rings = _Rings(prog, Y, delay_times, dt) if prog.delay_fixed else None
     k = 0
     last = len(times) - 1
-    multiply, add, maximum = np.multiply, np.add, np.maximum
     for i in range(len(times)):
         t = times[i]
         nexts, outs = rhs(t, dt, Y, consts, B)
@@ -362,17 +363,61 @@ def _euler(prog, consts, Y, delay_times, times, saved, dt, n, noise=None):
             k += 1
         if i == last:
             break
-        if nexts:
-            nexts = [np.array(x, dtype=float, copy=True) for x in nexts]
-        multiply(dY, dt, out=inc)
-        add(Yc, inc, out=Yc)
-        if noise is not None:
-            noise.kick(Yc, dt)
-        for r in nn:
-            maximum(Yc[r], 0.0, out=Yc[r])
-        if nexts:
-            _discrete_update(prog, Y, nexts, rings, nc)
+        advance(t, nexts)
     return times[saved], out
+
+
+def _euler(prog, consts, Y, delay_times, times, saved, dt, n, noise=None):
+    nc = len(prog.stocks)
+    Yc = Y[:nc]
+    inc = np.empty_like(Yc)
+    nn = prog.non_negative
+    rings = _Rings(prog, Y, delay_times, dt) if prog.delay_fixed else None
+    multiply, add, maximum = np.multiply, np.add, np.maximum
+
+    def stepper(dY, B):
+        def advance(t, nexts):
+            if nexts:
+                nexts = [np.array(x, dtype=float, copy=True) for x in nexts]
+            multiply(dY, dt, out=inc)
+            add(Yc, inc, out=Yc)
+            if noise is not None:
+                noise.kick(Yc, dt)
+            for r in nn:
+                maximum(Yc[r], 0.0, out=Yc[r])
+            if nexts:
+                _discrete_update(prog, Y, nexts, rings, nc)
+
+        return advance
+
+    return _fixed_step(prog, consts, Y, times, saved, dt, n, stepper)
+
+
+def _rk4(prog, consts, Y, times, saved, dt, n):
+    nc = len(prog.stocks)
+    rhs = prog._rhs
+
+    def stepper(dY, B):
+        k1, k2, k3 = (np.empty_like(dY) for _ in range(3))
+        Ys = Y.copy()
+
+        def advance(t, nexts):
+            k1[...] = dY
+            Ys[:nc] = Y[:nc] + 0.5 * dt * k1
+            rhs(t + 0.5 * dt, dt, Ys, consts, B)
+            k2[...] = dY
+            Ys[:nc] = Y[:nc] + 0.5 * dt * k2
+            rhs(t + 0.5 * dt, dt, Ys, consts, B)
+            k3[...] = dY
+            Ys[:nc] = Y[:nc] + dt * k3
+            rhs(t + dt, dt, Ys, consts, B)
+            Y[:nc] += (dt / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + dY)
+            for r in prog.non_negative:
+                np.maximum(Y[r], 0.0, out=Y[r])
+
+        return advance
+
+    return _fixed_step(prog, consts, Y, times, saved, dt, n, stepper)
 
 
 def _euler_dynamic(prog, P, consts, Y, delay_times, t0, n, noise=None):
@@ -409,40 +454,6 @@ def _euler_dynamic(prog, P, consts, Y, delay_times, t0, n, noise=None):
     data = np.array(rows).transpose(1, 0, 2) if rows and prog.outputs else \
         np.empty((len(prog.outputs), len(times), n))
     return np.array(times), data
-
-
-def _rk4(prog, consts, Y, times, saved, dt, n):
-    n_out = len(prog.outputs)
-    out = np.empty((n_out, int(saved.sum()), n))
-    dY, B = prog.buffers(n)
-    nc = len(prog.stocks)
-    rhs = prog._rhs
-    k1, k2, k3 = (np.empty_like(dY) for _ in range(3))
-    Ys = Y.copy()
-    k = 0
-    last = len(times) - 1
-    for i in range(len(times)):
-        t = times[i]
-        _, outs = rhs(t, dt, Y, consts, B)
-        if saved[i]:
-            for j in range(n_out):
-                out[j, k] = outs[j]
-            k += 1
-        if i == last:
-            break
-        k1[...] = dY
-        Ys[:nc] = Y[:nc] + 0.5 * dt * k1
-        rhs(t + 0.5 * dt, dt, Ys, consts, B)
-        k2[...] = dY
-        Ys[:nc] = Y[:nc] + 0.5 * dt * k2
-        rhs(t + 0.5 * dt, dt, Ys, consts, B)
-        k3[...] = dY
-        Ys[:nc] = Y[:nc] + dt * k3
-        rhs(t + dt, dt, Ys, consts, B)
-        Y[:nc] += (dt / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + dY)
-        for r in prog.non_negative:
-            np.maximum(Y[r], 0.0, out=Y[r])
-    return times[saved], out
 
 
 def _adaptive(prog, P, y0, save_times, dt, n, solver, rtol, atol, max_step):
