@@ -195,13 +195,13 @@ def check_run(prog, P, n_sets, chunk_size, solver, what, fewer, result_copies=2,
     Returns the estimate (None when the time settings are ones the integrator refuses
     with its own message).
     """
-    from .integrate import _scalar
+    from .integrate import time_setting
 
     try:
         c = prog.controls(P, 0.0)
-        t0 = _scalar("INITIAL TIME", c["initial_time"])
+        t0 = time_setting("INITIAL TIME", c["initial_time"])
         c = prog.controls(P, t0)
-        grid = time_grid(t0, *(_scalar(k, c[k]) for k in ("final_time", "time_step", "saveper")))
+        grid = time_grid(t0, *(time_setting(k, c[k]) for k in ("final_time", "time_step", "saveper")))
     except (ArithmeticError, ValueError, TypeError):
         return None
     if grid is None:

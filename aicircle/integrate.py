@@ -51,7 +51,8 @@ def progress(iterable, enabled: bool, desc: str, **kw):
     return tqdm(iterable, desc=desc, leave=False, **kw)
 
 
-def _scalar(name, value):
+def time_setting(name, value):
+    """A time setting (INITIAL TIME, TIME STEP, ...) as one float: every set of a batch must share it."""
     arr = np.asarray(value, dtype=float)
     if arr.ndim and arr.size:
         if not np.all(arr == arr.flat[0]):
@@ -63,8 +64,8 @@ def _scalar(name, value):
 def static_times(prog, P):
     """(INITIAL TIME, TIME STEP) of a program for parameter vector ``P``."""
     c = prog.controls(P, 0.0)
-    t0 = _scalar("INITIAL TIME", c["initial_time"])
-    dt = _scalar("TIME STEP", prog.controls(P, t0)["time_step"])
+    t0 = time_setting("INITIAL TIME", c["initial_time"])
+    dt = time_setting("TIME STEP", prog.controls(P, t0)["time_step"])
     return t0, dt
 
 
@@ -181,7 +182,7 @@ def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None, allow_
         kicks = _Noise(prog, noise, n, seed, first_set)
     with np.errstate(all="ignore"):  # a model that overflows yields inf/nan, as Vensim's would
         times, data = _run(prog, P, initial, n, solver, rtol, atol, max_step, kicks)
-    dt = _scalar("TIME STEP", prog.controls(P, times[0] if len(times) else 0.0)["time_step"])
+    dt = time_setting("TIME STEP", prog.controls(P, times[0] if len(times) else 0.0)["time_step"])
     times = report_times(times, dt)
     if not allow_nonfinite:
         _check_finite(prog, times, data, solver)
@@ -207,9 +208,9 @@ def _check_finite(prog, times, data, solver):
 
 def _run(prog, P, initial, n, solver, rtol, atol, max_step, noise=None):
     c0 = prog.controls(P, 0.0)
-    t0 = _scalar("INITIAL TIME", c0["initial_time"])
+    t0 = time_setting("INITIAL TIME", c0["initial_time"])
     ctrl = prog.controls(P, t0)
-    dt = _scalar("TIME STEP", ctrl["time_step"])
+    dt = time_setting("TIME STEP", ctrl["time_step"])
     consts, y0, delay_times = prog.initialise(P, t0, dt, n)
     for vid, value in initial.items():
         y0[prog.state_index[vid]] = value
@@ -218,8 +219,8 @@ def _run(prog, P, initial, n, solver, rtol, atol, max_step, noise=None):
             raise UnsupportedFeature(
                 f"{prog.source}: time settings that change with time need solver='euler'")
         return _euler_dynamic(prog, P, consts, y0, delay_times, t0, n, noise)
-    final = _scalar("FINAL TIME", ctrl["final_time"])
-    saveper = _scalar("SAVEPER", ctrl["saveper"])
+    final = time_setting("FINAL TIME", ctrl["final_time"])
+    saveper = time_setting("SAVEPER", ctrl["saveper"])
     times, saved = euler_grid(t0, final, dt, saveper)
     if solver == "euler":
         return _euler(prog, consts, y0, delay_times, times, saved, dt, n, noise)
@@ -241,7 +242,7 @@ class _Rings:
         self.rows = [nc + i for i in prog.delay_fixed]
         self.pipes = []
         for i, row, dtime in zip(prog.delay_fixed, self.rows, delay_times):
-            delay = _scalar("DELAY FIXED delay time", dtime)
+            delay = time_setting("DELAY FIXED delay time", dtime)
             order = max(delay / dt, 1) if math.isfinite(delay) else math.inf
             size = order * y0.shape[1] * 8
             if not size <= MAX_DELAY_BUFFER_BYTES:
@@ -351,7 +352,7 @@ def _fixed_step(prog, consts, Y, times, saved, dt, n, stepper):
     out = np.empty((n_out, int(saved.sum()), n))
     dY, B = prog.buffers(n)
     advance = stepper(dY, B)
-    rhs = prog._rhs
+    rhs = prog.rhs
     k = 0
     last = len(times) - 1
     for i in range(len(times)):
@@ -395,7 +396,7 @@ def _euler(prog, consts, Y, delay_times, times, saved, dt, n, noise=None):
 
 def _rk4(prog, consts, Y, times, saved, dt, n):
     nc = len(prog.stocks)
-    rhs = prog._rhs
+    rhs = prog.rhs
 
     def stepper(dY, B):
         k1, k2, k3 = (np.empty_like(dY) for _ in range(3))
@@ -429,9 +430,9 @@ def _euler_dynamic(prog, P, consts, Y, delay_times, t0, n, noise=None):
     t = t0
     while True:
         c = prog.controls(P, t)
-        dt = _scalar("TIME STEP", c["time_step"])
-        final = _scalar("FINAL TIME", c["final_time"])
-        saveper = _scalar("SAVEPER", c["saveper"])
+        dt = time_setting("TIME STEP", c["time_step"])
+        final = time_setting("FINAL TIME", c["final_time"])
+        saveper = time_setting("SAVEPER", c["saveper"])
         if rings is None and prog.delay_fixed:
             rings = _Rings(prog, Y, delay_times, dt)
         prec = dt * _RPREC
@@ -470,7 +471,7 @@ def _adaptive(prog, P, y0, save_times, dt, n, solver, rtol, atol, max_step):
         Ps = [p[s] if np.ndim(p) else p for p in P]
         consts, _, _ = prog.initialise(Ps, save_times[0], dt, 1)
         dY, B = prog.buffers(1)
-        rhs = prog._rhs
+        rhs = prog.rhs
 
         trials = [0]
 

@@ -329,7 +329,10 @@ class Program:
         except SyntaxError as err:  # pragma: no cover - a compiler bug, not a user error
             raise RuntimeError(f"aicircle generated invalid code for {self.source}: {err}") from err
         self._init = ns["init"]
-        self._rhs = ns["rhs"]
+        #: ``rhs(t, dt, Y, C, B)``: the generated function itself (called once per step: no wrapper).
+        #: It writes the derivatives into ``B``'s first rows and returns (the discrete states'
+        #: next values, the outputs' rows).
+        self.rhs = ns["rhs"]
         self._controls = ns["controls"]
 
     def _controls_source(self):
@@ -368,6 +371,3 @@ class Program:
         """Preallocated work rows for ``rhs`` with ``n`` columns: (derivatives, all rows)."""
         work = np.empty((self.n_buffers, n))
         return work[: len(self.stocks)], tuple(work)
-
-    def rhs(self, t, dt, Y, C, B):
-        return self._rhs(t, dt, Y, C, B)
