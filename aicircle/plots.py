@@ -129,7 +129,7 @@ def plot_fit(targets, times, values, names, bands=None, ncols=3, title=None):
         ax.set_ylabel(_unit_label(unit))
         if unit not in ("fraction",) and np.nanmin(values[var]) > 0:
             ax.set_yscale("log")
-        ax.set_xlim(min(2020, times[0]), times[-1])
+        ax.set_xlim(times[0], times[-1])
         handles, labels = ax.get_legend_handles_labels()
         uniq = dict(zip(labels, handles))
         ax.legend(uniq.values(), uniq.keys(), fontsize=7, loc="upper left")
@@ -337,8 +337,12 @@ def plot_regime_map(frame, ax=None, marker=None, title=None):
     return ax
 
 
-def plot_time_to_bust(values, ttb, param, ax=None, horizons=(2030, 2035), calibrated=None, title=None):
-    """Time of the first bust against a parameter (no marker where it never busts)."""
+def plot_time_to_bust(values, ttb, param, horizons, start, ax=None, calibrated=None, title=None):
+    """Time of the first bust against a parameter (no marker where it never busts).
+
+    ``horizons`` are drawn as lines; ``start`` (when the forecast starts) is the
+    lowest year shown unless a bust comes earlier.
+    """
     ax = _axes(ax, (6.5, 4))
     ax.plot(values, ttb, "o-", ms=3, color="C3", label="year of bust")
     for h in horizons:
@@ -348,7 +352,7 @@ def plot_time_to_bust(values, ttb, param, ax=None, horizons=(2030, 2035), calibr
         ax.axvline(calibrated, color="0.3", ls="--", lw=1, label="calibrated value")
     ttb = np.asarray(ttb, dtype=float)
     busts = ttb[np.isfinite(ttb)]
-    low = min(2025.0, float(busts.min()) - 0.5) if busts.size else 2025.0
+    low = min(float(start), float(busts.min()) - 0.5) if busts.size else float(start)
     ax.set_ylim(low, max(horizons) + 0.5)
     if not busts.size:
         ax.text(0.5, 0.35, f"no bust by {max(horizons)} anywhere in this range", transform=ax.transAxes,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import platform
 import shutil
@@ -175,14 +176,16 @@ def capital_circle_tipping(model, params, drivers, horizons=circle.HORIZONS, n_g
 def _stage_fit(study: _Study):
     from . import plots
     from . import calibrate as cal
-    from .observables import find_observables
+    from .observables import find_observables, windows_extent
     from .sensitivity import monte_carlo
 
     model, params = study.model, study.params
     names = find_observables(model.variables)
     columns = list(dict.fromkeys([*names.values(), *circle.ECONOMIC.variables, *circle.KEY_OUTPUTS]))
     base = model.simulate(params=params, return_columns=columns, final_time=max(circle.HORIZONS))
-    fine = model.simulate(params=params, saveper=model.time["time_step"], final_time=2027,
+    # the fit figure ends a year after the last target's window
+    fit_end = math.ceil(windows_extent(study.targets)[1]) + 1
+    fine = model.simulate(params=params, saveper=model.time["time_step"], final_time=fit_end,
                           return_columns=list(names.values()))
     validation = cal.validate(model, study.targets, params)
     stats = cal.fit_statistics(study.targets, validation)
@@ -191,7 +194,7 @@ def _stage_fit(study: _Study):
         bands_fit, _ = monte_carlo(
             model, n=min(200, len(study.ensemble)), seed=study.seed, ensemble=study.ensemble,
             outputs=[names[o] for o in dict.fromkeys(study.targets["observable"]) if o in names],
-            final_time=2027)
+            final_time=fit_end)
     study.fig("fit", plots.plot_fit(study.targets, fine.index.to_numpy(), {c: fine[c].to_numpy() for c in fine},
                                     names, bands=bands_fit),
               "Each calibrated observable (line), the 95% band of the calibration ensemble (shade) and "
@@ -275,7 +278,8 @@ def _stage_tipping(study: _Study):
     study.found["tipping_curves"] = curves
     fig, axes = plots.panels(len(curves))
     for ax, (name, (vals, ttb)) in zip(axes, curves.items()):
-        plots.plot_time_to_bust(vals, ttb, name, ax=ax, calibrated=study.value(name), title=name)
+        plots.plot_time_to_bust(vals, ttb, name, circle.HORIZONS, circle.FORECAST_START, ax=ax,
+                                calibrated=study.value(name), title=name)
     study.fig("time_to_bust", fig, "Year of the first bust after September 2025 (economic definition) "
                                    "against each driver, the others at their calibrated values; no marker "
                                    f"where none happens by {int(max(circle.HORIZONS))}.")

@@ -190,8 +190,11 @@ def test_plot_time_to_bust_draws_the_year_of_bust_against_the_parameter(models, 
     ks = np.linspace(0.05, 1.0, 12)
     ttb = tipping.time_to_bust(models["confidence"], pd.DataFrame({"k": ks}))
     assert np.isnan(ttb[0]) and np.isfinite(ttb[-1])  # k = 0.05 never busts by 2035
-    ax = plots.plot_time_to_bust(ks, ttb, "k", calibrated=0.3)
+    ax = plots.plot_time_to_bust(ks, ttb, "k", circle.HORIZONS, circle.FORECAST_START, calibrated=0.3)
     _check(ax, Axes, tmp_path)
+    # the horizons are drawn, and the axis starts where the forecast does unless a bust comes earlier
+    assert sorted(line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == ":") == list(circle.HORIZONS)
+    assert ax.get_ylim()[0] == min(circle.FORECAST_START, np.nanmin(ttb) - 0.5)
 
 
 def test_plot_p_bust_draws_a_probability_by_year(models, tmp_path):
