@@ -356,6 +356,8 @@ def _cmd_tipping(args):
         print(f"  threshold at {th['value']:.6g} (horizon {th['horizon']:g}): {th['from']} -> {th['to']}")
     if not (result["folds"] or result["hopf"] or result["thresholds"]):
         print("  nothing found in the range")
+    if result.get("note"):
+        print(f"  ({result['note']})")
 
 
 def _cmd_sensitivity(args):
