@@ -191,6 +191,14 @@ _CALIBRATE_FILES = ("parameters.csv", "screening.csv", "profile_intervals.csv", 
 
 
 def _check_calibrate_out(args):
+    from . import _resources
+
+    if args.out is None:
+        args.out = "calibration/results"
+        shipped = _resources.calibration_dir() / "results"
+        if Path(args.out).resolve() == shipped.resolve():
+            raise InvalidInput(f"without --out, calibrate would replace the shipped calibration in {shipped}; "
+                               f"name it (--out calibration/results) to replace it, or choose another folder")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InvalidInput(f"--out {args.out} is a file, not a folder")
@@ -525,8 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", type=_text("--targets"),
                    help="target CSV (default: the shipped calibration/targets.csv)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the starts and the MCMC (default 0)")
-    p.add_argument("--out", default="calibration/results", type=_text("--out"),
-                   help="folder for the results (default: calibration/results)")
+    p.add_argument("--out", type=_text("--out"),
+                   help="folder for the results (default: calibration/results, unless that is the shipped "
+                        "calibration: then --out must name it)")
     p.add_argument("--before", type=_iso_date, help="use only targets whose window ends by this ISO date")
     p.add_argument("--free", action="append", metavar="NAME", type=_text("--free"),
                    help="calibrate these parameters instead of the screened ones (repeatable)")

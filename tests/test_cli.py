@@ -630,3 +630,13 @@ def test_run_writes_only_the_columns_asked_for(work):
 def test_run_return_columns_naming_an_unknown_variable_is_bad_input(work):
     proc = aicircle(work, "run", "growth.mdl", "--return-columns", "nope")
     assert_one_line_error(proc, 2, "nope")
+
+
+def test_calibrate_without_out_never_replaces_the_shipped_calibration(monkeypatch):
+    from aicircle import _resources, cli
+
+    shipped = _resources.calibration_dir()
+    before = {p.name: p.stat().st_mtime_ns for p in (shipped / "results").iterdir()}
+    monkeypatch.chdir(shipped.parent)  # the repository root: calibration/results is the shipped folder
+    assert cli.main(["calibrate", "--quick", "-q"]) == 2
+    assert {p.name: p.stat().st_mtime_ns for p in (shipped / "results").iterdir()} == before
