@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import _check
 from .errors import InvalidInput
 from .observables import find_observables, observe, read_targets, residuals, windows_extent
 
@@ -74,8 +75,15 @@ class Problem:
 
     def __init__(self, model, targets, free, fixed=None, priors=True):
         self.model = model
+        if isinstance(targets, (str, Path)):
+            targets = read_targets(targets)
+        if not isinstance(targets, pd.DataFrame) or "observable" not in targets:
+            raise InvalidInput(f"targets must be a target file or read_targets' table, got {type(targets).__name__}")
+        if isinstance(free, str) or not isinstance(free, (list, tuple, pd.Index)):
+            raise InvalidInput(f"free must be a list of parameter names, got {free!r}")
         self.targets = targets.reset_index(drop=True)
-        self.fixed = {model.resolve(k): float(v) for k, v in (fixed or {}).items()}
+        self.fixed = {model.resolve(k): _check.finite(f"fixed['{k}']", v)
+                      for k, v in _check.mapping("fixed", fixed).items()}
         names = find_observables(model.variables)
         missing = sorted(set(self.targets["observable"]) - set(names))
         if missing:
@@ -120,6 +128,9 @@ class Problem:
     def to_params(self, X) -> pd.DataFrame:
         """Parameter table (one row per set) from search coordinates, shape (n_sets, k)."""
         X = np.atleast_2d(np.asarray(X, dtype=float))
+        if X.ndim != 2 or X.shape[1] != self.k:
+            raise InvalidInput(f"X must have shape (n_sets, {self.k}), one column per free parameter "
+                               f"({', '.join(self.free)}); got {X.shape}")
         values = np.where(self.log, np.exp(X), X)
         table = pd.DataFrame(values, columns=self.free)
         if self.fixed:  # all at once: a column at a time fragments the frame (PerformanceWarning)
@@ -131,6 +142,9 @@ class Problem:
     def from_params(self, values) -> np.ndarray:
         """Search coordinates from parameter values (dict or array in ``free`` order)."""
         if isinstance(values, dict):
+            missing = [p for p in self.free if p not in values]
+            if missing:
+                raise InvalidInput(f"values lack the free parameter '{missing[0]}'")
             values = [values[p] for p in self.free]
         v = np.asarray(values, dtype=float)
         return np.where(self.log, np.log(np.where(self.log, v, 1.0)), v)
@@ -205,6 +219,7 @@ def screen(model, targets, candidates=None, k_max=10, rel_tol=0.02, fixed=None):
 
     from .scenarios import inputs
 
+    k_max = _check.whole_number("k_max", k_max)
     table = model.parameters
     if candidates is None:
         switches = inputs(model)
@@ -243,7 +258,8 @@ def fit(problem, n_starts=8, seed=0, max_nfev=60, polish_nfev=200, progress=Fals
     """
     from .integrate import progress as bar
 
-    rng = np.random.default_rng(seed)
+    n_starts = _check.whole_number("n_starts", n_starts)
+    rng = np.random.default_rng(_check.seed(seed))
     starts = [problem.x_default.copy() if x0 is None else np.asarray(x0, dtype=float).copy()]
     for _ in range(max(0, n_starts - 1)):
         starts.append(rng.uniform(problem.lower, problem.upper))
@@ -348,7 +364,7 @@ def _shared_residuals(executor, problem, X):
 
 
 def identifiability(jacobian, names, rel_tol=1e-3):
-    """Rank and sloppy directions of a weighted Jacobian (SVD).
+    """Rank and sloppy directions of a weighted Jacobian (SVD), shape (n_residuals, len(names)).
 
     Returns
     -------
@@ -357,7 +373,14 @@ def identifiability(jacobian, names, rel_tol=1e-3):
         largest), ``sloppiest`` (the right singular vector of the smallest
         singular value, as {parameter: component}) and ``stiffest``.
     """
-    _, s, vt = np.linalg.svd(np.asarray(jacobian), full_matrices=False)
+    try:
+        jacobian = np.asarray(jacobian, dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"jacobian must be a matrix of numbers, got {jacobian!r}") from None
+    if jacobian.ndim != 2 or jacobian.shape[1] != len(names) or not np.all(np.isfinite(jacobian)):
+        raise InvalidInput(f"jacobian must be a finite matrix with one column per name of names "
+                           f"({len(names)}), got shape {jacobian.shape}")
+    _, s, vt = np.linalg.svd(jacobian, full_matrices=False)
     rank = int(np.sum(s > rel_tol * s[0])) if s.size else 0
     return {"singular_values": s.tolist(), "rank": rank, "n_parameters": len(names),
             "stiffest": dict(zip(names, np.round(vt[0], 4).tolist())),
@@ -558,6 +581,8 @@ def calibrate(model, targets=None, seed=0, k_max=30, n_starts=8, free=None, mcmc
     from . import _resources
 
     workers = _workers(workers)
+    n_starts, k_max = _check.whole_number("n_starts", n_starts), _check.whole_number("k_max", k_max)
+    seed = _check.seed(seed)
     timings = {}
     t0 = _time.perf_counter()
     if targets is None or isinstance(targets, (str, Path)):
@@ -652,13 +677,15 @@ def validate(model, targets, params=None) -> pd.DataFrame:
 
     if isinstance(targets, (str, Path)):
         targets = read_targets(targets)
-    prob = Problem(model, targets, [], fixed=params or {}, priors=False)
+    prob = Problem(model, targets, [], fixed=_check.mapping("params", params), priors=False)
     predicted = prob.predict(np.zeros((1, 0)))[0]
     return errors(prob.targets, predicted)
 
 
 def read_parameters(path) -> dict:
     """Read a ``parameters.csv`` (``name,value``) as written by ``aicircle calibrate``."""
+    if not isinstance(path, (str, Path)):
+        raise InvalidInput(f"path of the parameter file must be a file name, got {path!r}")
     path = Path(path)
     if not path.exists():
         raise InvalidInput(f"parameter file not found: {path}")

@@ -258,6 +258,8 @@ def classifier(name):
 
 def wilson_interval(k, n, z=1.96):
     """Wilson score interval of a binomial proportion ``k / n`` (95% by default)."""
+    if not 0 <= k <= max(n, 0) or not z > 0:
+        raise InvalidInput(f"wilson_interval needs 0 <= k <= n and z > 0, got k={k!r}, n={n!r}, z={z!r}")
     if n <= 0:
         return (math.nan, math.nan)
     p = k / n
@@ -401,8 +403,10 @@ def bust_probability(model, table, fixed=None, classifier=None, horizons=HORIZON
     runs : pandas.DataFrame
         Per run: ``first_bust`` (year or NaN) and the outcome at each horizon.
     """
+    from . import _check
     from .sensitivity import run_ensemble
 
+    _check.table("table", table)
     classifier = classifier or ECONOMIC
     columns = [model.resolve(v) for v in classifier.variables]
     values, times = run_ensemble(model, with_fixed(table, fixed), columns, chunk_size=chunk_size,
@@ -412,7 +416,11 @@ def bust_probability(model, table, fixed=None, classifier=None, horizons=HORIZON
 
 def with_fixed(table, fixed):
     """``table`` with a column for each value of ``fixed`` it does not already hold."""
-    held = {k: np.full(len(table), v) for k, v in (fixed or {}).items() if k not in table.columns}
+    from . import _check
+
+    _check.table("table", table)
+    held = {k: np.full(len(table), v) for k, v in _check.mapping("fixed", fixed).items()
+            if k not in table.columns}
     return pd.concat([table, pd.DataFrame(held, index=table.index)], axis=1)
 
 
@@ -455,6 +463,8 @@ def depends_on(table, busted, top=8):
         sorted by |rank_corr|, the ``top`` first.
     """
     busted = np.asarray(busted, float)
+    if busted.shape != (len(table),):
+        raise InvalidInput(f"busted must hold one flag per row of table ({len(table)}), got shape {busted.shape}")
     rows = []
     for p in table.columns:
         x = table[p].to_numpy(float)

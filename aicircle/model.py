@@ -406,6 +406,11 @@ class Model:
         dt = self.time["time_step"] if self._controls["time_step"] not in values else \
             values[self._controls["time_step"]]
         values.update(self._controls_overrides(time, None, dt))
+        t0 = self.time["initial_time"]
+        steps = (float(time) - t0) / dt
+        if abs(steps - round(steps)) * dt > 1e-6 * max(1.0, abs(float(time))):
+            raise InvalidInput(f"time {time} is not on the run's grid (INITIAL TIME {t0:g} plus a whole "
+                               f"number of TIME STEPs {dt:g})")
         base = self._program(frozenset(), ())
         prog = self._program(frozenset(values), tuple(base.states))
         P = self._default_P(prog, values)

@@ -211,7 +211,10 @@ def model_time(when: date | datetime | pd.Timestamp | str) -> float:
         Years.
     """
     if isinstance(when, str):
-        when = _parse_date(when)
+        try:
+            when = _parse_date(when)
+        except ValueError as err:
+            raise InvalidInput(f"when: {err}") from err
     if isinstance(when, datetime):  # pandas.Timestamp is a datetime
         when = when.date()
     if not isinstance(when, date):
@@ -235,6 +238,10 @@ def expected_unit(observable: str, aggregation: str) -> str:
     observable's own unit for a level's ``level``; ``fraction`` for ``growth``
     and ``share``.
     """
+    if not isinstance(observable, str) or observable not in OBSERVABLES:
+        raise UnknownName(f"unknown observable {observable!r}; known: {', '.join(OBSERVABLES)}")
+    if not isinstance(aggregation, str) or aggregation not in AGGREGATIONS:
+        raise UnknownName(f"unknown aggregation {aggregation!r}; known: {', '.join(AGGREGATIONS)}")
     if aggregation == "total":
         return "$B"
     if aggregation == "mean":
@@ -290,6 +297,8 @@ def read_targets(path: str | Path) -> pd.DataFrame:
         the file, the data row (1-based, blank lines not counted, with its
         line in the file) and the column.
     """
+    if not isinstance(path, (str, Path)) and not hasattr(path, "__fspath__"):
+        raise TargetFileError(f"path of the target file must be a file name, got {path!r}")
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -431,7 +440,11 @@ def _validate_row(cells: dict[str, str], where: str) -> dict:
 
 def index_at(times: np.ndarray, t: float) -> int:
     """Index of the last saved time <= ``t``; ``t`` must lie inside the run (else InvalidInput)."""
-    if t < times[0] - 1e-9 or t > times[-1] + 1e-9:
+    try:
+        t = float(t)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"horizon must be a time, got {t!r}") from None
+    if not t >= times[0] - 1e-9 or t > times[-1] + 1e-9:
         raise InvalidInput(f"horizon {t:g} is outside the run ({times[0]:g} to {times[-1]:g})")
     return int(np.clip(np.searchsorted(times, t + 1e-9, side="right") - 1, 0, len(times) - 1))
 
@@ -600,7 +613,10 @@ def _interpolate(t: np.ndarray, y: np.ndarray, s: float) -> np.ndarray | float:
 
 def _check_predicted(targets: pd.DataFrame, predicted: np.ndarray) -> np.ndarray:
     _require_windows(targets)
-    p = np.asarray(predicted, dtype=float)
+    try:
+        p = np.asarray(predicted, dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"predicted must be numbers, one per target; got {predicted!r}") from None
     if p.ndim not in (1, 2) or p.shape[-1] != len(targets):
         raise InvalidInput(f"predicted has shape {p.shape}; expected ({len(targets)},) or "
                            f"(n_sets, {len(targets)}), one per target")

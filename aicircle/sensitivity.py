@@ -390,6 +390,9 @@ def bands_of(values, times, outputs) -> pd.DataFrame:
         lo95, hi95, lo100, hi100``.
     """
     frames = []
+    missing = [name for name in outputs if name not in values]
+    if missing:
+        raise UnknownName(f"outputs: '{missing[0]}' is not among the values ({', '.join(values)})")
     for name in outputs:
         v = values[name]
         cols = {"median": np.nanmedian(v, axis=0)}
@@ -403,6 +406,10 @@ def bands_of(values, times, outputs) -> pd.DataFrame:
 
 def p_bust_by_year(first_bust, years) -> pd.Series:
     """Share of runs whose first bust (a time, NaN for none) comes by each of ``years``."""
-    first = np.asarray(first_bust, dtype=float)
+    try:
+        first = np.asarray(first_bust, dtype=float)
+        np.asarray(years, dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"first_bust and years must be numbers, got {first_bust!r} and {years!r}") from None
     return pd.Series([float(np.mean(first <= y + 1e-9)) for y in years], index=pd.Index(years, name="year"),
                      name="p_bust")

@@ -162,8 +162,7 @@ def outcome_thresholds(model, param, lo, hi, horizons=None, outcome=None, n_grid
     """
     param = model.resolve(param)
     lo, hi = _check_range(lo, hi)
-    if isinstance(outcome, str):
-        outcome = parse_outcome(outcome, model)
+    outcome = _outcome(outcome, model)
     judge = _Judge(model, outcome, classifier, **simulate_kwargs)
     final = model.time["final_time"] if "final_time" not in simulate_kwargs else simulate_kwargs["final_time"]
     horizons = sorted(_horizons(horizons, final))
@@ -209,8 +208,24 @@ def _horizons(horizons, default):
     return out
 
 
+def _pair(name, value):
+    """A (lo, hi) pair given as one argument."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise InvalidInput(f"{name} must be a pair (lo, hi), got {value!r}")
+    return _check_range(*value)
+
+
+def _outcome(outcome, model):
+    """None, an Outcome, or one parsed from 'VAR<X'."""
+    if outcome is None or isinstance(outcome, Outcome):
+        return outcome
+    if isinstance(outcome, str):
+        return parse_outcome(outcome, model)
+    raise InvalidInput(f"outcome must be 'VARIABLE<VALUE', 'VARIABLE>VALUE' or an Outcome, got {outcome!r}")
+
+
 def _check_range(lo, hi):
-    lo, hi = _check.finite("lo", lo), _check.finite("hi", hi)
+    lo, hi = _check.finite("range: lo", lo), _check.finite("range: hi", hi)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise InvalidInput(f"range must be finite, got {lo} {hi}")
     if not lo < hi:
@@ -237,9 +252,8 @@ def regime_map(model, param_x, range_x, param_y, range_y, n=(25, 25), horizon=No
         Index ``param_y`` values, columns ``param_x`` values, cells the outcome labels.
     """
     px, py = model.resolve(param_x), model.resolve(param_y)
-    (x0, x1), (y0, y1) = _check_range(*range_x), _check_range(*range_y)
-    if isinstance(outcome, str):
-        outcome = parse_outcome(outcome, model)
+    (x0, x1), (y0, y1) = _pair("range_x", range_x), _pair("range_y", range_y)
+    outcome = _outcome(outcome, model)
     judge = _Judge(model, outcome, classifier, **simulate_kwargs)
     if isinstance(n, (str, bytes)) or not hasattr(n, "__len__") or len(n) != 2:
         raise InvalidInput(f"n must be a pair (points along x, points along y), got {n!r}")
@@ -273,8 +287,7 @@ def basin_stability(model, shock, sizes=None, n=400, seed=0, horizon=None, outco
         Index: outcome; columns ``share`` and ``stderr`` (binomial, sqrt(p(1-p)/n)).
     """
     shock = model.resolve(shock)
-    if isinstance(outcome, str):
-        outcome = parse_outcome(outcome, model)
+    outcome = _outcome(outcome, model)
     judge = _Judge(model, outcome, classifier, **simulate_kwargs)
     horizon = model.time["final_time"] if horizon is None else _check.finite("horizon", horizon)
     if sizes is None:
@@ -416,11 +429,21 @@ def bifurcations(model, param, lo, hi, free=None, state=None, time=None, params=
     from . import _continuation
 
     lo, hi = _check_range(lo, hi)
+    n_starts = _check.whole_number("n_starts", n_starts, 0)
+    box = _pair("box", box)
     f, names, y0, frozen = model_vector_field(model, param, free, state, time, params, smooth)
     starts = [y0[:, None]]
     if guesses is not None:
-        starts.append(np.asarray(guesses, dtype=float).reshape(len(names), -1))
-    rng = np.random.default_rng(seed)
+        try:
+            g = np.asarray(guesses, dtype=float)
+        except (TypeError, ValueError):
+            g = None
+        g = g[:, None] if g is not None and g.ndim == 1 else g
+        if g is None or g.ndim != 2 or g.shape[0] != len(names):
+            raise InvalidInput(f"guesses must have shape ({len(names)}, n_guesses), one row per free state "
+                               f"({', '.join(names)}); got {guesses!r}")
+        starts.append(g)
+    rng = np.random.default_rng(_check.seed(seed))
     if n_starts:
         a, b = box
         # Latin hypercube: one point in each of n_starts strata per coordinate
@@ -456,6 +479,7 @@ def leading_eigenvalues(model, times=None, params=None, free=None, smooth=None, 
 
     df = model.simulate(params=params, return_columns=list(model.state_names), **simulate_kwargs)
     if times is not None:
+        times = [_check.finite("times", t) for t in np.atleast_1d(np.asarray(times, dtype=object))]
         df = df.loc[[df.index[np.argmin(np.abs(df.index - t))] for t in times]]
     out = []
     for t, row in df.iterrows():
@@ -477,8 +501,7 @@ def tipping(model, param, lo, hi, outcome=None, seed=0, horizons=None, params=No
     """
     param = model.resolve(param)
     lo, hi = _check_range(lo, hi)
-    if isinstance(outcome, str):
-        outcome = parse_outcome(outcome, model)
+    outcome = _outcome(outcome, model)
     base = {k: v for k, v in (params or {}).items() if model.resolve(k) != param}
     folds, hopf, note = [], [], None
     if len(model.continuous_states) == len(model.state_names) and model.state_names:
