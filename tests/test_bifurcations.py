@@ -201,6 +201,7 @@ def test_fold_of_the_saddle_node_normal_form_is_at_r_zero(models):
     assert result.hopf == []
 
 
+@pytest.mark.slow
 def test_cli_writes_the_fold_of_the_saddle_node_in_the_design_layout(tmp_path):
     data = _tipping_json(tmp_path, SADDLE_NODE, "--param", "r", "--range", "-1", "1")
     assert data["param"] == "r"
@@ -225,6 +226,7 @@ def test_s_curve_has_one_fold_at_each_of_a_plus_minus_two(models):
     assert result.hopf == []
 
 
+@pytest.mark.slow
 def test_cli_reports_each_fold_of_the_s_curve_once(tmp_path):
     data = _tipping_json(tmp_path, S_CURVE, "--param", "a", "--range", "-3", "3")
     _check_s_curve_folds(data["folds"])
@@ -247,6 +249,7 @@ def test_folds_of_a_two_stock_model_with_a_bistable_fast_stock_match_the_algebra
     assert result.hopf == []  # eps = 0.5 > 1/4 (derivation in FAST_SLOW)
 
 
+@pytest.mark.slow
 def test_cli_reports_the_folds_of_the_two_stock_model(tmp_path):
     data = _tipping_json(tmp_path, FAST_SLOW, "--param", "a", "--range", "-3", "3")
     _check_fast_slow_folds(data["folds"])
@@ -268,6 +271,7 @@ def test_brusselator_has_one_hopf_point_at_b_two_with_frequency_one(models):
     assert result.folds == []  # det J = A^2 never vanishes
 
 
+@pytest.mark.slow
 def test_cli_reports_the_brusselator_hopf_point_with_names_as_written(tmp_path):
     # the parameter is given in lower case; JSON names are as written in the model file
     data = _tipping_json(tmp_path, BRUSSELATOR, "--param", "b", "--range", "1", "3")
@@ -281,6 +285,7 @@ def test_a_fold_near_the_end_of_the_range_is_found(models):
     assert [f["value"] for f in result.folds] == [pytest.approx(2.0, abs=1e-6)]
 
 
+@pytest.mark.slow
 def test_a_model_without_equilibria_gives_no_folds_and_exits_zero(tmp_path):
     data = _tipping_json(tmp_path, NO_EQUILIBRIA, "--param", "r", "--range", "-1", "1")
     # finding nothing is not an error (docs/design.md §5)
@@ -323,12 +328,14 @@ def thresholds(models):
     return pd.DataFrame(found).set_index("horizon")
 
 
+@pytest.mark.slow  # the `thresholds` fixture bisects the S-curve at four horizons: about 1.5 s
 def test_outcome_threshold_is_found_once_per_horizon_going_from_lower_to_upper_branch(thresholds):
     assert list(thresholds.index) == HORIZONS
     assert set(thresholds["from"]) == {"not x>0"}
     assert set(thresholds["to"]) == {"x>0"}
 
 
+@pytest.mark.slow  # the `thresholds` fixture bisects the S-curve at four horizons: about 1.5 s
 def test_outcome_threshold_approaches_the_fold_from_above_as_the_horizon_grows(thresholds):
     bias = thresholds["value"].to_numpy() - 2.0
     assert np.all(bias > 0)
@@ -337,6 +344,7 @@ def test_outcome_threshold_approaches_the_fold_from_above_as_the_horizon_grows(t
     assert bias[-1] < 2 * math.pi**2 / (3 * HORIZONS[-1] ** 2)
 
 
+@pytest.mark.slow  # the `thresholds` fixture bisects the S-curve at four horizons: about 1.5 s
 @pytest.mark.parametrize("horizon", HORIZONS)
 def test_horizon_bias_scales_like_the_bottleneck_passage_time(thresholds, horizon):
     bias = thresholds.loc[horizon, "value"] - 2.0
@@ -348,6 +356,7 @@ def test_horizon_bias_scales_like_the_bottleneck_passage_time(thresholds, horizo
     assert c_measured == pytest.approx(PASSAGE_OFFSET, abs=0.05)
 
 
+@pytest.mark.slow  # the `thresholds` fixture bisects the S-curve at four horizons: about 1.5 s
 @pytest.mark.parametrize("horizon", HORIZONS)
 def test_horizon_bias_matches_the_exact_passage_time(thresholds, horizon):
     bias = thresholds.loc[horizon, "value"] - 2.0
@@ -356,6 +365,7 @@ def test_horizon_bias_matches_the_exact_passage_time(thresholds, horizon):
     assert bias == pytest.approx(_exact_bias(horizon), rel=5e-3)
 
 
+@pytest.mark.slow
 def test_cli_outcome_threshold_appears_in_the_json_at_final_time(tmp_path, thresholds):
     data = _tipping_json(tmp_path, S_CURVE, "--param", "a", "--range", "0", "3", "--outcome", "x>0")
     assert [f["value"] for f in data["folds"]] == [pytest.approx(2.0, abs=1e-6)]
@@ -517,6 +527,7 @@ def test_time_to_bust_of_exponentially_decaying_confidence_is_ln5_over_k(models)
     (["--range", "-1", "1", "--outcome", "<3"], "<3"),
     (["--range", "-1", "1", "--outcome", "zz>3"], "zz"),
 ])
+@pytest.mark.slow
 def test_cli_rejects_bad_input_with_exit_two_and_one_line(tmp_path, args, fragment):
     model = _write(tmp_path, SADDLE_NODE)
     if "--param" not in args:

@@ -179,6 +179,7 @@ def test_profile_intervals_agree_with_the_curvature_of_chi2(model, synthetic, re
     np.testing.assert_allclose(hi - result.fit.x, 1.96 * sd, rtol=0.3)
 
 
+@pytest.mark.slow
 def test_calibration_is_reproducible_with_the_same_seed(model, synthetic):
     first, second = (cal.calibrate(model, synthetic, free=["r", "K"], n_starts=3, mcmc_steps=0,
                                    profile_points=0, seed=7) for _ in range(2))

@@ -144,6 +144,7 @@ def lab_spending(run: pd.DataFrame) -> pd.Series:
 
 # --------------------------------------------------------------------------- the XMILE twin
 
+@pytest.mark.slow
 def test_checked_in_xmile_is_the_export_of_the_mdl():
     assert export_xmile(MDL) == XMILE.read_text(encoding="utf-8"), \
         "models/aicircle.xmile is stale; regenerate with: " \
@@ -169,6 +170,7 @@ def test_pysd_runs_the_xmile_twin_like_the_mdl(pysd_mdl_run, tmp_path):
 
 # --------------------------------------------------------------------------- independent implementations
 
+@pytest.mark.slow
 def test_aicircle_euler_run_equals_pysd_run_of_the_mdl(baseline, pysd_mdl_run):
     np.testing.assert_array_equal(baseline.index, pysd_mdl_run.index)
     assert set(baseline.columns) <= set(pysd_mdl_run.columns)
@@ -184,6 +186,7 @@ def rk4_run(model, observables):
     return model.simulate(solver="rk4", return_columns=observables)
 
 
+@pytest.mark.slow
 def test_rk45_agrees_with_rk4_at_the_time_step(model, observables, rk4_run):
     adaptive = model.simulate(solver="rk45", rtol=1e-8, return_columns=observables)
     # Measured: 1.2e-3 of the max |value| (Chipmaker Investment in Labs), and it does not
@@ -196,6 +199,7 @@ def test_rk45_agrees_with_rk4_at_the_time_step(model, observables, rk4_run):
     assert difference <= 2.5e-3, f"{column}: {difference:.3g}"
 
 
+@pytest.mark.slow
 def test_rk45_matches_rk4_once_step_events_are_timed_alike(model, observables, rk4_run):
     # With TIME STEP / 3 as RK45's Vensim time step, its STEP events fall at start -
     # TIME STEP/6, as RK4's do. What remains is RK4's error at the model's TIME STEP,
@@ -245,6 +249,7 @@ def test_model_runs_from_2020_or_before_to_2035_or_after(model):
     assert model.time["final_time"] >= 2035
 
 
+@pytest.mark.slow
 def test_total_money_is_the_sum_of_the_cash_stocks(cash_stocks, elements):
     assert len(cash_stocks) >= 4  # lab, cloud, chip and outside (docs/design.md §2)
     ast = elements["Total Money"].components[0].ast
@@ -333,6 +338,7 @@ def test_scenario_sets_model_parameters_within_their_ranges(model, name):
 
 
 @pytest.mark.parametrize("name", scenarios.SCENARIOS)
+@pytest.mark.slow
 def test_scenario_changes_the_run(scenario_runs, observables, name):
     base = scenario_runs.sel(set="baseline")
     run = scenario_runs.sel(set=name)
@@ -378,6 +384,7 @@ RANDOM_RUNS = settings(max_examples=5, deadline=None, derandomize=True, database
 
 @RANDOM_RUNS
 @given(seed=SEEDS)
+@pytest.mark.slow
 def test_stocks_stay_non_negative_for_any_parameters_in_their_ranges(model, seed):
     runs = random_parameter_runs(model, seed)
     for stock in model.stocks:
@@ -393,6 +400,7 @@ def test_stocks_stay_non_negative_for_any_parameters_in_their_ranges(model, seed
 
 @RANDOM_RUNS
 @given(seed=SEEDS)
+@pytest.mark.slow
 def test_money_is_conserved_for_any_parameters_in_their_ranges(model, cash_stocks, seed):
     runs = random_parameter_runs(model, seed)
     total = runs["Total Money"].values
@@ -404,6 +412,7 @@ def test_money_is_conserved_for_any_parameters_in_their_ranges(model, cash_stock
 
 # --------------------------------------------------------------------------- reality checks
 
+@pytest.mark.slow
 def test_without_outside_funding_or_chipmaker_reinvestment_the_lab_spends_what_it_earns(model):
     run = model.simulate(params={"Stargate Shortfall Size": 1, "Stargate Shortfall Start": 2020,
                                  "Chipmaker Reinvestment Stop Size": 1,
@@ -419,6 +428,7 @@ def test_without_outside_funding_or_chipmaker_reinvestment_the_lab_spends_what_i
     np.testing.assert_allclose(ratio, 1, rtol=0, atol=0.07)
 
 
+@pytest.mark.slow
 def test_confidence_held_at_zero_brings_no_equity_funding(model):
     run = model.simulate(params={"Indicated Confidence": 0}, initial={"Investor Confidence": 0})
     np.testing.assert_array_equal(run["Investor Confidence"], 0)
@@ -430,6 +440,7 @@ def test_confidence_held_at_zero_brings_no_equity_funding(model):
     np.testing.assert_array_equal(run.loc[run.index < first, "Chipmaker Investment in Labs"], 0)
 
 
+@pytest.mark.slow
 def test_without_chipmaker_reinvestment_capex_is_lower_while_it_would_have_lasted(model, baseline):
     run = model.simulate(params={"Chipmaker Reinvestment Stop Size": 1,
                                  "Chipmaker Reinvestment Stop Start": 2020})
@@ -455,6 +466,7 @@ def test_operating_loss_exceeds_cash_burn_by_compute_in_kind_and_stock_compensat
     assert np.all(baseline.loc[2023.25:, "Lab In Kind Compute"] > 0)
 
 
+@pytest.mark.slow
 def test_compute_in_kind_lets_the_lab_run_more_compute_on_the_same_cash(model, baseline):
     run = model.simulate(params={"Partner In Kind Share": 0})
     np.testing.assert_array_equal(run["Lab In Kind Compute"], 0)
@@ -463,6 +475,7 @@ def test_compute_in_kind_lets_the_lab_run_more_compute_on_the_same_cash(model, b
     assert baseline.loc[2024.0, "Lab Compute GW"] > run.loc[2024.0, "Lab Compute GW"]
 
 
+@pytest.mark.slow
 def test_pandemic_build_out_rises_linearly_to_its_peak_and_stops_in_2023(model):
     p = model.parameters["value"]
     start, end, peak = (p["Pandemic Build Out Start"], p["Pandemic Build Out End"], p["Pandemic Capex Peak"])
@@ -477,6 +490,7 @@ def test_pandemic_build_out_rises_linearly_to_its_peak_and_stops_in_2023(model):
     assert np.all(extra[t < start - 0.05] == 0) and np.all(extra[t > end + 0.05] == 0)
 
 
+@pytest.mark.slow
 def test_export_controls_cut_other_buyers_gpu_sales_by_their_share(model):
     p = model.parameters["value"]
     when, share = p["Export Control Start"], p["Export Controlled Share"]
@@ -489,6 +503,7 @@ def test_export_controls_cut_other_buyers_gpu_sales_by_their_share(model):
 
 
 @pytest.mark.parametrize("name", ["baseline", "confidence-shock"])
+@pytest.mark.slow
 def test_halving_the_time_step_moves_no_observable_by_more_than_one_percent(
         model, observables, name):
     params = scenarios.scenario_params(model, name) if name != "baseline" else {}
@@ -504,6 +519,7 @@ def test_halving_the_time_step_moves_no_observable_by_more_than_one_percent(
 # --------------------------------------------------------------------------- the story before calibration
 
 @pytest.mark.parametrize("values", ["model file", "calibrated"])
+@pytest.mark.slow
 def test_lab_revenue_trails_its_spending_from_mid_2024_through_2025(model, calibrated, values):
     # The article's claim (H1 2025: revenue 4.3 against R&D alone 6.7). Earlier the pre-launch lab
     # runs its cash down to nothing by 2023 (a limit stated in docs/model.md and the README) and

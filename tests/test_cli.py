@@ -24,6 +24,9 @@ import aicircle as ac
 from aicircle import calibrate as cal
 from conftest import mdl_text
 
+# every test starts a process that imports aicircle: about a second each
+pytestmark = pytest.mark.slow
+
 SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "models" / "aicircle.mdl"
 SHIPPED_TARGETS = Path(__file__).resolve().parent.parent / "calibration" / "targets.csv"
 SHIPPED_PARAMETERS = Path(__file__).resolve().parent.parent / "calibration" / "results" / "parameters.csv"
@@ -581,7 +584,6 @@ def test_run_set_overrides_the_params_file(work):
         params={"g": 0.3})["x"].iloc[-1], rel=1e-12)
 
 
-@pytest.mark.slow  # two runs of the shipped model, 2020-2035 at 1/256 year
 def test_run_of_the_shipped_model_uses_its_calibration_unless_told_otherwise(tmp_path):
     calibrated = aicircle(tmp_path, "run", "--out", "c.csv")
     assert calibrated.returncode == 0, calibrated.stderr

@@ -559,6 +559,7 @@ def test_circular_definition_is_refused_naming_the_loop(tmp_path):
         ac.load(path)
 
 
+@pytest.mark.slow
 def test_a_sum_of_5000_terms_compiles_and_adds_up(tmp_path):
     # long sums exist in Vensim models; the generated code must stay flat (it used to
     # nest one call per term: RecursionError from 600 terms). Terms are small integers,

@@ -280,6 +280,7 @@ def test_plot_scenarios_keeps_each_scenario_visible_over_the_baseline(models):
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_plot_profiles_draws_one_curve_per_parameter(tmp_path):
     grid = np.linspace(-1, 1, 9)
     curves = pd.concat([
@@ -494,6 +495,7 @@ def test_plot_command_writes_a_png_of_the_named_columns(run_csv, tmp_path, capsy
     assert not list(tmp_path.glob(".*.tmp"))  # written through a temporary file, renamed in place
 
 
+@pytest.mark.slow
 def test_plot_command_replaces_its_own_png_but_not_another(run_csv, tmp_path, capsys):
     out = tmp_path / "plot.png"
     assert _aicircle(capsys, "plot", run_csv, "Investor Confidence", "-o", out)[0] == 0

@@ -100,6 +100,7 @@ def test_every_listed_model_exists():
     assert PYSD_CANNOT_READ | set(AICIRCLE_REFUSES) | {m for m, _ in PYSD_DEVIATES} <= ids
 
 
+@pytest.mark.slow  # a PySD run of every peer model: about 10 s together
 @pytest.mark.parametrize("path", COMPARED, ids=peer_id)
 def test_compiled_euler_equals_pysd_run(path, tmp_path):
     ours, construct = run_or_refusal(path, lambda: ac.load(path).simulate())

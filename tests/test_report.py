@@ -191,6 +191,7 @@ def test_interrupting_the_report_half_way_leaves_the_previous_report_as_it_was(t
 # --------------------------------------------------------------------------- the destination
 
 @pytest.mark.parametrize("where", ["a folder with a user's files", "the current project folder"])
+@pytest.mark.slow
 def test_report_refuses_a_folder_holding_files_it_did_not_write(tmp_path, where):
     out = tmp_path / "d" if where.startswith("a folder") else tmp_path
     out.mkdir(exist_ok=True)
@@ -201,6 +202,7 @@ def test_report_refuses_a_folder_holding_files_it_did_not_write(tmp_path, where)
     assert (out / "precious.txt").read_text() == "mine" and (out / "data").is_dir()
 
 
+@pytest.mark.slow
 def test_report_refuses_a_file_as_its_folder(tmp_path):
     target = tmp_path / "f"
     target.write_text("a file")
@@ -224,6 +226,7 @@ def test_publishing_replaces_only_the_reports_own_files(tmp_path):
     assert (dest / "notes.txt").read_text() == "the user's"
 
 
+@pytest.mark.slow
 def test_a_second_report_into_the_same_folder_fails_fast_while_the_first_runs(tmp_path):
     out = tmp_path / "report"
     lock = aicircle.report._acquire_lock(out)  # as a running report holds it
@@ -313,6 +316,7 @@ def _decay_model(folder):
     return write_mdl(folder, *DECAY, **DECAY_TIME)
 
 
+@pytest.mark.slow
 def test_a_model_outside_the_study_gets_the_generic_report(tmp_path):
     import aicircle as ac
 
@@ -333,6 +337,7 @@ def test_a_model_outside_the_study_gets_the_generic_report(tmp_path):
     assert "Capital" not in manifest["parameters"]
 
 
+@pytest.mark.slow
 def test_the_generic_report_finds_an_outcome_threshold_where_the_euler_run_crosses_it(tmp_path):
     path = _decay_model(tmp_path)
     out = build_report(tmp_path / "report", seed=0, progress=False, model_path=path, drivers=["K"],
@@ -345,6 +350,7 @@ def test_the_generic_report_finds_an_outcome_threshold_where_the_euler_run_cross
     assert float(row.group(1)) == pytest.approx(expected, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_the_generic_report_uses_a_parameter_file_and_says_so(tmp_path):
     path = _decay_model(tmp_path)
     params = tmp_path / "params.csv"
@@ -373,6 +379,7 @@ def test_the_generic_report_refuses_bad_arguments_before_writing_anything(tmp_pa
     assert _leftovers(tmp_path, "report") == []
 
 
+@pytest.mark.slow
 def test_the_study_applies_to_the_shipped_model_and_not_to_others(tmp_path):
     import aicircle as ac
     from aicircle import _resources, circle
@@ -381,6 +388,7 @@ def test_the_study_applies_to_the_shipped_model_and_not_to_others(tmp_path):
     assert "Investor Confidence" in circle.missing_names(ac.load(_decay_model(tmp_path)))
 
 
+@pytest.mark.slow
 def test_cli_report_takes_a_model_and_exits_2_naming_a_bad_driver(tmp_path):
     path = _decay_model(tmp_path)
     ok = subprocess.run([sys.executable, "-m", "aicircle", "report", str(path), "--out", str(tmp_path / "r"),

@@ -355,6 +355,7 @@ def test_an_output_keeps_its_permissions(work, capsys):
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.slow
 def test_a_fifo_is_written_through_not_replaced(work):
     # a FIFO stands in for a device such as /dev/null: written into, never renamed over
     fifo = work / "pipe"
@@ -397,6 +398,7 @@ def test_allow_nonfinite_keeps_the_run_going(tmp_path, capsys):
     assert run_cli(capsys, "run", path, "--keep-nonfinite")[0] == 0
 
 
+@pytest.mark.slow
 def test_dop853_runs_the_shipped_model(capsys):
     # it used to stop at t=2023.33 on a non-finite rate in a trial step the solver rejects
     df = ac.load(SHIPPED_MODEL).simulate(solver="dop853", return_columns=["Lab Cash"])

@@ -166,6 +166,7 @@ def test_every_listed_peer_model_exists():
 
 
 @pytest.mark.peer
+@pytest.mark.slow  # PySD runs every peer model and its export: about 10 s together
 @pytest.mark.parametrize("path", EXPORTED, ids=peer_id)
 def test_peer_model_export_runs_like_the_original_in_pysd(path, tmp_path):
     xmile = tmp_path / (path.stem + ".xmile")
@@ -283,6 +284,7 @@ def test_builtin_is_written_in_xmile_form(case, builtins_export):
     assert eqn(text, f"y {case}") == expected
 
 
+@pytest.mark.slow
 def test_every_exported_builtin_runs_like_vensim_in_pysd(builtins_export, tmp_path):
     mdl, xmile, _ = builtins_export
     assert_same_runs(pysd_run(mdl, tmp_path), pysd_run(xmile, tmp_path), "builtins.mdl")
@@ -461,6 +463,7 @@ def test_export_without_out_path_writes_nothing(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["model.mdl"]
 
 
+@pytest.mark.slow
 def test_shipped_model_export_runs_like_the_original_in_aicircle(tmp_path):
     xmile = tmp_path / "aicircle.xmile"
     text = export_xmile(SHIPPED, xmile)
