@@ -10,7 +10,7 @@ none of them:
 - **Python blocks** run in order in one namespace, in a folder holding copies of
   ``models/`` and ``calibration/`` (their paths are relative to the repository root; the
   copies keep the repository untouched), and what their comments say about the results is
-  checked. They take about half a minute together: marked slow.
+  checked. They take under a minute together: marked slow.
 - **The synopsis** (lines ``aicircle COMMAND [OPTION]...``): each command and option it names
   is one the command line's parser knows; its ``aicircle --version`` line runs.
 - **The examples** (lines ``.venv/bin/aicircle ...``) run with the console script installed
@@ -210,7 +210,7 @@ def python_blocks(tmp_path_factory):
     return namespace
 
 
-@pytest.mark.slow  # the blocks take about half a minute
+@pytest.mark.slow  # the blocks take under a minute
 def test_python_blocks_parameters_table_has_the_columns_its_comment_names(python_blocks):
     # "model.parameters  # DataFrame: value, units, min, max, doc (file order)"
     parameters = python_blocks["model"].parameters
