@@ -517,6 +517,7 @@ def sample_posterior(problem, best, n_walkers=None, n_steps=300, burn=100, thin=
 
     if not 0 <= burn < n_steps:
         raise InvalidInput(f"MCMC burn-in {burn} must be below the number of steps {n_steps}")
+    seed = _check.seed(seed)
     k = problem.k
     n_walkers = max(2 * k + 2, 16) if n_walkers is None else int(n_walkers)
     n_data = len(problem.targets)

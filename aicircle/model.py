@@ -44,8 +44,8 @@ def load(path) -> "Model":
     UnsupportedFeature
         The model uses a construct aicircle cannot compile (subscripts, data, ...).
     """
+    abstract = read(path)  # first: it checks what ``path`` is
     path = Path(path)
-    abstract = read(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):  # pragma: no cover - read() read it a moment ago

@@ -7,12 +7,16 @@ returns the Axes or the Figure; none calls ``show()``.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .errors import InvalidInput, UnknownName  # noqa: E402
 
 __all__ = [
     "panels", "plot_bands", "plot_bifurcation", "plot_fit", "plot_p_bust", "plot_profiles",
@@ -60,10 +64,23 @@ def save(fig_or_ax, path, dpi=130, format=None):
     """
     fig = fig_or_ax.figure if hasattr(fig_or_ax, "figure") and not isinstance(fig_or_ax, plt.Figure) \
         else fig_or_ax
-    kind = (format or str(path).rpartition(".")[2]).lower()
+    if not isinstance(fig, plt.Figure):
+        raise InvalidInput(f"save needs a matplotlib Figure or Axes, got {type(fig_or_ax).__name__}")
+    if format is None and (Path(path).is_dir() or not Path(path).suffix):
+        # matplotlib would write PATH.png beside a folder or a bare name: another file than the one named
+        raise InvalidInput(f"path {str(path)!r} needs a file name with a suffix (e.g. .png), or give format=")
+    kind = (format or Path(path).suffix.lstrip(".")).lower()
     fig.savefig(path, dpi=dpi, format=format, metadata={"Software": PNG_SOFTWARE} if kind == "png" else None)
     plt.close(fig)
     return path
+
+
+def _frame(name, value):
+    """``value`` if it is a non-empty DataFrame; an InvalidInput naming ``name`` otherwise."""
+    if not isinstance(value, pd.DataFrame) or value.empty:
+        raise InvalidInput(f"{name} must be a non-empty pandas DataFrame, got "
+                           f"{'an empty one' if isinstance(value, pd.DataFrame) else type(value).__name__}")
+    return value
 
 
 def _unit_label(unit):
@@ -232,7 +249,11 @@ def plot_profiles(curves, intervals, ncols=4, units=None):
 def plot_bands(bands, output, ax=None, unit="", data=None, title=None, until=None):
     """Vensim-style confidence bands (50/75/95/100%) of one output over time."""
     ax = _axes(ax)
-    b = bands.loc[output]
+    b = _frame("bands", bands)
+    if output not in b.index.get_level_values(0):
+        raise UnknownName(f"output '{output}' is not in the bands; they hold "
+                          f"{', '.join(map(str, dict.fromkeys(b.index.get_level_values(0))))}")
+    b = b.loc[output]
     if until is not None:
         b = b[b.index <= until]
     for level in sorted(BAND_COLOURS, reverse=True):
@@ -252,6 +273,8 @@ def plot_bands(bands, output, ax=None, unit="", data=None, title=None, until=Non
 
 def plot_p_bust(p_bust, ax=None, title=None, label=None):
     """Probability of a bust by each year (a Series indexed by year; several calls share an axes)."""
+    if not isinstance(p_bust, pd.Series):
+        raise InvalidInput(f"p_bust must be a pandas Series indexed by year, got {type(p_bust).__name__}")
     ax = _axes(ax, (6, 3.6))
     ax.step(p_bust.index, p_bust.values, where="post", lw=2, label=label)
     # a small probability stays visible: the axis reaches at least 10%
@@ -311,6 +334,7 @@ def plot_bifurcation(result, variable=None, ax=None, calibrated=None, title=None
 
 def plot_regime_map(frame, ax=None, marker=None, title=None):
     """Outcome over a two-parameter grid (DataFrame from :func:`aicircle.tipping.regime_map`)."""
+    frame = _frame("frame", frame)
     ax = _axes(ax, (7.4, 4.8))
     kinds = [k for k in OUTCOME_COLOURS if (frame.values == k).any()]
     kinds += sorted(set(np.unique(frame.values)) - set(kinds))
@@ -414,7 +438,6 @@ def run_columns(frame, variables):
     import difflib
 
     from .compiler import clean_name
-    from .errors import UnknownName
 
     by_clean = {clean_name(c): c for c in frame.columns}
     found = []
@@ -495,6 +518,10 @@ def plot_run(frame, variables, ax=None, title=None, units=None):
 
 def plot_sensitivity(frame, ax=None, title=None):
     """Sobol first/total-order bars (with CIs), Morris mu* or OAT tornado, by the frame's columns."""
+    frame = _frame("frame", frame)
+    if not ({"ST", "S1"} <= set(frame) or "mu_star" in frame or {"low", "high"} <= set(frame)):
+        raise InvalidInput(f"frame needs Sobol (S1, ST), Morris (mu_star) or OAT (low, high) columns, got "
+                           f"{', '.join(map(str, frame.columns))}")
     ax = _axes(ax, (7, max(3, 0.35 * len(frame) + 1.2)))
     y = np.arange(len(frame))
     if "ST" in frame:

@@ -46,6 +46,8 @@ def read(path):
     literal lists to Python's ``eval``, so they run with :func:`_literal` in its
     place, and an XMILE file is read by a parser that expands no entity.
     """
+    if not isinstance(path, (str, Path)) or not str(path).strip():
+        raise ModelReadError(f"path must name a .mdl or .xmile file, got {path!r}")
     path = Path(path)
     if not path.exists():
         raise ModelReadError(f"model file not found: {path}")

@@ -129,11 +129,9 @@ def predictive(params=None, **kw):
 # (callable of the fixture, what the message must name)
 CASES = {
     # ---- ac.load ----
-    # load() and the reader are another engineer's, mid-move to aicircle/reader.py: reported, not fixed here
-    "load/None": pytest.param(lambda w: ac.load(None), "path", marks=pytest.mark.xfail(
-        raises=TypeError, strict=True, reason="load(None) raises TypeError from Path(None); reported")),
-    "load/int": pytest.param(lambda w: ac.load(3), "path", marks=pytest.mark.xfail(
-        raises=TypeError, strict=True, reason="load(3) raises TypeError from Path(3); reported")),
+    "load/None": (lambda w: ac.load(None), "path must name"),
+    "load/int": (lambda w: ac.load(3), "path must name"),
+    "load/empty": (lambda w: ac.load(""), "path must name"),
     "load/missing": (lambda w: ac.load(w.dir / "missing.mdl"), "missing.mdl"),
     "load/folder": (lambda w: ac.load(w.dir), "not a model file: .*misuse"),
     # ---- Model.simulate ----
@@ -366,3 +364,10 @@ CASES = {
 def test_misuse_raises_an_aicircle_error_naming_the_argument(w, call, needle):
     with pytest.raises(ac.AicircleError, match=needle):
         call(w)
+
+
+def test_sample_posterior_refuses_a_seed_default_rng_would_reject(w):
+    problem = calibrate.Problem(w.model, w.targets, ["g"])
+    best = calibrate.fit(problem, n_starts=1, max_nfev=2, polish_nfev=0)
+    with pytest.raises(ac.InvalidInput, match="seed must be a whole number"):
+        calibrate.sample_posterior(problem, best, n_steps=4, burn=1, seed=-1)

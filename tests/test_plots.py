@@ -559,3 +559,35 @@ def test_plot_command_writes_only_png(run_csv, tmp_path, capsys):
 def test_plot_command_needs_an_output(run_csv, capsys):
     code, err = _aicircle(capsys, "plot", run_csv, "Investor Confidence")
     assert code == 2 and "required: -o" in err
+
+
+# --------------------------------------------------------------------------- misuse
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: plots.plot_bands(None, "AI Capex"), "bands must be a non-empty pandas DataFrame"),
+    (lambda: plots.plot_p_bust("soon"), "p_bust must be a pandas Series"),
+    (lambda: plots.plot_sensitivity(None), "frame must be a non-empty pandas DataFrame"),
+    (lambda: plots.plot_sensitivity(pd.DataFrame({"x": [1.0]})), "Sobol .* Morris .* OAT"),
+    (lambda: plots.plot_regime_map([1]), "frame must be a non-empty pandas DataFrame"),
+    (lambda: plots.save("a figure", "f.png"), "matplotlib Figure or Axes"),
+], ids=["bands None", "p_bust str", "sensitivity None", "sensitivity no indices", "regime list", "save str"])
+def test_plot_functions_refuse_what_they_cannot_draw_naming_the_argument(call, match):
+    with pytest.raises(ac.AicircleError, match=match):
+        call()
+
+
+def test_plot_bands_names_an_output_the_bands_do_not_hold():
+    bands = pd.DataFrame({"median": [1.0, 2.0]},
+                         index=pd.MultiIndex.from_tuples([("A", 2025.0), ("A", 2026.0)], names=["output", "time"]))
+    with pytest.raises(ac.UnknownName, match="output 'B' is not in the bands; they hold A"):
+        plots.plot_bands(bands, "B")
+
+
+@pytest.mark.parametrize("name", ["folder", "bare"])
+def test_save_never_writes_another_file_than_the_one_named(tmp_path, name):
+    # matplotlib saves to a folder or a bare name as PATH.png: a file the caller did not name
+    target = tmp_path if name == "folder" else tmp_path / "figure"
+    fig, _ = plots.panels(1)
+    with pytest.raises(ac.InvalidInput, match="needs a file name with a suffix"):
+        plots.save(fig, target)
+    assert list(tmp_path.parent.glob(f"{tmp_path.name}.png")) == [] and list(tmp_path.iterdir()) == []
