@@ -18,8 +18,9 @@ none of them:
   (numbers compared to the precision it shows). Each takes seconds: marked slow.
 
 Commands quoted in the README's prose (``aicircle calibrate ...``, about 20 minutes, and the
-others) are not run: the parser must accept each exactly as written, and each
-``python SCRIPT`` it names must exist.
+others) are not run: the parser must accept each exactly as written (a synopsis with
+``[OPTION]`` names only options the parser knows), and each ``python SCRIPT`` it names must
+exist.
 """
 
 import json
@@ -266,8 +267,8 @@ def test_python_blocks_thresholds_sensitivity_and_bust_probability_have_their_sh
 SYNOPSIS = _command_lines("synopsis")
 
 
-@pytest.mark.parametrize("line, where", SYNOPSIS, ids=[w for _, w in SYNOPSIS])
-def test_synopsis_names_only_commands_and_options_the_parser_knows(line, where):
+def assert_synopsis_is_known(line, where):
+    """Each command and option a synopsis line (``aicircle CMD [--opt X]...``) names is the parser's."""
     parser, commands = _subparsers()
     words = shlex.split(line.split("#")[0])[1:]
     if words[0].startswith("-"):  # `aicircle --version`
@@ -278,6 +279,11 @@ def test_synopsis_names_only_commands_and_options_the_parser_knows(line, where):
     options = re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", " ".join(words))
     unknown = [o for o in options if o not in known]
     assert not unknown, f"{where}: {words[0]} has no option {unknown}"
+
+
+@pytest.mark.parametrize("line, where", SYNOPSIS, ids=[w for _, w in SYNOPSIS])
+def test_synopsis_names_only_commands_and_options_the_parser_knows(line, where):
+    assert_synopsis_is_known(line, where)
 
 
 @pytest.mark.slow  # a new process: a few seconds
@@ -388,10 +394,19 @@ def _prose_commands(program):
 PROSE_COMMANDS = _prose_commands("aicircle")
 
 
-@pytest.mark.parametrize("line", [line for line in PROSE_COMMANDS if len(line.split()) > 2])
+def _is_synopsis(line):
+    return "[" in line or "..." in line
+
+
+@pytest.mark.parametrize("line", [line for line in PROSE_COMMANDS if len(line.split()) > 2 and not _is_synopsis(line)])
 def test_commands_in_the_prose_parse_as_written(line):
     args = cli.build_parser().parse_args(shlex.split(line)[1:])
     assert args.command
+
+
+@pytest.mark.parametrize("line", [line for line in PROSE_COMMANDS if _is_synopsis(line)])
+def test_synopses_in_the_prose_name_only_commands_and_options_the_parser_knows(line):
+    assert_synopsis_is_known(line, "README.md's prose")
 
 
 @pytest.mark.parametrize("line", [line for line in PROSE_COMMANDS if len(line.split()) == 2])
