@@ -185,7 +185,7 @@ def test_interrupting_the_report_half_way_leaves_the_previous_report_as_it_was(t
     else:
         assert not out.exists()
     assert _leftovers(tmp_path, "report") == []  # no partial folder, no lock
-    assert "[4/8] tipping points" in capsys.readouterr().err  # progress is shown
+    assert "[4/9] tipping points" in capsys.readouterr().err  # progress is shown
 
 
 # --------------------------------------------------------------------------- the destination
