@@ -26,10 +26,13 @@ The pipeline (each step a function; :func:`calibrate` runs them all):
    of a step in one batch), with the residuals scaled by the Birge ratio
    sqrt(chi2_min / dof) when the fit is worse than its sigmas claim.
 
-Steps 3, 5 and 6 take an ``executor`` (:func:`process_pool`, one process per
-core): the fit's starts, the profiles' parameters and each MCMC batch's
-walkers are shared out among its processes. Every residual depends on its own
-parameter set alone, so the results equal a run in one process, bit for bit.
+Steps 3 and 5 take an ``executor`` (:func:`process_pool`, one process per
+core): the fit's starts and the profiles' parameters are shared out among its
+processes; :func:`calibrate` runs the MCMC in one of them while the others
+work through the profiles (both need only the fit). The MCMC itself stays in
+one process: its batches of walkers are too small for a split to pay. Every
+residual depends on its own parameter set alone, so the results equal a run in
+one process, bit for bit.
 """
 
 from __future__ import annotations
@@ -310,8 +313,7 @@ _WORKER: dict = {}
 def process_pool(problem, workers=None):
     """A pool of ``workers`` processes (default: one per core), each holding ``problem``.
 
-    Pass it as ``executor`` to :func:`fit`, :func:`profiles` and
-    :func:`sample_posterior` with the same ``problem``; close it with ``with``.
+    Pass it as ``executor`` to :func:`fit` and :func:`profiles` with the same ``problem``; close it with ``with``.
     The processes are spawned (not forked), so a pool is safe from a threaded
     program.
     """
@@ -349,18 +351,6 @@ def _map(executor, func, problem, arguments):
     if executor is None:
         return (func(problem, *args) for args in arguments)
     return executor.map(_call, [func] * len(arguments), arguments)
-
-
-def _residuals(problem, X):
-    return problem.residuals(X)
-
-
-def _shared_residuals(executor, problem, X):
-    """``problem.residuals(X)``, the rows shared out among the pool's processes."""
-    if executor is None or len(X) < 2:
-        return problem.residuals(X)
-    n = min(len(X), executor.n_workers)
-    return np.vstack(list(_map(executor, _residuals, problem, [(part,) for part in np.array_split(X, n)])))
 
 
 def identifiability(jacobian, names, rel_tol=1e-3):
@@ -456,6 +446,11 @@ def profiles(problem, best, n_points=7, n_iter=8, progress=False, executor=None)
     return pd.DataFrame(rows), pd.DataFrame(intervals).set_index("parameter")
 
 
+def _posterior(problem, best, n_steps, burn, seed):
+    """:func:`sample_posterior` as :func:`calibrate` runs it, for a pool's process."""
+    return sample_posterior(problem, best, n_steps=n_steps, burn=burn, seed=seed)
+
+
 def _profile(problem, best, j, n_points, n_iter):
     """The profile of parameter ``j``: its curve's rows and its interval."""
     grid = np.unique(np.concatenate([np.linspace(problem.lower[j], problem.upper[j], n_points),
@@ -500,11 +495,8 @@ def _crossing(grid, d, x_best, direction):
 
 
 def sample_posterior(problem, best, n_walkers=None, n_steps=300, burn=100, thin=5, seed=0,
-                     progress=False, executor=None):
+                     progress=False):
     """An ensemble of plausible parameter sets (emcee, vectorised over walkers).
-
-    With an ``executor`` (see :func:`process_pool`) each batch of walkers is
-    shared out among its processes, with equal results.
 
     Returns
     -------
@@ -529,7 +521,7 @@ def sample_posterior(problem, best, n_walkers=None, n_steps=300, burn=100, thin=
         inside = np.all((X >= problem.lower) & (X <= problem.upper), axis=1)
         out = np.full(len(X), -np.inf)
         if inside.any():
-            r = _shared_residuals(executor, problem, X[inside])
+            r = problem.residuals(X[inside])
             out[inside] = -0.5 * np.sum(r * r, axis=1) / birge**2
         return out
 
@@ -619,14 +611,22 @@ def calibrate(model, targets=None, seed=0, k_max=30, n_starts=8, free=None, mcmc
         J, _ = problem.jacobian(best.x)
         ident = identifiability(J[: len(problem.targets)] * problem.prior_sigma[None, :], problem.free)
         t2 = _time.perf_counter()
+        burn = min(100, mcmc_steps // 3)
+        posterior = None
+        if mcmc_steps and executor is not None:  # in a process of its own, beside the profiles
+            posterior = executor.submit(_call, _posterior, (best, mcmc_steps, burn, seed))
         curves, intervals = profiles(problem, best, n_points=profile_points, progress=progress,
                                      executor=executor) if profile_points else (pd.DataFrame(), pd.DataFrame())
         timings["profiles"] = _time.perf_counter() - t2
-        t3 = _time.perf_counter()
-        ensemble, info = sample_posterior(problem, best, n_steps=mcmc_steps, burn=min(100, mcmc_steps // 3),
-                                          seed=seed, progress=progress, executor=executor) \
-            if mcmc_steps else (pd.DataFrame(columns=problem.free), {})
-        timings["mcmc"] = _time.perf_counter() - t3
+        if posterior is not None:
+            ensemble, info = posterior.result()
+        elif mcmc_steps:
+            ensemble, info = sample_posterior(problem, best, n_steps=mcmc_steps, burn=burn, seed=seed,
+                                              progress=progress)
+        else:
+            ensemble, info = pd.DataFrame(columns=problem.free), {}
+        # with a pool this overlaps the profiles: from the fit's end to the ensemble
+        timings["mcmc"] = _time.perf_counter() - t2 - (timings["profiles"] if posterior is None else 0.0)
     params = model.parameters["value"].copy()
     best_values = problem.to_params(best.x[None]).iloc[0]
     for p in problem.free:

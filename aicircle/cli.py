@@ -543,8 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="calibrate these parameters besides the screened ones (repeatable)")
     p.add_argument("--quick", action="store_true", help="fewer starts, no profiles or MCMC")
     p.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1,
-                   help="processes sharing the fit, profiles and MCMC; the result does not depend on "
-                        "their number (default: one per core, here %(default)s)")
+                   help="processes sharing the fit's starts and the profiles, the MCMC running beside "
+                        "them; the result does not depend on their number (default: one per core, here "
+                        "%(default)s)")
     force(p)
 
     p = command("validate", _cmd_validate, "compare the model's predictions with each target")

@@ -388,8 +388,8 @@ def test_an_interrupted_write_leaves_the_previous_file_and_no_temporary_file(tmp
 
 @pytest.mark.slow  # two spawned processes each import aicircle and rebuild the model
 def test_two_processes_give_the_same_calibration_bit_for_bit(model, synthetic, result):
-    # every residual depends on its own parameter set alone, so sharing the starts, the
-    # profiles' parameters and each MCMC batch among processes cannot change a number
+    # every residual depends on its own parameter set alone, so sharing the starts and the
+    # profiles' parameters among processes, and running the MCMC in one of them, cannot change a number
     shared = cal.calibrate(model, synthetic, free=["r", "K"], n_starts=3, mcmc_steps=30, profile_points=7,
                            seed=0, workers=2)
     np.testing.assert_array_equal(shared.fit.x, result.fit.x)
