@@ -17,12 +17,13 @@ import pandas as pd
 import pytest
 
 import aicircle as ac
+from conftest import mdl_text
 from aicircle import calibrate, circle, observables, scenarios, sensitivity, tipping
 
 NAN, INF = math.nan, math.inf
 
 # x' = g x - Lab Spending, with one docs/design.md §3 observable (Lab Revenue, a flow).
-MODEL = """{UTF-8}
+MODEL = mdl_text("""
 x = INTEG(g * x - Lab Spending, 1)
 	~	$B
 	~	The stock.
@@ -43,23 +44,7 @@ s = 0.1
 	~	1/Year [0, 0.5]
 	~	Spending rate.
 	|
-INITIAL TIME = 2020
-	~	Year
-	~	The initial time.
-	|
-FINAL TIME = 2030
-	~	Year
-	~	The final time.
-	|
-TIME STEP = 0.25
-	~	Year [0, ?]
-	~	The time step.
-	|
-SAVEPER = 1
-	~	Year [0, ?]
-	~	The save interval.
-	|
-"""
+""", initial_time=2020, final_time=2030, time_step=0.25, saveper=1)
 
 TARGETS = """id,observable,start,end,aggregation,value,unit,sigma,source,quote
 rev_2023,lab_revenue,2023-01-01,2023-12-31,total,2.0,$B,0.3,synthetic,a test row

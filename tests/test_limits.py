@@ -13,12 +13,13 @@ import pandas as pd
 import pytest
 
 import aicircle as ac
+from conftest import mdl_text
 from aicircle import _limits, circle, cli, integrate, sensitivity, tipping
 
 MIB = 2**20
 
 # x' = g x from 0 to 10 at TIME STEP 0.25, saved every year: 11 saved times, 41 steps.
-GROWTH = """{UTF-8}
+GROWTH = mdl_text("""
 x = INTEG(g * x, 1)
 	~	widgets
 	~	The stock.
@@ -31,23 +32,7 @@ h = 2
 	~	dmnl [1, 3]
 	~	Has no effect on x.
 	|
-INITIAL TIME = 0
-	~	Year
-	~	The initial time.
-	|
-FINAL TIME = 10
-	~	Year
-	~	The final time.
-	|
-TIME STEP = 0.25
-	~	Year [0, ?]
-	~	The time step.
-	|
-SAVEPER = 1
-	~	Year [0, ?]
-	~	The save interval.
-	|
-"""
+""", initial_time=0, final_time=10, time_step=0.25, saveper=1)
 
 
 @pytest.fixture
