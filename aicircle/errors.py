@@ -49,3 +49,7 @@ class TimeGridWarning(UserWarning):
 
 class SampleSizeWarning(UserWarning):
     """A sensitivity sample too small for the number of parameters (the indices are unreliable)."""
+
+
+class LoopPolarityWarning(UserWarning):
+    """A loop named in the model's comments (``R1``, ``B2``) whose letter contradicts its computed polarity."""
