@@ -524,13 +524,13 @@ class Model:
         self.__dict__.update(state)
 
     @property
-    def loops(self) -> dict:
+    def loop_tags(self) -> dict:
         """Feedback loops named in the variables' comments (``R1``, ``B2``, ...).
 
         Returns
         -------
         dict
-            Loop id -> names of the variables whose comment names it, in file order.
+            Tag -> names of the variables whose comment names it, in file order.
         """
         found: dict = {}
         for v in self._vars:
@@ -539,6 +539,140 @@ class Model:
             for loop in dict.fromkeys(re.findall(r"\b([RB][1-9][0-9]?)\b", v.doc)):
                 found.setdefault(loop, []).append(v.name)
         return {k: found[k] for k in sorted(found, key=lambda k: (k[0] != "R", int(k[1:])))}
+
+    # ------------------------------------------------------------------
+    # feedback loops and their dominance (aicircle.loops)
+    # ------------------------------------------------------------------
+    def _loop_structure(self):
+        from . import loops as _ltm
+
+        cache = self.__dict__.setdefault("_loop_cache", {})
+        if "structure" not in cache:
+            cache["structure"] = _ltm.Structure(self)
+        return cache["structure"]
+
+    def _loop_table(self, run=None) -> pd.DataFrame:
+        from . import loops as _ltm
+
+        if run is not None:
+            return _ltm.find_loops(self, run)
+        cache = self.__dict__.setdefault("_loop_cache", {})
+        if "table" not in cache:
+            cache["table"] = _ltm.find_loops(self)
+        return cache["table"].copy()
+
+    def loops(self, run=None) -> pd.DataFrame:
+        """The model's feedback loops, found from its structure (:mod:`aicircle.loops`).
+
+        Every elementary cycle of the causal graph when there are at most
+        ``aicircle.loops.MAX_ENUMERATED``; otherwise the strongest-path loop set
+        (Eberlein & Schoenberg 2020) along ``run``. Polarities whose sign is not
+        structural are evaluated along ``run``. A comment tag (``R1``, ``B2``, see
+        :attr:`loop_tags`) names the loop whose variables it shares most; a tag
+        whose letter contradicts that loop's computed polarity raises a
+        :class:`~aicircle.errors.LoopPolarityWarning` and shows as
+        ``tag_agrees == False``.
+
+        Parameters
+        ----------
+        run : pandas.DataFrame, optional
+            A :meth:`simulate` result holding every variable (the default
+            ``return_columns``); by default the model's own run, with its own values.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per loop, indexed by ``loop`` (its tag, or ``L<n>``): ``id``
+            (``L<n>``, shortest loops first), ``polarity`` (``R``, ``B``; ``R/B``
+            where the sign changes along the run, ``?`` where the loop is never
+            active in it), ``tag`` (``""`` for none), ``tag_agrees`` (None without a
+            tag), ``length`` (variables), ``stocks`` (how many of them are stocks),
+            ``variables`` (tuple of names, in the loop's causal order, starting at
+            the first in file order). ``attrs["method"]`` says how the loops were
+            found; ``attrs["unmatched_tags"]`` lists tags that name no loop.
+        """
+        from . import loops as _ltm
+
+        table = self._loop_table(run)
+        _ltm.warn_disagreements(table, self.path.name)
+        return table
+
+    def loop_scores(self, run, loops=None, params=None, relative=False) -> pd.DataFrame:
+        """Loop scores (Loops That Matter) along one run, at every saved time.
+
+        Parameters
+        ----------
+        run : pandas.DataFrame or xarray.Dataset
+            A :meth:`simulate` result, or one set of a :meth:`simulate_batch`
+            result (``batch.isel(set=k)``). It must hold every variable that
+            changes on or into a loop (the default ``return_columns`` of
+            :meth:`simulate` does; for a batch, ``return_columns=list(model.variables)``).
+        loops : pandas.DataFrame, optional
+            The loops to score, as :meth:`loops` returns (or rows of it); by
+            default ``self.loops()``.
+        params : dict, optional
+            Values of the constants the run was given that it does not hold as
+            columns (it holds them all with the default ``return_columns``).
+        relative : bool
+            Return each score over the sum of the absolute scores at that time
+            (``aicircle.loops.relative``), in [-1, 1].
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by the run's times, one column per loop (the index of
+            ``loops``); the first time, which has no previous one, is NaN.
+        """
+        from . import loops as _ltm
+
+        _check_flag("relative", relative)
+        table = self._loop_table() if loops is None else loops
+        times, index, scores = _ltm.scores(self, table, run, params)
+        if index is not None and len(index) != 1:
+            raise InvalidInput(f"loop_scores scores one run; this batch has {len(index)} sets: use "
+                               f"loop_scores_batch, or one set (batch.isel(set=k))")
+        frame = pd.DataFrame({k: v[:, 0] for k, v in scores.items()}, index=pd.Index(times, name="time"),
+                             columns=list(table.index))
+        frame.columns.name = "loop"
+        return _ltm.relative(frame) if relative else frame
+
+    def loop_scores_batch(self, batch, loops=None, params=None, relative=False):
+        """Loop scores of every set of a batch at once (vectorised); see :meth:`loop_scores`.
+
+        Parameters
+        ----------
+        batch : xarray.Dataset
+            A :meth:`simulate_batch` result with dims ``("set", "time")`` holding
+            every variable on or into a loop (``return_columns=list(model.variables)``).
+        params : dict or pandas.DataFrame, optional
+            Constants the batch was given that it does not hold: name -> number or
+            array of one value per set (a ``simulate_batch`` table).
+
+        Returns
+        -------
+        xarray.DataArray
+            dims ``("set", "time", "loop")``.
+        """
+        import xarray as xr
+
+        from . import loops as _ltm
+
+        _check_flag("relative", relative)
+        if not isinstance(batch, xr.Dataset) or "set" not in batch.dims:
+            raise InvalidInput("loop_scores_batch needs the Dataset of simulate_batch, with a 'set' dimension")
+        if isinstance(params, pd.DataFrame):
+            params = {c: params[c].to_numpy() for c in params.columns}
+        table = self._loop_table() if loops is None else loops
+        times, index, scores = _ltm.scores(self, table, batch, params)
+        data = np.stack([scores[k].T for k in table.index], axis=-1) if len(table) else \
+            np.empty((len(index), len(times), 0))
+        if relative:
+            with np.errstate(all="ignore"):
+                total = np.abs(data).sum(axis=-1, keepdims=True)
+                data = np.where(total > 0, data / np.where(total > 0, total, 1.0), np.nan)
+        return xr.DataArray(data, dims=("set", "time", "loop"),
+                            coords={"set": index, "time": times, "loop": list(table.index)},
+                            name="relative loop score" if relative else "loop score")
 
     def __repr__(self):
         return (f"<aicircle.Model {self.path.name}: {len(self.stocks)} stocks, "
