@@ -145,11 +145,50 @@ def _cmd_describe(args):
     print(f"\nscenarios ({len(lib)}):")
     for name, sc in lib.items():
         print(f"  {name:28s} {sc.description}")
-    loops = model.loops
+    loops = model.loop_tags
     if loops:
-        print(f"\nfeedback loops ({len(loops)}):")
+        print(f"\nfeedback loops named in the comments ({len(loops)}; 'aicircle loops' finds them all):")
         for loop, names in loops.items():
             print(f"  {loop}: {', '.join(names)}")
+
+
+def _cmd_loops(args):
+    from . import loops as _ltm
+    from . import scenarios
+
+    _check_json(args, ("--params", args.params))
+    model = _load(args.model)
+    params = _base_params(args, model)
+    if args.scenario is not None:
+        params = {**params, **scenarios.scenario_params(model, args.scenario)}
+    run = model.simulate(params=params)
+    table = model.loops(run)
+    scores = model.loop_scores(run, loops=table)
+    periods = _ltm.dominance(scores)
+    share = _ltm.relative(scores).abs().mean()
+    print(f"{len(table)} feedback loops of {model.path.name} ({table.attrs['method']})")
+    print(f"{'loop':6s} {'polarity':8s} {'tag':4s} {'mean share':>10s}  variables")
+    for name, row in table.iterrows():
+        note = "" if row["tag_agrees"] is not False else f"  (tagged {row['tag']}: polarity disagrees)"
+        print(f"{name:6s} {row['polarity']:8s} {row['tag'] or '-':4s} {share[name]:10.3f}  "
+              f"{' -> '.join(row['variables'])}{note}")
+    if table.attrs.get("unmatched_tags"):
+        print(f"tags in the comments that name no loop found: {', '.join(table.attrs['unmatched_tags'])}")
+    print("\ndominant loop (largest absolute relative score) by period:")
+    for row in periods.itertuples():
+        print(f"  {row.start:10g} to {row.end:10g}  {row.loop:6s} ({row.polarity})  share {row.share:.2f}")
+    if args.json:
+        rel = _ltm.relative(scores)
+        _write_json(args.json, {
+            "model": str(model.path), "scenario": args.scenario, "method": table.attrs["method"],
+            "loops": [{"loop": name, "id": row["id"], "polarity": row["polarity"], "tag": row["tag"] or None,
+                       "tag_agrees": row["tag_agrees"], "variables": list(row["variables"]),
+                       "mean_share": float(share[name])} for name, row in table.iterrows()],
+            "unmatched_tags": table.attrs.get("unmatched_tags", []),
+            "dominance": periods.to_dict("records"),
+            "times": [float(t) for t in scores.index],
+            "scores": {k: [None if not math.isfinite(v) else float(v) for v in scores[k]] for k in scores},
+            "relative": {k: [None if not math.isfinite(v) else float(v) for v in rel[k]] for k in rel}})
 
 
 def _bounds(text: str):
@@ -584,6 +623,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_positive_int, help="SALib's base sample size N")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--json", help="write the indices as JSON to this file")
+    _params_options(p)
+    force(p)
+
+    p = command("loops", _cmd_loops, "find the feedback loops and which dominates when (Loops That Matter; "
+                "the shipped model runs with its shipped calibration)")
+    p.add_argument("model", nargs="?", type=_text("MODEL"),
+                   help="a .mdl or .xmile model (default: the shipped model)")
+    p.add_argument("--scenario", type=_text("--scenario"),
+                   help="a named scenario (see 'aicircle describe')")
+    p.add_argument("--json", help="write the loops, their scores and the dominant loops as JSON to this file")
     _params_options(p)
     force(p)
 

@@ -598,7 +598,7 @@ def plot_structure(model, title=None):
     ax.set_title("Money flows between the cash stocks (each leaves one stock, enters one other)")
     ax2.axis("off")
     lines = []
-    for loop, names in model.loops.items():
+    for loop, names in model.loop_tags.items():
         lines.append(f"{loop}: " + ", ".join(names[:7]) + (" …" if len(names) > 7 else ""))
     others = [s for s in flows if s not in cash]
     text = "Feedback loops (variables whose comments close them)\n\n" + "\n\n".join(

@@ -952,7 +952,7 @@ def _write_document(doc, study: _Study, sobol_n, n_draws, command):
     doc.heading("The model")
     doc.text(f"{len(model.stocks)} stocks, {len(model.parameters)} parameters, "
              f"{len(model.variables)} variables; the feedback loops named in its comments: "
-             f"{', '.join(model.loops)}. See docs/model.md for the model in words.")
+             f"{', '.join(model.loop_tags)}. See docs/model.md for the model in words.")
     figure("structure")
     doc.heading("Calibration")
     stats, fit = f["stats"], study.calib.get("fit", {})

@@ -317,7 +317,7 @@ def test_every_design_observable_is_a_model_variable(model):
 
 @pytest.mark.parametrize("loop", LOOPS)
 def test_feedback_loop_is_named_in_a_variable_comment(model, loop):
-    assert model.loops.get(loop), f"no variable's comment names loop {loop}"
+    assert model.loop_tags.get(loop), f"no variable's comment names loop {loop}"
 
 
 @pytest.mark.parametrize("name", SCENARIO_SIZES)
