@@ -196,12 +196,12 @@ def _check_finite(prog, times, data, solver):
         return
     at_time = bad.any(axis=2)  # (n_outputs, n_times)
     k = int(np.argmax(at_time.any(axis=0)))
-    j = min(np.flatnonzero(at_time[:, k]), key=lambda j: prog.outputs[j])  # first in file order
+    j = min(np.flatnonzero(at_time[:, k]), key=lambda j: prog.output_rows[j])  # first in file order
     s = int(np.argmax(bad[j, k]))
     value = data[j, k, s]
     where = f" (parameter set {s})" if data.shape[2] > 1 else ""
     raise IntegrationError(
-        f"{prog.source}: '{prog.vars[prog.outputs[j]].name}' is {value} at t={times[k]:g}{where} "
+        f"{prog.source}: '{prog.row_label(*prog.output_rows[j])}' is {value} at t={times[k]:g}{where} "
         f"with solver {solver}; the model diverges or divides by zero there (allow_nonfinite=True "
         f"or --keep-nonfinite keeps the run going)")
 
@@ -238,13 +238,12 @@ class _Rings:
     """DELAY FIXED pipelines: PySD's ring buffers, one per discrete delay."""
 
     def __init__(self, prog, y0, delay_times, dt):
-        nc = len(prog.stocks)
-        self.rows = [nc + i for i in prog.delay_fixed]
+        self.rows = [prog.discrete_rows[i] for i in prog.delay_fixed]
         self.pipes = []
         for i, row, dtime in zip(prog.delay_fixed, self.rows, delay_times):
             delay = time_setting("DELAY FIXED delay time", dtime)
             order = max(delay / dt, 1) if math.isfinite(delay) else math.inf
-            size = order * y0.shape[1] * 8
+            size = order * y0[row].size * 8
             if not size <= MAX_DELAY_BUFFER_BYTES:
                 name = prog.vars[prog.discrete[i]].name.split("#")[0]
                 raise InvalidInput(
@@ -293,12 +292,12 @@ class _Noise:
     BLOCK = 256
 
     def __init__(self, prog, noise, n, seed, first_set):
-        nc = len(prog.stocks)
+        nc = prog.n_continuous
         rows, sigmas = [], []
         for vid, sigma in noise.items():
             name = prog.vars[vid].name
             row = prog.state_index.get(vid)
-            if row is None or row >= nc:
+            if row is None or vid not in prog.stocks:
                 raise InvalidInput(f"noise is added to stocks only; '{name}' is not a stock")
             try:
                 s = float(sigma)
@@ -306,8 +305,9 @@ class _Noise:
                 raise InvalidInput(f"noise on '{name}' must be a number, got {sigma!r}") from None
             if not (math.isfinite(s) and s >= 0):
                 raise InvalidInput(f"noise on '{name}' must be a finite sigma >= 0, got {sigma!r}")
-            rows.append(row)
-            sigmas.append(s)
+            block = [row] if isinstance(row, int) else list(range(row.start, row.stop))
+            rows += block
+            sigmas += [s] * len(block)
         try:
             streams = [np.random.SeedSequence(seed, spawn_key=(first_set + j,)) for j in range(n)]
         except (TypeError, ValueError) as err:
@@ -336,7 +336,7 @@ def _discrete_update(prog, Y, nexts, rings, nc):
         if i in fixed:
             ring_inputs.append(value)
         else:
-            Y[nc + i] = value
+            Y[prog.discrete_rows[i]] = value
     if ring_inputs:
         rings.push(Y, ring_inputs)
 
@@ -348,7 +348,7 @@ def _fixed_step(prog, consts, Y, times, saved, dt, n, stepper):
     one step from ``t`` in place; ``dY`` holds the derivatives at ``t`` and
     ``nexts`` the discrete states' next values computed there.
     """
-    n_out = len(prog.outputs)
+    n_out = len(prog.output_rows)
     out = np.empty((n_out, int(saved.sum()), n))
     dY, B = prog.buffers(n)
     advance = stepper(dY, B)
@@ -369,7 +369,7 @@ def _fixed_step(prog, consts, Y, times, saved, dt, n, stepper):
 
 
 def _euler(prog, consts, Y, delay_times, times, saved, dt, n, noise=None):
-    nc = len(prog.stocks)
+    nc = prog.n_continuous
     Yc = Y[:nc]
     inc = np.empty_like(Yc)
     nn = prog.non_negative
@@ -395,7 +395,7 @@ def _euler(prog, consts, Y, delay_times, times, saved, dt, n, noise=None):
 
 
 def _rk4(prog, consts, Y, times, saved, dt, n):
-    nc = len(prog.stocks)
+    nc = prog.n_continuous
     rhs = prog.rhs
 
     def stepper(dY, B):
@@ -424,7 +424,7 @@ def _rk4(prog, consts, Y, times, saved, dt, n):
 def _euler_dynamic(prog, P, consts, Y, delay_times, t0, n, noise=None):
     """Euler with time settings that are functions of time (PySD's semantics)."""
     dY, B = prog.buffers(n)
-    nc = len(prog.stocks)
+    nc = prog.n_continuous
     rows, times = [], []
     rings = None
     t = t0
@@ -453,22 +453,29 @@ def _euler_dynamic(prog, P, consts, Y, delay_times, t0, n, noise=None):
             _discrete_update(prog, Y, nexts, rings, nc)
         t = t + dt
     data = np.array(rows).transpose(1, 0, 2) if rows and prog.outputs else \
-        np.empty((len(prog.outputs), len(times), n))
+        np.empty((len(prog.output_rows), len(times), n))
     return np.array(times), data
+
+
+def _one_set(p, s):
+    """Set ``s``'s value of a parameter: a number, an array (n,) or a subscripted (n_elements, n)."""
+    if np.ndim(p) == 2:
+        return p[:, s:s + 1] if p.shape[1] > 1 else p
+    return p[s] if np.ndim(p) else p
 
 
 def _adaptive(prog, P, y0, save_times, dt, n, solver, rtol, atol, max_step):
     from scipy.integrate import solve_ivp
 
-    nc = len(prog.stocks)
-    n_out = len(prog.outputs)
+    nc = prog.n_continuous
+    n_out = len(prog.output_rows)
     out = np.empty((n_out, len(save_times), n))
     nn = np.array(prog.non_negative, dtype=int)
     kwargs = {"rtol": rtol, "atol": atol}
     if max_step is not None:
         kwargs["max_step"] = max_step
     for s in range(n):
-        Ps = [p[s] if np.ndim(p) else p for p in P]
+        Ps = [_one_set(p, s) for p in P]
         consts, _, _ = prog.initialise(Ps, save_times[0], dt, 1)
         dY, B = prog.buffers(1)
         rhs = prog.rhs
@@ -487,7 +494,7 @@ def _adaptive(prog, P, y0, save_times, dt, n, solver, rtol, atol, max_step):
                 # retry forever)
                 trials[0] += 1
                 if trials[0] >= (1 if solver == "lsoda" else _MAX_NONFINITE_TRIALS):
-                    bad = prog.vars[prog.stocks[int(np.argmin(np.isfinite(d)))]].name
+                    bad = prog.row_name(int(np.argmin(np.isfinite(d))))
                     raise IntegrationError(
                         f"{prog.source}: the rate of '{bad}' is not finite at t={t:g} ({solver}) "
                         f"and the solver cannot step past it; the model diverges there")
@@ -515,7 +522,7 @@ def _adaptive(prog, P, y0, save_times, dt, n, solver, rtol, atol, max_step):
             Yt = sol.y
             if not np.all(np.isfinite(Yt)):
                 k = int(np.argmax(~np.all(np.isfinite(Yt), axis=0)))
-                bad = prog.vars[prog.stocks[int(np.argmax(~np.isfinite(Yt[:, k])))]].name
+                bad = prog.row_name(int(np.argmax(~np.isfinite(Yt[:, k]))))
                 raise IntegrationError(
                     f"{prog.source}: '{bad}' is {Yt[:, k][~np.isfinite(Yt[:, k])][0]} at "
                     f"t={save_times[k]:g} ({solver}); the model diverges there")

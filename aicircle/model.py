@@ -107,16 +107,21 @@ class Model:
         for v in visible:
             if v.kind == "const" and not v.unchangeable:
                 lo, hi = (v.limits + (None, None))[:2]
-                rows.append({"name": v.name, "value": v.expr[1], "units": v.units,
-                             "min": _limit(lo), "max": _limit(hi), "doc": v.doc})
+                # a subscripted constant: one row per element, named as simulate's columns
+                names = [v.name] if v.size is None else \
+                    [f"{v.name}[{label}]" for label in compiler.element_labels(v.dims)]
+                values = [v.expr[1]] if v.size is None else list(v.expr[1][:, 0])
+                for name, value in zip(names, values):
+                    rows.append({"name": name, "value": value, "units": v.units,
+                                 "min": _limit(lo), "max": _limit(hi), "doc": v.doc})
         self.parameters = pd.DataFrame(rows, columns=["name", "value", "units", "min", "max", "doc"]
                                        ).set_index("name")
         # compile every variable now, so that a broken model fails at load
         self._program(frozenset(), tuple(self._by_clean[clean_name(n)] for n in self.variables))
         base = self._program(frozenset(), ())
-        self.state_names = tuple(vars_[vid].name for vid in base.states)
+        self.state_names = tuple(base.row_name(row) for row in range(base.n_state_rows))
         # the states an ODE solver integrates (the rest are discrete: SAMPLE IF TRUE, DELAY FIXED)
-        self.continuous_states = tuple(vars_[vid].name for vid in base.stocks)
+        self.continuous_states = self.state_names[:base.n_continuous]
         self._observable_defaults = None
 
     # ------------------------------------------------------------------
@@ -180,9 +185,15 @@ class Model:
             raise InvalidInput(f"params must map names to values, got {type(params).__name__}")
         values = {}
         given = {}
+        elements: dict = {}  # subscripted constants set element by element: vid -> {element: value}
         for name, value in (params or {}).items():
-            vid = self._vid(name)
+            vid, element = self._vid_element(name)
             var = self._vars[vid]
+            if element is not None:
+                if var.kind != "const":
+                    raise InvalidInput(f"'{name}': only a constant is set element by element")
+                elements.setdefault(vid, {})[element] = value
+                continue
             if vid in given:
                 raise InvalidInput(f"params name '{var.name}' twice: as '{given[vid]}' and '{name}'")
             given[vid] = name
@@ -197,11 +208,76 @@ class Model:
             if vid in self._structural:
                 raise InvalidInput(f"'{var.name}' sets the order of a delay or smooth, which is fixed "
                                    f"when the model is loaded; edit it in the model file")
+            if var.size is not None:
+                values[vid] = self._subscripted_value(var, value, allow_arrays)
+                continue
             arr = _check_number(var.name, value)
             if arr.ndim and not allow_arrays:
                 raise InvalidInput(f"value of '{var.name}' must be a single number")
             values[vid] = float(arr) if arr.ndim == 0 else arr
+        for vid, by_element in elements.items():
+            var = self._vars[vid]
+            base = values.get(vid, var.expr[1])
+            values[vid] = self._subscripted_value(var, by_element, allow_arrays, base)
         return values
+
+    def _vid_element(self, name):
+        """``(vid, None)`` for a variable's name; ``(vid, j)`` for ``"Name[a,b]"``, its element j."""
+        if isinstance(name, str) and name.rstrip().endswith("[") is False and "[" in name \
+                and clean_name(name) not in self._by_clean:
+            base, _, rest = name.partition("[")
+            vid = self._vid(base)
+            var = self._vars[vid]
+            label = ",".join(part.strip() for part in rest.rstrip().rstrip("]").split(","))
+            labels = compiler.element_labels(var.dims) if var.dims else []
+            by_clean = {clean_name(x): j for j, x in enumerate(labels)}
+            if clean_name(label) not in by_clean:
+                raise UnknownName(f"'{name}': '{var.name}' has no element [{label}]"
+                                  + (f"; its elements are {', '.join(labels[:6])}..." if labels else
+                                     " (it has no subscripts)"))
+            return vid, by_clean[clean_name(label)]
+        return self._vid(name), None
+
+    def _subscripted_value(self, var, value, allow_arrays, base=None):
+        """A subscripted constant's value, shape (n_elements, 1) or (n_elements, n_sets).
+
+        ``value`` is a number or an array (n_sets,) for every element, a dict element ->
+        value (element positions from :meth:`_vid_element`, or ``"a,b"`` labels), or an
+        xarray.DataArray over the variable's dimensions.
+        """
+        size = var.size
+        labels = compiler.element_labels(var.dims)
+        if hasattr(value, "dims") and hasattr(value, "transpose"):  # an xarray.DataArray
+            names = [d for d, _ in var.dims]
+            if set(value.dims) - set(names):
+                raise InvalidInput(f"value of '{var.name}' has dims {value.dims}; the variable's are {names}")
+            value = value.expand_dims([d for d in names if d not in value.dims])
+            value = value.sel({d: elems for d, elems in var.dims}).transpose(*names)
+            arr = _check_number(var.name, value.to_numpy()).reshape(size, 1)
+            return arr
+        if hasattr(value, "items"):
+            out = np.array(var.expr[1] if base is None else base, dtype=float)
+            by_clean = {clean_name(x): j for j, x in enumerate(labels)}
+            for element, v in value.items():
+                j = element if isinstance(element, (int, np.integer)) else by_clean.get(
+                    clean_name(",".join(str(element).split(","))) if not isinstance(element, tuple)
+                    else clean_name(",".join(map(str, element))))
+                if j is None:
+                    raise UnknownName(f"'{var.name}' has no element [{element}]; its elements are "
+                                      f"{', '.join(labels[:6])}{'...' if len(labels) > 6 else ''}")
+                arr = _check_number(f"{var.name}[{labels[j]}]", v)
+                if arr.ndim and not allow_arrays:
+                    raise InvalidInput(f"value of '{var.name}[{labels[j]}]' must be a single number")
+                if arr.ndim and out.shape[1] != arr.shape[0]:
+                    out = np.array(np.broadcast_to(out, (size, arr.shape[0])))
+                out[j] = arr
+            return out
+        arr = _check_number(var.name, value)
+        if arr.ndim > 1 or (arr.ndim and not allow_arrays):
+            raise InvalidInput(f"value of '{var.name}' must be a number (all its elements), a dict by "
+                               f"element or an xarray.DataArray")
+        return np.array(np.broadcast_to(arr.reshape(1, -1) if arr.ndim else arr.reshape(1, 1),
+                                        (size, arr.size if arr.ndim else 1)))
 
     def _controls_overrides(self, final_time, time_step, saveper, initial_time=None):
         values = {}
@@ -300,7 +376,7 @@ class Model:
         times, data = integrate.run(prog, P, init, 1, integrate.solver_name(solver),
                                     rtol=rtol, atol=atol, max_step=max_step,
                                     allow_nonfinite=allow_nonfinite)
-        cols = [self._vars[vid].name for vid in outputs]
+        cols = [prog.row_label(vid, j) for vid, j in prog.output_rows]
         frame = pd.DataFrame(data[:, :, 0].T if data.size else np.empty((len(times), 0)),
                              index=pd.Index(times, name="time"), columns=cols)
         return frame
@@ -369,7 +445,7 @@ class Model:
         solver = integrate.solver_name(solver)
         from . import _limits
 
-        first = {vid: (v[:1] if np.ndim(v) else v) for vid, v in {**values_all, **controls}.items()}
+        first = {vid: _sets(v, 0, 1) for vid, v in {**values_all, **controls}.items()}
         _limits.check_run(prog, self._default_P(prog, first), n, chunk_size, solver, "simulate_batch",
                           "fewer sets (rows of table), fewer return_columns or a larger saveper")
         if noise is not None and not hasattr(noise, "items"):
@@ -380,7 +456,7 @@ class Model:
         starts = range(0, n, chunk_size)
         for start in integrate.progress(starts, progress, "simulate_batch", unit="chunk"):
             stop = min(n, start + chunk_size)
-            vals = {vid: (v[start:stop] if np.ndim(v) else v) for vid, v in values_all.items()}
+            vals = {vid: _sets(v, start, stop) for vid, v in values_all.items()}
             vals.update(controls)
             init = {vid: (v[start:stop] if np.ndim(v) else v) for vid, v in init_all.items()}
             P = self._default_P(prog, vals)
@@ -391,10 +467,23 @@ class Model:
             times = t if times is None else times
             chunks.append(data)
         data = np.concatenate(chunks, axis=2)
-        ds = xr.Dataset(
-            {self._vars[vid].name: (("set", "time"), data[i].T) for i, vid in enumerate(outputs)},
-            coords={"set": table.index.to_numpy(), "time": times})
-        return ds
+        variables = {}
+        coords = {"set": table.index.to_numpy(), "time": times}
+        row = 0
+        for vid in outputs:
+            var = self._vars[vid]
+            if var.size is None:
+                variables[var.name] = (("set", "time"), data[row].T)
+                row += 1
+                continue
+            # a subscripted variable: dims ("set", "time", *its dimensions)
+            block = data[row:row + var.size].transpose(2, 1, 0)
+            shape = tuple(len(elems) for _, elems in var.dims)
+            variables[var.name] = (("set", "time") + tuple(d for d, _ in var.dims),
+                                   block.reshape(block.shape[:2] + shape))
+            coords.update({d: list(elems) for d, elems in var.dims})
+            row += var.size
+        return xr.Dataset(variables, coords=coords)
 
     def state_at(self, time, params=None, solver="euler") -> np.ndarray:
         """The full state (hidden states included) at ``time``, shape ``(n_states,)``.
@@ -682,6 +771,13 @@ class Model:
 def _check_flag(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise InvalidInput(f"{name} must be True or False, got {value!r}")
+
+
+def _sets(value, start, stop):
+    """Sets ``start:stop`` of a parameter's value (a number, an array (n,), or (n_elements, n))."""
+    if np.ndim(value) == 2:
+        return value[:, start:stop] if value.shape[1] > 1 else value
+    return value[start:stop] if np.ndim(value) else value
 
 
 def _batch_size(values):

@@ -111,6 +111,135 @@ def lookup(x, xs, ys, kind):
 
 
 # --------------------------------------------------------------------------
+# Subscripts: values of shape (n_elements, n_sets), see aicircle.compiler.subscripts
+# --------------------------------------------------------------------------
+
+
+def rows(x, k):
+    """``x`` as a subscripted value of ``k`` elements: shape ``(k, n_sets)`` (a broadcast view)."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 2:
+        return x
+    width = x.shape[-1] if x.ndim else 1
+    return np.broadcast_to(x.reshape(1, width), (k, width))
+
+
+def assemble(*args):
+    """A variable of ``k`` elements from the values of its equations: ``assemble(*values, k, positions)``.
+
+    ``positions[i]`` are the elements (int array) that ``values[i]`` computes; an
+    element no equation defines is NaN.
+    """
+    *values, k, positions = args
+    width = max([np.shape(v)[-1] for v in values if np.ndim(v)] + [1])
+    out = np.full((k, width), np.nan)
+    for pos, value in zip(positions, values):
+        out[pos] = value
+    return out
+
+
+_REDUCE = {"sum": np.nansum, "prod": np.nanprod, "min": np.fmin.reduce, "max": np.fmax.reduce}
+
+
+def reduce(x, how, axes):
+    """Vensim's SUM, PROD, VMIN, VMAX over the grid axes ``axes`` (NaN skipped, as PySD's xarray does)."""
+    return _REDUCE[how](np.asarray(x, dtype=float), axis=axes)
+
+
+def _one_integer(name, value):
+    """An action argument of VECTOR SELECT: one whole number, the same for every set."""
+    arr = np.asarray(value, dtype=float)
+    first = float(arr.flat[0])
+    if not np.all(arr == first) or first != int(first):
+        raise InvalidInput(f"VECTOR SELECT's {name} must be one whole number; got {value!r}")
+    return int(first)
+
+
+def vector_select(selection, expression, missing, action, errors, axes):
+    """Vensim's VECTOR SELECT over the grid axes ``axes`` (PySD's ``vector_select``).
+
+    ``action`` (0 to 10) and ``errors`` (0 to 3) are Vensim's numerical and error
+    actions; they may change with time, but must be one whole number at a time.
+    """
+    action = _one_integer("numerical action", action)
+    errors = _one_integer("error action", errors)
+    if action not in range(11):
+        raise InvalidInput(f"VECTOR SELECT's numerical action must be 0 to 10; got {action}")
+    sel, expr = np.broadcast_arrays(np.asarray(selection, dtype=float), np.asarray(expression, dtype=float))
+    off = sel == 0
+    zeros = np.all(off, axis=axes)
+    if errors in (1, 3) and np.any(zeros):
+        raise FloatingPointError("VECTOR SELECT: all the values of the selection array are 0")
+    if errors in (2, 3) and np.any(np.sum(~off, axis=axes) > 1):
+        raise FloatingPointError("VECTOR SELECT: more than one non-zero value in the selection array")
+    if action < 5:
+        values = sel * expr
+    elif action == 5:
+        values = expr ** sel
+    else:
+        values = expr
+    values = np.where(off, np.nan, values)
+    if action in (0, 6):
+        out = np.nansum(values, axis=axes)
+    elif action in (1, 5, 7):
+        out = np.nanprod(values, axis=axes)
+    elif action in (2, 8):
+        out = np.fmin.reduce(values, axis=axes)
+    elif action in (3, 9):
+        out = np.fmax.reduce(values, axis=axes)
+    else:
+        count = np.sum(~off, axis=axes)
+        out = np.nansum(values, axis=axes) / np.where(count == 0, 1, count)
+    return np.where(zeros, missing, out)
+
+
+def _along_last(x, shape):
+    """``x`` (n_elements, n_sets) with its elements as the axes ``shape``; the last of them is sorted."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim < 2:
+        x = rows(x, int(np.prod(shape)))
+    return x.reshape(tuple(shape) + x.shape[-1:]), len(shape) - 1
+
+
+def vector_sort_order(vector, shape, direction):
+    """Vensim's VECTOR SORT ORDER along the last subscript (PySD: argsort, flipped for direction <= 0)."""
+    v, axis = _along_last(vector, shape)
+    order = np.argsort(v, axis=axis)
+    if direction <= 0:
+        order = np.flip(order, axis=axis)
+    return order.reshape(-1, v.shape[-1]).astype(float)
+
+
+def vector_rank(vector, shape, direction):
+    """Vensim's VECTOR RANK along the last subscript: 1 for the first in sort order."""
+    order, axis = _along_last(vector_sort_order(vector, shape, direction), shape)
+    return (np.argsort(order, axis=axis) + 1).reshape(-1, order.shape[-1]).astype(float)
+
+
+def vector_reorder(vector, order, shape):
+    """Vensim's VECTOR REORDER along the last subscript: element ``i`` is ``vector[order[i]]``."""
+    v, axis = _along_last(vector, shape)
+    o, _ = _along_last(order, shape)
+    v, o = np.broadcast_arrays(v, o)
+    return np.take_along_axis(v, o.astype(np.intp), axis=axis).reshape(-1, v.shape[-1])
+
+
+def lookup_elements(x, index, tables):
+    """Each element's own lookup table at ``x``: ``tables[index]``, a tuple ``(xs, ys, kind)`` each."""
+    if isinstance(index, int):
+        return lookup(x, *tables[index])
+    x = np.asarray(x, dtype=float)
+    shape = np.broadcast_shapes(x.shape, np.shape(index))
+    x = np.broadcast_to(x, shape)
+    index = np.broadcast_to(index, shape)
+    out = np.empty(shape)
+    for i, table in enumerate(tables):
+        mask = index == i
+        out[mask] = lookup(x[mask], *table)
+    return out
+
+
+# --------------------------------------------------------------------------
 # Smooth stand-ins of the non-smooth operations (continuation only)
 # --------------------------------------------------------------------------
 
@@ -272,7 +401,8 @@ def smooth_lookup(x, xs, ys, eps):
 
 def namespace() -> dict:
     """The globals generated code runs in: numpy as ``np`` and the functions it calls, by name."""
-    called = (if_then_else, log, xidz, zidz, quantum, modulo, lookup, smooth_max, smooth_min,
+    called = (if_then_else, log, xidz, zidz, quantum, modulo, lookup, rows, assemble, reduce,
+              vector_select, vector_sort_order, vector_rank, vector_reorder, lookup_elements, smooth_max, smooth_min,
               smooth_abs, smooth_greater, smooth_less, smooth_if, smooth_and, smooth_or, smooth_not,
               smooth_lookup)
     return {"np": np, **{f.__name__: f for f in called}}

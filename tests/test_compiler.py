@@ -10,6 +10,7 @@ import shutil
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -536,10 +537,65 @@ def test_macro_variables_are_not_model_variables(tmp_path):
 
 # --------------------------------------------------------------------------- what the compiler refuses
 
-def test_subscripted_model_is_refused_naming_subscripts_and_the_variable(tmp_path):
-    path = write_mdl(tmp_path, "region: north, south", "population[region] = 2",
-                     "total = SUM(population[region!])")
-    with pytest.raises(ac.UnsupportedFeature, match=r"subscripts in 'population'"):
+SUBSCRIPTED = (
+    "region: north, south, east ~ ~ |",
+    "north south: north, south ~ ~ |",
+    "age: young, mid, old ~ ~ |",
+    "older: mid, old ~ ~ |",
+    "younger: young, mid -> older ~ ~ |",
+    "capacity[region] = 2, 3, 5 ~ ~ |",
+    "population[region, age] = INTEG(inflow[region, age] - outflow[region, age], capacity[region] * 10) ~ ~ |",
+    "outflow[region, age] = population[region, age] / 20 ~ ~ |",
+    "inflow[region, young] = births[region] ~~|\ninflow[region, older] = outflow[region, younger] ~ ~ |",
+    "births[north south] = 4 ~~|\nbirths[east] = 1 + Time / 10 ~ ~ |",
+    "total = SUM(population[region!, age!]) ~ ~ |",
+    "oldest[age] = VMAX(population[region!, age]) ~ ~ |",
+    "smoothed[region] = SMOOTH(births[region], 2) ~ ~ |",
+    "rank[region] = VECTOR RANK(capacity[region], 1) ~ ~ |",
+)
+
+
+@pysd_reference
+@pytest.mark.filterwarnings("ignore:The inplace keyword")  # PySD's flattening of subscripted output (Pandas4Warning)
+def test_subscripted_model_equals_pysd_element_by_element(tmp_path):
+    # one equation per variable computes all its elements: mappings (later -> age),
+    # subranges, partial definitions, SUM/VMAX over "!" dimensions, a subscripted SMOOTH
+    path = write_mdl(tmp_path, *SUBSCRIPTED, time_step=0.25)
+    columns = [f"population[{r},{a}]" for r in ("north", "south", "east") for a in ("young", "mid", "old")]
+    assert_same_as_pysd(path, tmp_path, columns + ["total", "oldest[young]", "oldest[old]", "smoothed[east]",
+                                                   "rank[north]", "rank[east]"])
+
+
+def test_subscripted_constants_are_set_whole_by_element_or_as_a_dataarray(tmp_path):
+    import xarray as xr
+
+    model = ac.load(write_mdl(tmp_path, *SUBSCRIPTED))
+    first = lambda params: model.simulate(params=params, return_columns=["capacity"]).iloc[0].tolist()  # noqa: E731
+    assert first(None) == [2.0, 3.0, 5.0]
+    assert first({"capacity": 7}) == [7.0, 7.0, 7.0]
+    assert first({"capacity": {"south": 1}}) == [2.0, 1.0, 5.0]
+    assert first({"capacity[east]": 4}) == [2.0, 3.0, 4.0]
+    da = xr.DataArray([9.0, 8.0, 7.0], dims=["region"], coords={"region": ["east", "south", "north"]})
+    assert first({"capacity": da}) == [7.0, 8.0, 9.0]
+    assert "capacity[south]" in model.parameters.index
+
+
+def test_subscripted_batch_has_the_model_dimensions_and_equals_single_runs(tmp_path):
+    model = ac.load(write_mdl(tmp_path, *SUBSCRIPTED))
+    table = pd.DataFrame({"capacity[north]": [1.0, 2.0, 4.0]})
+    ds = model.simulate_batch(table, return_columns=["population", "total"])
+    assert ds["population"].dims == ("set", "time", "region", "age")
+    assert ds["total"].dims == ("set", "time")
+    for s, value in enumerate(table["capacity[north]"]):
+        single = model.simulate(params={"capacity[north]": value}, return_columns=["population"])
+        np.testing.assert_array_equal(ds["population"].isel(set=s).sel(region="north", age="old"),
+                                      single["population[north,old]"])
+
+
+def test_an_unresolvable_subscript_is_refused_naming_it(tmp_path):
+    path = write_mdl(tmp_path, "region: north, south ~ ~ |", "age: young, old ~ ~ |",
+                     "x[region] = 1 ~ ~ |", "y[age] = x[region] ~ ~ |")
+    with pytest.raises(ac.UnsupportedFeature, match=r"the subscript 'region' in 'y'"):
         ac.load(path)
 
 

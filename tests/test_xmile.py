@@ -183,8 +183,9 @@ def test_peer_model_export_runs_like_the_original_in_pysd(path, tmp_path):
 def test_peer_model_export_keeps_every_variable_name(path, tmp_path):
     xmile = tmp_path / (path.stem + ".xmile")
     text, construct = run_or_refusal(path, lambda: export_xmile(path, xmile))
-    if construct is not None:  # refused naming a construct not supported yet: so does aicircle.load
-        assert run_or_refusal(path, lambda: ac.load(path))[1] is not None
+    if construct is not None:  # refused naming a construct not supported yet: so does aicircle.load,
+        # except subscripts, which the compiler supports (issue 14) and the exporter not yet
+        assert construct == "subscripts" or run_or_refusal(path, lambda: ac.load(path))[1] is not None
         return
     original = {key(v) for v in ac.load(path).variables}
     assert {key(v) for v in ac.load(xmile).variables} == original | generated(text)

@@ -29,6 +29,7 @@ import numpy as np
 from .. import runtime
 from ..errors import UnsupportedFeature
 from .ir import FUNCTIONS, UFUNCS, node_refs, node_uses_time
+from .subscripts import labels as element_labels
 
 # Smooth stand-ins of the non-smooth operations, used for continuation only
 # (Program(..., smooth=eps)); simulations keep the Vensim-exact forms. Each with
@@ -129,6 +130,15 @@ class _Emitter:
             return "t"
         if kind == "dt":
             return "dt"
+        if kind == "gather":
+            index = node[2]
+            where = str(int(index)) if np.ndim(index) == 0 else self.p.constant(index)
+            return f"{self.name_of(node[1])}[{where}]"
+        if kind == "arr":
+            return self.p.constant(node[1])
+        if kind == "fn":
+            args = [self.expr(a) for a in node[3:]] + [self.p.constant(c) for c in node[2]]
+            return self._bind(f"{node[1]}({', '.join(args)})", out)
         if kind == "lookup":
             table = self.p.lookups[node[1]]
             args = [self.expr(node[2]), f"LX{node[1]}", f"LY{node[1]}"]
@@ -146,7 +156,7 @@ class _Emitter:
                 function, takes_width = _SMOOTH[name]
                 return self._bind(_call(function, args + ([repr(self.p.smooth)] if takes_width else [])), out)
             if name in UFUNCS:
-                if self.mode == "buffered":
+                if self.mode == "buffered" and not self.p.is_array(node):
                     target = out or self.p.new_row()
                     self.lines.append(f"np.{UFUNCS[name]}({', '.join(args)}, out={target})")
                     return target
@@ -194,11 +204,33 @@ class Program:
         self.stocks = [v.vid for v in vars_ if kind[v.vid] == "stock"]
         self.discrete = [v.vid for v in vars_ if kind[v.vid] == "discrete"]
         self.states = self.stocks + self.discrete
-        self.state_index = {vid: i for i, vid in enumerate(self.states)}
-        self.non_negative = [i for i, vid in enumerate(self.stocks) if vars_[vid].non_negative]
+        self.state_index = {}
+        self.non_negative = []  # rows, filled with state_index below
         self.rows = 0
         self.temps = 0
         self.hoisted: dict[int, str] = {}
+        self._constants: dict = {}  # name -> value of the arrays the code reads (K0, K1, ...)
+        self._array_nodes: dict[int, bool] = {}
+        # a subscripted state takes one row of Y per element
+        self.state_index = {}
+        row = 0
+        for vid in self.states:
+            size = vars_[vid].size
+            self.state_index[vid] = row if size is None else slice(row, row + size)
+            row += 1 if size is None else size
+            if vid == (self.stocks[-1] if self.stocks else None):
+                self.n_continuous = row
+        if not self.stocks:
+            self.n_continuous = 0
+        self.n_state_rows = row
+        self.discrete_rows = [self.state_index[vid] for vid in self.discrete]
+        #: (vid, element position or None) of each row of the outputs ``rhs`` returns
+        self.output_rows = [(vid, None) if vars_[vid].size is None else (vid, j)
+                            for vid in self.outputs for j in range(vars_[vid].size or 1)]
+        for vid in self.stocks:
+            if vars_[vid].non_negative:
+                rows = self.state_index[vid]
+                self.non_negative += [rows] if isinstance(rows, int) else list(range(rows.start, rows.stop))
 
         # ---- run-phase classification ---------------------------------
         run_deps = {v.vid: node_refs(_run_node(v, kind[v.vid])) for v in vars_}
@@ -230,6 +262,56 @@ class Program:
         self._generate()
 
     # -- helpers used by the emitter --
+    def constant(self, value) -> str:
+        """The code of a constant parameter of a generated call (arrays are named K0, K1, ...)."""
+        if isinstance(value, (bool, int, float, str, np.integer, np.floating)) or value is None:
+            return repr(value.item() if isinstance(value, np.generic) else value)
+        name = f"K{len(self._constants)}"
+        self._constants[name] = value
+        return name
+
+    def is_array(self, node) -> bool:
+        """Whether ``node``'s value may have an element axis (so cannot go into a row buffer)."""
+        key = id(node)
+        found = self._array_nodes.get(key)
+        if found is None:
+            kind = node[0]
+            if kind in ("gather", "arr", "fn"):
+                found = True
+            elif kind == "ref":
+                found = self.vars[node[1]].size is not None
+            elif kind == "op":
+                found = any(self.is_array(a) for a in node[2:])
+            elif kind == "lookup":
+                found = self.is_array(node[2])
+            else:
+                found = False
+            self._array_nodes[key] = found
+        return found
+
+    def row_label(self, vid, element=None) -> str:
+        """The name of one row of a variable: ``Name``, or ``Name[a,b]`` for a subscripted one."""
+        var = self.vars[vid]
+        if element is None:
+            return var.name
+        if var.dims:
+            return f"{var.name}[{element_labels(var.dims)[element]}]"
+        return f"{var.name}[{element}]"
+
+    def row_name(self, row: int) -> str:
+        """The name of state row ``row`` of ``Y``."""
+        for vid in self.states:
+            rows = self.state_index[vid]
+            if rows == row:
+                return self.vars[vid].name
+            if isinstance(rows, slice) and rows.start <= row < rows.stop:
+                return self.row_label(vid, row - rows.start)
+        raise IndexError(row)  # pragma: no cover
+
+    def _rows(self, vid) -> str:
+        rows = self.state_index[vid]
+        return str(rows) if isinstance(rows, int) else f"{rows.start}:{rows.stop}"
+
     def new_row(self) -> str:
         self.rows += 1
         return f"_b{self.rows - 1}"
@@ -246,20 +328,24 @@ class Program:
                 return False
             if k == "num":
                 return True
-            if k == "ref":
+            if k in ("ref", "gather"):
                 return n[1] in self.static
+            if k == "arr":
+                return True
             if k == "lookup":
                 return is_static(n[2])
+            if k == "fn":
+                return all(is_static(a) for a in n[3:])
             return all(is_static(a) for a in n[2:])
 
         def walk(n):
-            if n[0] == "op" or n[0] == "lookup":
+            if n[0] in ("op", "lookup", "fn"):
                 if is_static(n):
                     name = f"h{len(self.hoisted)}"
                     hoisted_lines.append(f"{name} = {emitter_b.expr(n)}")
                     self.hoisted[id(n)] = name
                     return
-                for a in (n[2:] if n[0] == "op" else (n[2],)):
+                for a in {"op": n[2:], "lookup": (n[2],), "fn": n[3:]}[n[0]]:
                     walk(a)
         walk(node)
 
@@ -305,12 +391,12 @@ class Program:
         nexts = []
         for vid in self.discrete:
             nexts.append(em_r.expr(vars_[vid].update))
-        outs = [f"v{vid}" for vid in self.outputs]
+        outs = [f"v{vid}" if self.vars[vid].size is None else f"*v{vid}" for vid in self.outputs]
         rhs_src = ["def rhs(t, dt, Y, C, B):"]
         if const_names:
             rhs_src.append(f"    {', '.join(const_names)}, = C")
         for vid in self.states:
-            rhs_src.append(f"    v{vid} = Y[{self.state_index[vid]}]")
+            rhs_src.append(f"    v{vid} = Y[{self._rows(vid)}]")
         bufs = [f"_d{i}" for i in range(len(self.stocks))] + [f"_b{i}" for i in range(self.rows)]
         if bufs:
             rhs_src.append(f"    {', '.join(bufs)}, = B")
@@ -321,6 +407,7 @@ class Program:
         self.source_code = ("\n".join(init_src) + "\n\n" + "\n".join(rhs_src) + "\n\n"
                             + "\n".join(ctrl_src) + "\n")
         ns = runtime.namespace()
+        ns.update(self._constants)
         for i, lk in enumerate(self.lookups):
             ns[f"LX{i}"] = lk.x
             ns[f"LY{i}"] = lk.y
@@ -362,12 +449,17 @@ class Program:
     def initialise(self, P, t0, dt, n):
         """Run constants and initial state, shape (n_states, n)."""
         consts, states, delay_times = self._init(P, t0, dt)
-        y0 = np.empty((len(self.states), n))
-        for i, s in enumerate(states):
-            y0[i] = s
+        y0 = np.empty((self.n_state_rows, n))
+        for vid, s in zip(self.states, states):
+            y0[self.state_index[vid]] = s
         return consts, y0, delay_times
 
     def buffers(self, n):
-        """Preallocated work rows for ``rhs`` with ``n`` columns: (derivatives, all rows)."""
-        work = np.empty((self.n_buffers, n))
-        return work[: len(self.stocks)], tuple(work)
+        """Preallocated work rows for ``rhs`` with ``n`` columns: (derivatives, all rows).
+
+        A subscripted stock's derivative is one block of rows, shape ``(n_elements, n)``.
+        """
+        nc = self.n_continuous
+        work = np.empty((nc + self.n_buffers - len(self.stocks), n))
+        blocks = [work[self.state_index[vid]] for vid in self.stocks]
+        return work[:nc], tuple(blocks) + tuple(work[nc:])

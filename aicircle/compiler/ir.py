@@ -7,7 +7,16 @@ An expression is a tuple whose first item names its kind:
 - ``("time",)``: the current time; ``("dt",)``: the current TIME STEP;
 - ``("op", name, *args)``: an elementwise operation of :data:`UFUNCS` or
   :data:`FUNCTIONS`;
-- ``("lookup", table_id, x)``: lookup table ``table_id`` evaluated at ``x``.
+- ``("lookup", table_id, x)``: lookup table ``table_id`` evaluated at ``x``;
+- ``("gather", vid, index)``: elements ``index`` (an int array) of subscripted
+  variable ``vid`` (see :mod:`aicircle.compiler.subscripts`);
+- ``("arr", values)``: a constant array, one row per element;
+- ``("fn", name, params, *args)``: function ``name`` of :mod:`aicircle.runtime`
+  called with the values of ``args`` and then the constants ``params``.
+
+A subscripted value has shape ``(n_elements, n_sets)`` (``n_sets`` may be 1);
+an unsubscripted one is a float or has shape ``(n_sets,)``, so that it
+broadcasts against subscripted ones.
 """
 
 from __future__ import annotations
@@ -84,6 +93,8 @@ class Var:
     doc: str = ""
     unchangeable: bool = False
     builtin: str = ""  # for hidden variables: the construct that made them
+    size: int | None = None  # subscripted: its number of elements (None: a scalar)
+    dims: list | None = None  # subscripted and visible: [(dimension, [elements]), ...]
 
     def nodes(self) -> tuple:
         """Every expression of the variable (some None)."""
@@ -111,6 +122,8 @@ def _children(node) -> tuple:
         return node[2:]
     if node[0] == "lookup":
         return (node[2],)
+    if node[0] == "fn":
+        return node[3:]
     return ()
 
 
@@ -122,7 +135,7 @@ def node_refs(node) -> set[int]:
         n = stack.pop()
         if n is None:
             continue
-        if n[0] == "ref":
+        if n[0] in ("ref", "gather"):
             out.add(n[1])
         stack.extend(_children(n))
     return out

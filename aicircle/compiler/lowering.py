@@ -17,7 +17,11 @@ import numpy as np
 
 from ..errors import InvalidInput, ModelReadError, UnsupportedFeature
 from ..runtime import LOOKUP_KINDS, SMALL_VENSIM
+from . import subscripts as sub
 from .ir import ARITY, Lookup, Var, check_depth, clean_name, evaluate
+
+# Vensim's array functions over the dimensions marked "!": the numpy reduction of each.
+_REDUCTIONS = {"sum": "sum", "prod": "prod", "vmin": "min", "vmax": "max"}
 
 #: PySD structures neither the compiler nor the exporter handles, by the name a user knows.
 UNSUPPORTED_STRUCTURES = {
@@ -68,6 +72,14 @@ def lower(abstract_model, source: str, text: str = ""):
     return _Lowerer(abstract_model, source, text).run()
 
 
+def _assemble(size: int, parts):
+    """The node of a variable of ``size`` elements computed by ``parts``: (positions, node) each."""
+    if len(parts) == 1 and np.array_equal(parts[0][0], np.arange(size)):
+        return ("fn", "rows", (size,), parts[0][1])
+    positions = tuple(p for p, _ in parts)
+    return ("fn", "assemble", (size, positions), *(node for _, node in parts))
+
+
 def _balanced(items, op="+"):
     """A balanced tree combining ``items``, a list of (negated, node), with ``op``.
 
@@ -99,6 +111,8 @@ class _Lowerer:
         self.structural: set[int] = set()  # constants that fix a delay's order
         self.delay_n_times: list = []
         self.main_scope: dict = {}
+        self.subs = sub.Subscripts(self.main.subscripts, source)
+        self.grid: sub.Grid | None = None  # the elements the equation being lowered computes
 
     def run(self):
         """Lower the main section: ``(vars, lookups, scope, structural)``, see :func:`lower`."""
@@ -158,7 +172,10 @@ class _Lowerer:
                     f"(Vensim ignores case, spaces and underscores){self._lines(first, el.name)}")
             spelled[key] = el.name
             if len(comps) != 1 or any(c.subscripts[0] for c in comps):
-                self._unsupported("subscripts", el.name)
+                if prefix:
+                    self._unsupported("subscripts inside a macro", el.name)
+                scope[key] = self._declare_subscripted(el, name, hidden)
+                continue
             comp = comps[0]
             if comp.type == "Lookup":
                 scope[clean_name(el.name)] = ("lookup", self._lookup_table(comp.ast, el.name))
@@ -174,6 +191,75 @@ class _Lowerer:
             scope[clean_name(el.name)] = ("var", var.vid)
         return scope
 
+    def _declare_subscripted(self, el, name: str, hidden: bool):
+        """The scope entry of a subscripted element: a Var with ``dims``, or per-element lookups."""
+        comps = el.components
+        dims = self.subs.final_dims([list(c.subscripts[0]) for c in comps], el.name)
+        var_dims = [(d, list(self.subs.ranges[d])) for d in dims]
+        size = sub.size_of(var_dims)
+        if all(c.type == "Lookup" for c in comps):
+            tables = np.full(size, -1, dtype=np.intp)
+            for c in comps:
+                grid = sub.component_grid(self.subs, var_dims, c.subscripts[0], c.subscripts[1], el.name)
+                tables[grid.positions] = self._lookup_table(c.ast, el.name)
+            return ("lookups", var_dims, tables)
+        for c in comps:
+            if c.type == "Data" or type(c).__name__ == "AbstractData":
+                self._unsupported("data variables", el.name)
+        limits = tuple(el.limits) if el.limits else (None, None)
+        var = self._new(name=name, kind="aux", hidden=hidden, units=el.units or "", limits=limits,
+                        doc=(el.documentation or "").strip(),
+                        unchangeable=all(c.subtype == "Unchangeable" for c in comps),
+                        size=size, dims=var_dims)
+        return ("var", var.vid)
+
+    def _define_subscripted(self, el, var):
+        """Lower every component of a subscripted element and assemble them into ``var``."""
+        size = var.size
+        parts = []
+        for comp in el.components:
+            grid = sub.component_grid(self.subs, var.dims, comp.subscripts[0], comp.subscripts[1], el.name)
+            ast = comp.ast
+            cls = type(ast).__name__
+            self.grid = grid
+            try:
+                if isinstance(ast, (int, float, np.ndarray, np.number)) and not isinstance(ast, bool):
+                    values = np.asarray(ast, dtype=float).ravel()
+                    if values.size not in (1, grid.size):
+                        self._unsupported(f"{values.size} values for {grid.size} elements", el.name)
+                    parts.append(("num", grid.positions, np.broadcast_to(values, (grid.size,))))
+                elif cls == "IntegStructure":
+                    parts.append(("stock", grid.positions, self._lower(ast.flow, self.main_scope, el.name),
+                                  self._lower(ast.initial, self.main_scope, el.name), ast.non_negative))
+                elif cls == "CallStructure" and clean_name(ast.function.reference) == "active_initial":
+                    parts.append(("active", grid.positions,
+                                  self._lower(ast.arguments[0], self.main_scope, el.name),
+                                  self._lower(ast.arguments[1], self.main_scope, el.name)))
+                else:
+                    parts.append(("aux", grid.positions, self._lower(ast, self.main_scope, el.name)))
+            finally:
+                self.grid = None
+        kinds = {p[0] for p in parts}
+        if kinds == {"num"}:
+            values = np.full(size, np.nan)
+            for _, pos, vals in parts:
+                values[pos] = vals
+            var.kind = "const"
+            var.expr = ("num", values.reshape(size, 1))
+        elif kinds == {"stock"}:
+            var.kind = "stock"
+            var.deriv = _assemble(size, [(p[1], p[2]) for p in parts])
+            var.init = _assemble(size, [(p[1], p[3]) for p in parts])
+            var.non_negative = any(bool(p[4]) for p in parts)
+        elif kinds == {"active"}:
+            var.expr = _assemble(size, [(p[1], p[2]) for p in parts])
+            var.init_expr = _assemble(size, [(p[1], p[3]) for p in parts])
+        elif kinds <= {"num", "aux"}:
+            var.expr = _assemble(size, [(p[1], ("arr", p[2].reshape(-1, 1)) if p[0] == "num" else p[2])
+                                        for p in parts])
+        else:
+            self._unsupported("a variable defined partly as a stock and partly otherwise", el.name)
+
     def _define(self, elements, scope: dict, prefix: str):
         # numeric constants first, so that delay orders can be folded from them
         def is_number(el):
@@ -182,9 +268,12 @@ class _Lowerer:
         for el in sorted(elements, key=lambda el: not is_number(el)):
             entry = scope[clean_name(el.name)]
             comp = el.components[0]
-            if entry[0] == "lookup":
+            if entry[0] in ("lookup", "lookups"):
                 continue
             var = self.vars[entry[1]]
+            if var.dims is not None:
+                self._define_subscripted(el, var)
+                continue
             ast = comp.ast
             cls = type(ast).__name__
             if cls == "IntegStructure":
@@ -217,8 +306,13 @@ class _Lowerer:
         return len(self.lookups) - 1
 
     def _hidden(self, where: str, builtin: str, **kw) -> Var:
+        size = None
+        if self.grid is not None and self.grid.shape:
+            if len(self.grid.shape) > 1:
+                self._unsupported(f"{builtin.split('_')[0]} inside an array function", where)
+            size = self.grid.shape[0]
         return self._new(name=f"{where}#{builtin}{len(self.vars)}", hidden=True,
-                         builtin=builtin, **kw)
+                         builtin=builtin, size=size, **kw)
 
     def _aux(self, node, where: str, builtin: str) -> tuple:
         """Bind a node to a hidden auxiliary (so it is computed once) and refer to it."""
@@ -282,7 +376,8 @@ class _Lowerer:
             return node
         if cls == "ReferenceStructure":
             if ast.subscripts is not None:
-                self._unsupported("subscripts", where)
+                return self._subscripted_reference(clean_name(ast.reference), list(ast.subscripts.subscripts),
+                                                   scope, where)
             return self._reference(clean_name(ast.reference), scope, where)
         if cls == "CallStructure":
             return self._call(ast, scope, where)
@@ -365,6 +460,8 @@ class _Lowerer:
             return self._fold(("ref", ref[1]), refs) if ref and ref[0] == "var" else None
         if kind == "ref":
             var = self.vars[node[1]]
+            if var.size is not None:
+                return None
             if var.kind == "const":
                 refs.add(var.vid)
                 return var.expr[1]
@@ -445,6 +542,104 @@ class _Lowerer:
             return self.is_constant(node[2], memo)
         return all(self.is_constant(a, memo) for a in node[2:])
 
+    def _subscripted_reference(self, name: str, ref_subs: list, scope: dict, where: str):
+        """``name[ref_subs]`` read at every element of the current grid: a gather."""
+        entry = scope.get(name) or self.main_scope.get(name)
+        if entry is None or entry[0] != "var":
+            if entry is not None and entry[0] == "lookups":
+                self._unsupported("a lookup used without an argument", where)
+            raise ModelReadError(f"{self.source}: '{where}' refers to '{name}', which is not defined")
+        var = self.vars[entry[1]]
+        if var.dims is None:
+            self._unsupported(f"subscripts on '{var.name}', which has none,", where)
+        grid = self.grid or sub.Grid((), [], {})
+        idx = sub.index(self.subs, grid, var.dims, ref_subs, where)
+        if grid.shape == (var.size,) and np.array_equal(idx, np.arange(var.size)):
+            return ("ref", var.vid)
+        return ("gather", var.vid, idx)
+
+    def _dimension_value(self, name: str, where: str):
+        """A dimension used as a value: each element's position (from 1) in its main range."""
+        dim = self.subs.by_clean[name]
+        grid = self.grid or sub.Grid((), [], {})
+        elements = sub.resolve(self.subs, grid, dim, where)
+        main = self.subs.ranges[self.subs.main_range(dim)]
+        pos = {e: i + 1.0 for i, e in enumerate(main)}
+        values = np.vectorize(pos.__getitem__, otypes=[float])(elements)
+        if values.ndim == 0:
+            return ("num", float(values))
+        return ("arr", values[..., None])
+
+    def _bang_dims(self, ast) -> list:
+        """The dimensions marked ``!`` in the references of ``ast``, in order of appearance."""
+        found: dict = {}
+        stack = list(ast) if isinstance(ast, (list, tuple)) else [ast]
+        while stack:
+            a = stack.pop(0)
+            cls = type(a).__name__
+            if cls == "SubscriptsReferenceStructure":
+                for s in a.subscripts:
+                    if s.endswith("!") and s[:-1] not in found:
+                        found[s[:-1]] = list(self.subs.ranges[s[:-1]])
+            if hasattr(a, "__dataclass_fields__"):
+                for f in a.__dataclass_fields__:
+                    v = getattr(a, f)
+                    stack.extend(v if isinstance(v, (list, tuple)) else [v])
+        return list(found.items())
+
+    def _over_bang(self, args, scope, where, fname):
+        """Lower ``args`` on the current grid extended by their ``!`` dimensions: (nodes, axes)."""
+        dims = self._bang_dims(list(args))
+        if not dims:
+            self._unsupported(f"{fname.upper().replace('_', ' ')} without a dimension marked '!'", where)
+        outer = self.grid or sub.Grid((), [], {})
+        self.grid = outer.extend(dims)
+        try:
+            nodes = [self._lower(a, scope, where) for a in args]
+        finally:
+            self.grid = outer if outer.shape or outer.lhs else None
+        axes = tuple(range(len(outer.shape), len(outer.shape) + len(dims)))
+        return nodes, axes
+
+    def _array_function(self, fname, args, scope, where):
+        """SUM, PROD, VMIN, VMAX, VECTOR SELECT, ELMCOUNT and the VECTOR sort functions."""
+        if fname in _REDUCTIONS:
+            if len(args) != 1:
+                self._unsupported(f"{fname.upper()} with {len(args)} arguments", where)
+            (node,), axes = self._over_bang(args, scope, where, fname)
+            return ("fn", "reduce", (_REDUCTIONS[fname], axes), node)
+        if fname == "elmcount":
+            ref = args[0]
+            dim = self.subs.by_clean.get(clean_name(getattr(ref, "reference", "")))
+            if dim is None:
+                self._unsupported("ELMCOUNT of something that is not a subscript range", where)
+            return ("num", float(len(self.subs.ranges[dim])))
+        if fname == "vector_select":
+            if len(args) != 5:
+                self._unsupported(f"VECTOR SELECT with {len(args)} arguments", where)
+            (selection, expression), axes = self._over_bang(args[:2], scope, where, fname)
+            missing, action, errors = (self._lower(a, scope, where) for a in args[2:])
+            return ("fn", "vector_select", (axes,), selection, expression, missing, action, errors)
+        if fname in ("vector_sort_order", "vector_rank", "vector_reorder"):
+            return self._vector_sort(fname, args, scope, where)
+        self._unsupported(f"function {fname.upper().replace('_', ' ')}", where)
+
+    def _vector_sort(self, fname, args, scope, where):
+        """VECTOR SORT ORDER / RANK / REORDER along the last subscript of the left-hand side."""
+        grid = self.grid
+        if grid is None or not grid.shape or len(grid.shape) != 1 or len(args) != 2:
+            self._unsupported(f"function {fname.upper().replace('_', ' ')} here", where)
+        shape = tuple(len(set(a)) for _, a in grid.lhs)
+        if int(np.prod(shape)) != grid.size:
+            self._unsupported(f"function {fname.upper().replace('_', ' ')} over part of a range", where)
+        nodes = [self._lower(a, scope, where) for a in args]
+        if fname != "vector_reorder":
+            direction = self._fold(nodes[1], set())
+            if direction is None:
+                self._unsupported(f"{fname.upper().replace('_', ' ')} with a direction that changes", where)
+            return ("fn", fname, (shape, float(direction)), nodes[0])
+        return ("fn", fname, (shape,), nodes[0], nodes[1])
+
     def _delay_fixed(self, inp, time, init, where):
         inp = self._aux(inp, where, "DELAY_FIXED_INPUT")
         # the delay time is resolved to a number of steps at initialisation
@@ -457,6 +652,9 @@ class _Lowerer:
         if name in scope:
             entry = scope[name]
             if entry[0] == "var":
+                var = self.vars[entry[1]]
+                if var.dims is not None:
+                    self._unsupported(f"'{var.name}' (subscripted) without subscripts", where)
                 return ("ref", entry[1])
             if entry[0] == "node":
                 return entry[1]
@@ -464,6 +662,10 @@ class _Lowerer:
         if scope is not self.main_scope and name in self.main_scope:
             # macros see the model's control variables (e.g. TIME STEP)
             return self._reference(name, self.main_scope, where)
+        if name in self.subs.by_clean:
+            return self._dimension_value(name, where)
+        if self.subs.element_value(name) is not None:
+            return ("num", self.subs.element_value(name))
         raise ModelReadError(f"{self.source}: '{where}' refers to '{name}', which is not defined")
 
     def _call(self, ast, scope, where):
@@ -474,7 +676,26 @@ class _Lowerer:
             if len(args) != 1:
                 self._unsupported(f"lookup call with {len(args)} arguments", where)
             return ("lookup", entry[1], self._lower(args[0], scope, where))
+        if fname in scope and scope[fname][0] == "lookups":
+            _, var_dims, tables = scope[fname]
+            subs = list(ast.function.subscripts.subscripts) if ast.function.subscripts else None
+            if subs is None or len(args) != 1:
+                self._unsupported("a subscripted lookup called without subscripts", where)
+            grid = self.grid or sub.Grid((), [], {})
+            idx = tables[sub.index(self.subs, grid, var_dims, subs, where)]
+            if np.any(idx < 0):
+                self._unsupported("an element of a lookup that is not defined", where)
+            used, local = np.unique(idx, return_inverse=True)
+            table_set = tuple((self.lookups[i].x, self.lookups[i].y, self.lookups[i].kind) for i in used)
+            local = local.reshape(idx.shape)
+            return ("fn", "lookup_elements", (local[..., None] if local.ndim else int(local), table_set),
+                    self._lower(args[0], scope, where))
+        if fname in _REDUCTIONS or fname in ("elmcount", "vector_select", "vector_sort_order",
+                                             "vector_rank", "vector_reorder"):
+            return self._array_function(fname, args, scope, where)
         if fname in self.macros:
+            if self.grid is not None and self.grid.shape:
+                self._unsupported(f"macro {fname} with subscripts", where)
             return self._macro_call(fname, [self._lower(a, scope, where) for a in args], where)
         modes = {"lookup_extrapolate": "extrapolate", "lookup_forward": "look_forward",
                  "lookup_backward": "hold_backward"}
