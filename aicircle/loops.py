@@ -317,7 +317,7 @@ def _as_columns(model, run, params):
             arr = da.transpose("time", "set").to_numpy() if batch else da.to_numpy()[:, None]
             cols[clean_name(name)] = np.asarray(arr, dtype=float)
         index = run["set"].to_numpy() if batch else None
-        return run["time"].to_numpy(dtype=float), cols, n, index
+        return np.asarray(run["time"].to_numpy(), dtype=float), cols, n, index
     raise InvalidInput(f"run must be the DataFrame of simulate() or the Dataset of simulate_batch() "
                        f"(or one set of it), got {type(run).__name__}")
 
@@ -684,6 +684,8 @@ def find_loops(model, run=None, params=None):
                      "stocks": sum(s.is_stock(v) for v in loop), "variables": tuple(s.name(v) for v in loop)})
     columns = ["loop", "id", "polarity", "tag", "tag_agrees", "length", "stocks", "variables"]
     table = pd.DataFrame(rows, columns=columns).set_index("loop")
+    # True, False or None as Python objects (a column of bools alone would turn them into numpy's)
+    table["tag_agrees"] = pd.Series([r["tag_agrees"] for r in rows], index=table.index, dtype=object)
     table.attrs.update(attrs)
     table.attrs["unmatched_tags"] = sorted(set(tags) - set(matched.values()))
     return table

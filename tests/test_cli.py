@@ -427,6 +427,30 @@ def test_describe_the_shipped_model_lists_its_scenarios_and_loops(tmp_path):
     assert {"R1", "R2", "R3", "B1", "B2", "B3", "B4", "B5"} <= set(loops)
 
 
+def test_loops_lists_the_loops_and_writes_their_scores_as_json(work):
+    proc = aicircle(work, "loops", "logistic.mdl", "--json", "loops.json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((work / "loops.json").read_text())
+    # one loop, Users Stock -> Lab Revenue -> Users Stock: reinforcing below K/2, balancing above
+    [loop] = data["loops"]
+    assert loop["variables"] == ["Users Stock", "Lab Revenue"] and loop["polarity"] == "R/B"
+    assert loop["tag_agrees"] is None  # tagged R1 and B1: neither letter can be wrong
+    assert len(data["times"]) == len(data["scores"][loop["loop"]])
+    assert {"start", "end", "loop", "polarity", "share"} <= set(data["dominance"][0])
+    assert re.search(r"Users Stock -> Lab Revenue", proc.stdout)
+    again = aicircle(work, "loops", "logistic.mdl", "--json", "loops.json")  # its own output: replaced
+    assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["loops", "logistic.mdl", "--json", "logistic.mdl"], "is the input MODEL"),
+    (["loops", "logistic.mdl", "--scenario", "nope"], "unknown scenario 'nope'"),
+    (["loops", "missing.mdl"], "missing.mdl"),
+])
+def test_loops_refuses_bad_input_with_one_line(work, args, needle):
+    assert_one_line_error(aicircle(work, *args), 2, needle)
+
+
 def test_export_xmile_writes_a_model_that_runs_to_the_same_results(work):
     proc = aicircle(work, "export-xmile", "logistic.mdl", "-o", "out.xmile")
     assert proc.returncode == 0, proc.stderr
