@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 from .errors import InvalidInput, UnknownName  # noqa: E402
 
 __all__ = [
-    "panels", "plot_bands", "plot_bifurcation", "plot_fit", "plot_p_bust", "plot_profiles",
+    "panels", "plot_bands", "plot_bifurcation", "plot_fit", "plot_loop_dominance", "plot_p_bust", "plot_profiles",
     "plot_regime_map", "plot_residuals", "plot_response", "plot_run", "plot_scenarios", "plot_sensitivity",
     "plot_structure", "plot_time_to_bust", "save",
 ]
@@ -638,3 +638,58 @@ def plot_response(curves, calibrated=None, ncols=2, title=None):
     fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
     fig.suptitle(title or "Response of the stocks to each driver", fontsize=12)
     return fig
+
+
+def plot_loop_dominance(relative, loops=None, ax=None, top=6, marks=None, title=None, shown=None):
+    """Relative loop scores over time, stacked: reinforcing above zero, balancing below.
+
+    Parameters
+    ----------
+    relative : pandas.DataFrame
+        Time x loop relative loop scores (``Model.loop_scores(run, relative=True)``), in [-1, 1].
+    loops : pandas.DataFrame, optional
+        The loop table (``Model.loops()``), for the legend's polarity and path.
+    top : int
+        Loops drawn on their own: those with the largest mean absolute relative score; the
+        others are summed into "other loops" (their positive and negative parts apart).
+    marks : dict, optional
+        Label -> time: vertical lines (a tipping moment, a peak).
+    shown : list, optional
+        The loops drawn on their own (instead of the ``top`` largest), so that several
+        panels share their colours.
+    """
+    if not isinstance(relative, pd.DataFrame) or relative.empty:
+        raise InvalidInput("plot_loop_dominance needs a non-empty DataFrame of relative loop scores "
+                           "(time x loop)")
+    ax = _axes(ax)
+    data = relative.dropna(how="all").fillna(0.0)
+    order = data.abs().mean().sort_values(ascending=False).index
+    shown = [k for k in shown if k in data.columns] if shown is not None else list(order[:top])
+    rest = [k for k in order if k not in shown]
+    t = data.index.to_numpy(dtype=float)
+    pos = {k: data[k].clip(lower=0).to_numpy() for k in shown}
+    neg = {k: data[k].clip(upper=0).to_numpy() for k in shown}
+    if rest:
+        pos["other loops"] = data[rest].clip(lower=0).sum(axis=1).to_numpy()
+        neg["other loops"] = data[rest].clip(upper=0).sum(axis=1).to_numpy()
+    colours = {k: (f"C{i}" if k != "other loops" else "#bbbbbb") for i, k in enumerate(pos)}
+
+    def name(k):
+        if loops is None or k not in getattr(loops, "index", ()):
+            return str(k)
+        row = loops.loc[k]
+        path = " → ".join(row["variables"][:3]) + (" → …" if len(row["variables"]) > 3 else "")
+        return f"{k} ({row['polarity']}): {path}"
+
+    ax.stackplot(t, *pos.values(), colors=list(colours.values()), labels=[name(k) for k in pos], step="pre")
+    ax.stackplot(t, *neg.values(), colors=list(colours.values()), step="pre")
+    ax.axhline(0, color="black", lw=0.8)
+    for i, (label, when) in enumerate((marks or {}).items()):
+        if when is not None and np.isfinite(when):
+            ax.axvline(when, color="black", ls=("--", ":", "-.")[i % 3], lw=1.2, label=f"{label} ({when:g})")
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel("time")
+    ax.set_ylabel("relative loop score (R > 0, B < 0)")
+    ax.set_title(title or "Loop dominance")
+    ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), framealpha=0.85)
+    return ax

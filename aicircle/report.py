@@ -44,6 +44,9 @@ PREDICTIVE_DRAWS = 4000
 #: Early-warning runs at each of the two values, and how many sweep points inside each side they sit.
 EW_RUNS = 200
 EW_STEPS = 3
+#: Loop dominance: runs this share of the driver's range either side of its threshold; loops drawn alone.
+LOOP_SIDE = 0.03
+LOOP_TOP = 6
 #: A model outside the study: Morris trajectories, stocks shown and analysed, drivers swept.
 MORRIS_N = 32
 N_GENERIC_OUTPUTS = 6
@@ -302,6 +305,62 @@ def _stage_tipping(study: _Study):
                        basin=basin.set_index("horizon")[["outcome", "share", "stderr"]])
 
 
+def _stage_loops(study: _Study):
+    """Loop dominance (Loops That Matter) of the baseline and of runs either side of a threshold."""
+    from . import loops as ltm
+    from . import plots
+
+    model, end = study.model, max(circle.HORIZONS)
+    table = study.found["tipping"].dropna(subset=["critical"])
+    ranges = {d[0]: d[1] for d in study.found["drivers"]}
+    runs = {"calibrated baseline": dict(study.params)}
+    driver = None
+    if len(table):
+        closest = [d for d in study.found["regime"] if d in set(table["driver"])] or list(table["driver"])
+        row = table[table["driver"] == closest[0]].sort_values("horizon").iloc[0]
+        driver, critical = row["driver"], float(row["critical"])
+        lo, hi = ranges[driver]
+        step = LOOP_SIDE * (hi - lo)
+        for value in (max(lo, critical - step), min(hi, critical + step)):
+            runs[f"{driver} = {value:.3g}"] = {**study.params, driver: value}
+    # one batch for the runs: every variable, the loops' scores vectorised over them
+    keys = sorted({k for p in runs.values() for k in p})
+    sets = pd.DataFrame([{k: p.get(k, study.value(k)) for k in keys} for p in runs.values()])
+    batch = model.simulate_batch(sets, return_columns=list(model.variables), final_time=end)
+    loops = model._loop_table(batch.isel(set=0).to_dataframe().drop(columns="set"))
+    rels = model.loop_scores_batch(batch, loops=loops, relative=True)
+    fig, axes = plots.panels(len(runs), ncols=1, size=(14, 3.6))
+    rows = []
+    t = batch["time"].to_numpy()
+    shown = list(rels.isel(set=0).to_pandas().abs().mean().sort_values(ascending=False).index[:LOOP_TOP])
+    for i, (ax, name) in enumerate(zip(axes, runs)):
+        rel = rels.isel(set=i).to_pandas()
+        bust = float(circle.ECONOMIC.first_bust(t, [batch[v].to_numpy()[i:i + 1] for v in circle.ECONOMIC.variables],
+                                                circle.FORECAST_START)[0])
+        capex = batch["AI Capex"].isel(set=i).to_pandas()
+        peak = float(capex.loc[circle.FORECAST_START - 1:].idxmax())
+        turn = peak  # the circle turns when AI capex peaks; the tipping moment is the first bust
+        plots.plot_loop_dominance(rel, loops, ax=ax, shown=shown, marks={"first bust": bust, "AI capex peak": peak},
+                                  title=name + (f": first bust {bust:g}" if np.isfinite(bust) else ": no bust"))
+        row = {"run": name, "first bust": _year(bust), "AI capex peak": f"{peak:g}"}
+        for label, window in (("before", (turn - 1, turn)), ("after", (turn, turn + 1))):
+            part = rel.loc[(rel.index > window[0]) & (rel.index <= window[1])]
+            mean = part.mean()
+            top = mean.abs().idxmax()
+            row[f"dominant in the year {label}"] = f"{top} ({'R' if mean[top] > 0 else 'B'}, {abs(mean[top]):.2f})"
+            row[f"R share {label}"] = float(part.clip(lower=0).sum(axis=1).mean())
+        rows.append(row)
+        if i == 0:
+            periods = ltm.dominance(rel)
+    study.fig("loop_dominance", fig,
+              "Relative loop scores (Loops That Matter) of the calibrated baseline and of runs either side of "
+              f"the threshold of {driver or 'no driver'}: reinforcing loops above zero, balancing below; the "
+              f"{LOOP_TOP} loops with the largest mean share in the baseline on their own, the rest summed. Dashed: the first "
+              "bust; dotted: the peak of AI capex.")
+    study.found["loops"] = {"table": loops, "dominance": pd.DataFrame(rows).set_index("run"),
+                            "driver": driver, "periods": periods}
+
+
 def _stage_early_warning(study: _Study):
     """Noisy runs on both sides of the first ensemble driver's threshold: do the indicators warn?"""
     from . import early_warning
@@ -464,7 +523,7 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
     for stale in out.parent.glob(f".{out.name}-partial-*"):
         shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-partial-", dir=out.parent))
-    stages = _Stages(progress, 6 if generic else 9)
+    stages = _Stages(progress, 6 if generic else 10)
     try:
         with stages("loading the targets and the parameter values"):
             study = _prepare(model, work, seed, progress, recalibrate, params_path, targets_path, command,
@@ -550,6 +609,8 @@ def _study_stages(study: _Study, stages, sobol_n, n_draws):
         _stage_ensemble(study, n_draws)
     with stages("tipping points"):
         _stage_tipping(study)
+    with stages("loop dominance"):
+        _stage_loops(study)
     with stages(f"early-warning indicators ({2 * EW_RUNS} noisy runs, two detrendings)"):
         _stage_early_warning(study)
     with stages("continuation of the reduced core"):
@@ -712,6 +773,32 @@ def _stage_sweeps(study: _Study, drivers, outcome):
             "parameters at their values (marker: the value used).")
     study.found.update(sweeps=curves, thresholds=pd.DataFrame(rows) if outcome is not None else None,
                        drivers_swept=drivers, drivers_named=named, outcome=outcome)
+
+
+def _write_loops(doc, study: _Study):
+    found = study.found["loops"]
+    table, dom = found["table"], found["dominance"]
+    doc.heading("Loop dominance")
+    disagree = table[table["tag_agrees"] == False]  # noqa: E712 - a column of True/False/None
+    doc.text(f"Which feedback loops drive the behaviour, and when: loop scores after Schoenberg, Davidsen & "
+             f"Eberlein (2020), computed from every saved quarter of a run (`aicircle loops`). The loops are the "
+             f"{table.attrs['method']}; "
+             + (f"the comment tags {', '.join(sorted(set(table['tag']) - {''}))} name loops found, "
+                if (table["tag"] != "").any() else "no comment tag names a loop found, ")
+             + (f"{', '.join(table.attrs['unmatched_tags'])} name none. " if table.attrs.get("unmatched_tags")
+                else "every tag names one. ")
+             + ("Every named loop has the polarity its letter says." if disagree.empty else
+                f"**The polarity computed from the links contradicts the tag of {', '.join(disagree['tag'])}.**")
+             + " A loop's relative score is its share of the sum of all loops' absolute scores (reinforcing "
+             "positive, balancing negative); the table gives, for the year before and the year after each run's "
+             "turn (the peak of AI capex), the loop with the largest mean share and the reinforcing loops' total "
+             "share; the figure marks the tipping moment, each run's first bust.")
+    shown = table.assign(variables=[" → ".join(v) for v in table["variables"]])
+    doc.table(shown[["polarity", "tag", "length", "stocks", "variables"]], "The loops scored.")
+    doc.table(dom, "Dominant loop (mean relative score) and the reinforcing loops' share in the year before and "
+                   "the year after the peak of AI capex.")
+    if "loop_dominance" in study.figures:
+        doc.figure(*study.figures["loop_dominance"])
 
 
 def _write_early_warning(doc, study: _Study):
@@ -1054,6 +1141,7 @@ def _write_document(doc, study: _Study, sobol_n, n_draws, command):
     doc.table(f["basin"], "Basin stability of the calibrated baseline under confidence shocks of a uniformly "
                           "drawn size in [0, 0.95] in 2026 (share in each state at each horizon, binomial "
                           "standard error).")
+    _write_loops(doc, study)
     _write_early_warning(doc, study)
     doc.heading("The reduced core")
     for year, bif in f["bifurcations"].items():

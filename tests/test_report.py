@@ -133,7 +133,7 @@ def test_manifest_records_versions_seed_parameters_timings_and_command(report):
     assert m["free"] == free
     assert set(free) <= set(m["parameters"])
     assert all(np.isfinite(v) for v in m["parameters"].values())
-    assert len(m["timings_s"]) == 9  # one entry per stage the progress shows
+    assert len(m["timings_s"]) == 10  # one entry per stage the progress shows
     assert all(t >= 0 for t in m["timings_s"].values())
     # built from Python here: the command is the call, with its non-default sizes
     assert m["command"].startswith("python -c") and "build_report(" in m["command"]
@@ -185,7 +185,7 @@ def test_interrupting_the_report_half_way_leaves_the_previous_report_as_it_was(t
     else:
         assert not out.exists()
     assert _leftovers(tmp_path, "report") == []  # no partial folder, no lock
-    assert "[4/9] tipping points" in capsys.readouterr().err  # progress is shown
+    assert "[4/10] tipping points" in capsys.readouterr().err  # progress is shown
 
 
 # --------------------------------------------------------------------------- the destination
