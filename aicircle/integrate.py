@@ -180,8 +180,9 @@ def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None, allow_
             raise InvalidInput(f"noise needs solver='euler' (the Euler-Maruyama scheme); solver "
                                f"'{solver}' integrates deterministic equations only")
         kicks = _Noise(prog, noise, n, seed, first_set)
+    draws = _Draws(prog, n, seed, first_set) if prog.random_rows else None
     with np.errstate(all="ignore"):  # a model that overflows yields inf/nan, as Vensim's would
-        times, data = _run(prog, P, initial, n, solver, rtol, atol, max_step, kicks)
+        times, data = _run(prog, P, initial, n, solver, rtol, atol, max_step, kicks, draws)
     dt = time_setting("TIME STEP", prog.controls(P, times[0] if len(times) else 0.0)["time_step"])
     times = report_times(times, dt)
     if not allow_nonfinite:
@@ -206,7 +207,7 @@ def _check_finite(prog, times, data, solver):
         f"or --keep-nonfinite keeps the run going)")
 
 
-def _run(prog, P, initial, n, solver, rtol, atol, max_step, noise=None):
+def _run(prog, P, initial, n, solver, rtol, atol, max_step, noise=None, draws=None):
     c0 = prog.controls(P, 0.0)
     t0 = time_setting("INITIAL TIME", c0["initial_time"])
     ctrl = prog.controls(P, t0)
@@ -214,6 +215,12 @@ def _run(prog, P, initial, n, solver, rtol, atol, max_step, noise=None):
     consts, y0, delay_times = prog.initialise(P, t0, dt, n)
     for vid, value in initial.items():
         y0[prog.state_index[vid]] = value
+    if draws is not None:
+        if solver != "euler":
+            raise UnsupportedFeature(f"{prog.source}: random functions draw once per TIME STEP; "
+                                     f"solver '{solver}' cannot run them (use solver='euler')")
+        draws.fill(y0)
+        noise = _Both(noise, draws)
     if prog.dynamic_controls:
         if solver != "euler":
             raise UnsupportedFeature(
@@ -268,6 +275,50 @@ def _bytes(n: float) -> str:
             return f"{n:.3g} {unit}"
         n /= 1024
     return f"{n:.3g} PiB"  # pragma: no cover
+
+
+class _Draws:
+    """The uniform draws of a model's random functions: new ones at every step, in place in ``Y``.
+
+    Each set has its own stream, child ``(first_set + j, 1)`` of the seed's
+    :class:`numpy.random.SeedSequence` (the noise of :class:`_Noise` uses the
+    children ``(first_set + j,)``), so a set's numbers depend only on the seed and
+    its position in the batch.
+    """
+
+    BLOCK = 256
+
+    def __init__(self, prog, n, seed, first_set):
+        self.rows = np.array(prog.random_rows, dtype=int)
+        try:
+            streams = [np.random.SeedSequence(seed, spawn_key=(first_set + j, 1)) for j in range(n)]
+        except (TypeError, ValueError) as err:
+            raise InvalidInput(f"seed must be a whole number >= 0 or None, got {seed!r} ({err})") from None
+        self._generators = [np.random.default_rng(s) for s in streams]
+        self._block = np.empty((0, len(self.rows), n))
+        self._next = 0
+
+    def fill(self, Y):
+        if self._next == len(self._block):
+            k = len(self.rows)
+            self._block = np.stack([g.random((self.BLOCK, k)) for g in self._generators], axis=2)
+            self._next = 0
+        Y[self.rows] = self._block[self._next]
+        self._next += 1
+
+
+class _Both:
+    """What Euler does to the state after each step beyond the model: noise, then new draws."""
+
+    def __init__(self, noise, draws):
+        self.noise, self.draws = noise, draws
+
+    def kick(self, Yc, dt):
+        if self.noise is not None:
+            self.noise.kick(Yc, dt)
+
+    def after_step(self, Y):
+        self.draws.fill(Y)
 
 
 class _Noise:
@@ -388,6 +439,8 @@ def _euler(prog, consts, Y, delay_times, times, saved, dt, n, noise=None):
                 maximum(Yc[r], 0.0, out=Yc[r])
             if nexts:
                 _discrete_update(prog, Y, nexts, rings, nc)
+            if isinstance(noise, _Both):
+                noise.after_step(Y)
 
         return advance
 
@@ -451,6 +504,8 @@ def _euler_dynamic(prog, P, consts, Y, delay_times, t0, n, noise=None):
             np.maximum(Y[r], 0.0, out=Y[r])
         if nexts:
             _discrete_update(prog, Y, nexts, rings, nc)
+        if isinstance(noise, _Both):
+            noise.after_step(Y)
         t = t + dt
     data = np.array(rows).transpose(1, 0, 2) if rows and prog.outputs else \
         np.empty((len(prog.output_rows), len(times), n))

@@ -51,7 +51,7 @@ def load(path) -> "Model":
     except (OSError, UnicodeDecodeError):  # pragma: no cover - read() read it a moment ago
         text = ""
     vars_, lookups, scope, structural = compiler.lower(abstract, str(path), text)
-    return Model(path, vars_, lookups, scope, structural)
+    return Model(path, vars_, lookups, scope, structural, abstract=abstract)
 
 
 def _check_number(name, value):
@@ -85,8 +85,9 @@ class Model:
         Every variable a run can return, in file order.
     """
 
-    def __init__(self, path, vars_, lookups, scope, structural=frozenset()):
+    def __init__(self, path, vars_, lookups, scope, structural=frozenset(), abstract=None):
         self.path = Path(path)
+        self._abstract = abstract  # PySD's reading of the file, for check_units
         self._structural = frozenset(structural)
         self._vars = vars_
         self._lookups = lookups
@@ -333,7 +334,7 @@ class Model:
     # ------------------------------------------------------------------
     def simulate(self, params=None, solver="euler", return_columns=None, final_time=None,
                  time_step=None, saveper=None, initial=None, rtol=1e-6, atol=1e-9,
-                 max_step=None, allow_nonfinite=False) -> pd.DataFrame:
+                 max_step=None, allow_nonfinite=False, seed=None) -> pd.DataFrame:
         """Run the model once.
 
         Parameters
@@ -356,6 +357,9 @@ class Model:
             Return NaN or infinite values instead of raising
             :class:`IntegrationError` at the first one (which names the
             variable and the time).
+        seed : int, optional
+            Seed of the model's random functions (RANDOM UNIFORM, ...), which draw
+            once per TIME STEP (``solver="euler"``); the same seed gives the same run.
 
         Returns
         -------
@@ -375,7 +379,7 @@ class Model:
                           "fewer return_columns, a larger saveper or an earlier final_time", chunked=False)
         times, data = integrate.run(prog, P, init, 1, integrate.solver_name(solver),
                                     rtol=rtol, atol=atol, max_step=max_step,
-                                    allow_nonfinite=allow_nonfinite)
+                                    allow_nonfinite=allow_nonfinite, seed=seed)
         cols = [prog.row_label(vid, j) for vid, j in prog.output_rows]
         frame = pd.DataFrame(data[:, :, 0].T if data.size else np.empty((len(times), 0)),
                              index=pd.Index(times, name="time"), columns=cols)
@@ -407,8 +411,8 @@ class Model:
             N(0, 1)`` added to the stock at every step (Euler-Maruyama;
             ``solver="euler"`` only), independent per set and per stock.
         seed : int, optional
-            Seed of the noise; a set's noise depends only on the seed and its
-            row, not on ``chunk_size``.
+            Seed of the noise and of the model's random functions; a set's
+            numbers depend only on the seed and its row, not on ``chunk_size``.
         (other parameters as in :meth:`simulate`)
 
         Returns
@@ -602,6 +606,20 @@ class Model:
             walk(v.deriv, 1)
             out[v.name] = terms
         return out
+
+    def check_units(self) -> pd.DataFrame:
+        """Vensim's units check of the model's equations (see :mod:`aicircle.units`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per mismatch, in file order: ``variable, expected, found,
+            expression, problem`` (units as Vensim writes them, e.g. ``$B/Year``);
+            empty when every equation's units agree with its variable's.
+        """
+        from . import units
+
+        return units.check_abstract(self._abstract, str(self.path))
 
     def __getstate__(self):
         # generated code is rebuilt on demand; everything else is plain data

@@ -240,6 +240,25 @@ def lookup_elements(x, index, tables):
 
 
 # --------------------------------------------------------------------------
+# Random functions: a uniform draw ``u`` in [0, 1) per step, transformed (PySD's distributions)
+# --------------------------------------------------------------------------
+
+
+def random_normal(low, high, mean, sd, u):
+    """Vensim's RANDOM NORMAL: normal(mean, sd) truncated to [low, high], by inverting its CDF at ``u``."""
+    a = scipy.special.ndtr(xidz(np.subtract(low, mean), sd, -np.inf))
+    b = scipy.special.ndtr(xidz(np.subtract(high, mean), sd, np.inf))
+    return mean + sd * scipy.special.ndtri(a + u * (b - a))
+
+
+def random_exponential(low, high, shift, stretch, u):
+    """Vensim's RANDOM EXPONENTIAL: exponential from max(low, shift), scale ``stretch``, cut at ``high``."""
+    loc = np.maximum(low, shift)
+    top = -np.expm1(-xidz(np.subtract(high, loc), stretch, np.inf))
+    return loc - stretch * np.log1p(-u * top)
+
+
+# --------------------------------------------------------------------------
 # Smooth stand-ins of the non-smooth operations (continuation only)
 # --------------------------------------------------------------------------
 
@@ -402,7 +421,8 @@ def smooth_lookup(x, xs, ys, eps):
 def namespace() -> dict:
     """The globals generated code runs in: numpy as ``np`` and the functions it calls, by name."""
     called = (if_then_else, log, xidz, zidz, quantum, modulo, lookup, rows, assemble, reduce,
-              vector_select, vector_sort_order, vector_rank, vector_reorder, lookup_elements, smooth_max, smooth_min,
+              vector_select, vector_sort_order, vector_rank, vector_reorder, lookup_elements,
+              random_normal, random_exponential, smooth_max, smooth_min,
               smooth_abs, smooth_greater, smooth_less, smooth_if, smooth_and, smooth_or, smooth_not,
               smooth_lookup)
     return {"np": np, **{f.__name__: f for f in called}}

@@ -224,6 +224,12 @@ class Program:
             self.n_continuous = 0
         self.n_state_rows = row
         self.discrete_rows = [self.state_index[vid] for vid in self.discrete]
+        #: rows of Y holding a random function's uniform draw, refilled at every step
+        self.random_rows = []
+        for vid in self.discrete:
+            if vars_[vid].builtin == "RANDOM":
+                rows = self.state_index[vid]
+                self.random_rows += [rows] if isinstance(rows, int) else list(range(rows.start, rows.stop))
         #: (vid, element position or None) of each row of the outputs ``rhs`` returns
         self.output_rows = [(vid, None) if vars_[vid].size is None else (vid, j)
                             for vid in self.outputs for j in range(vars_[vid].size or 1)]

@@ -22,6 +22,8 @@ from .ir import ARITY, Lookup, Var, check_depth, clean_name, evaluate
 
 # Vensim's array functions over the dimensions marked "!": the numpy reduction of each.
 _REDUCTIONS = {"sum": "sum", "prod": "prod", "vmin": "min", "vmax": "max"}
+# Vensim's random functions (PySD has these four), by their number of arguments.
+_RANDOM = {"random_0_1": 0, "random_uniform": 3, "random_normal": 5, "random_exponential": 5}
 
 #: PySD structures neither the compiler nor the exporter handles, by the name a user knows.
 UNSUPPORTED_STRUCTURES = {
@@ -640,6 +642,27 @@ class _Lowerer:
             return ("fn", fname, (shape, float(direction)), nodes[0])
         return ("fn", fname, (shape,), nodes[0], nodes[1])
 
+    def _random(self, fname, args, scope, where):
+        """RANDOM 0 1 / UNIFORM / NORMAL / EXPONENTIAL: a uniform draw per step, then transformed.
+
+        The draw is a discrete state that the Euler integrator fills with a new uniform
+        number at every step, from each parameter set's own stream of the run's
+        ``seed`` (Vensim's own seed argument cannot reproduce Vensim's stream and is
+        ignored); the transformation is PySD's (truncated normal and exponential).
+        """
+        nargs = _RANDOM[fname]
+        if len(args) != nargs:
+            self._unsupported(f"{fname.upper().replace('_', ' ')} with {len(args)} arguments", where)
+        low = [self._lower(a, scope, where) for a in args]
+        draw = self._hidden(where, "RANDOM", kind="discrete", init=("num", 0.5))
+        draw.update = ("ref", draw.vid)  # replaced by a new draw at every step (integrate)
+        u = ("ref", draw.vid)
+        if fname == "random_0_1":
+            return u
+        if fname == "random_uniform":
+            return ("op", "+", low[0], ("op", "*", ("op", "-", low[1], low[0]), u))
+        return ("fn", fname, (), *low[:4], u)
+
     def _delay_fixed(self, inp, time, init, where):
         inp = self._aux(inp, where, "DELAY_FIXED_INPUT")
         # the delay time is resolved to a number of steps at initialisation
@@ -690,6 +713,8 @@ class _Lowerer:
             local = local.reshape(idx.shape)
             return ("fn", "lookup_elements", (local[..., None] if local.ndim else int(local), table_set),
                     self._lower(args[0], scope, where))
+        if fname in _RANDOM:
+            return self._random(fname, args, scope, where)
         if fname in _REDUCTIONS or fname in ("elmcount", "vector_select", "vector_sort_order",
                                              "vector_rank", "vector_reorder"):
             return self._array_function(fname, args, scope, where)
