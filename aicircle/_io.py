@@ -104,7 +104,8 @@ def owned_run_csv(path: Path) -> bool:
 
 
 def owned_json(path: Path) -> bool:
-    """A JSON file written by ``validate``, ``tipping``, ``sensitivity`` or ``loops`` (docs/design.md §5)."""
+    """A JSON file written by ``validate``, ``tipping``, ``sensitivity``, ``loops`` or ``check``
+    (docs/design.md §5)."""
     if path.stat().st_size > 256 * 2**20:
         return False
     with open(path, encoding="utf-8") as f:
@@ -113,7 +114,8 @@ def owned_json(path: Path) -> bool:
         return all(isinstance(r, dict) and {"id", "predicted"} <= set(r) for r in data)
     return isinstance(data, dict) and ({"param", "folds"} <= set(data) or
                                        {"method", "indices"} <= set(data) or
-                                       {"loops", "dominance"} <= set(data))
+                                       {"loops", "dominance"} <= set(data) or
+                                       {"model", "findings"} <= set(data))
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

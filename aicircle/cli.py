@@ -25,6 +25,10 @@ class _UsageError(InvalidInput):
     """A malformed command line."""
 
 
+class _UnitsMismatch(AicircleError):
+    """``check`` found equations whose units disagree (exit status 1: the model's, not the command's)."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, no usage dump
         raise _UsageError(message)
@@ -189,6 +193,24 @@ def _cmd_loops(args):
             "times": [float(t) for t in scores.index],
             "scores": {k: [None if not math.isfinite(v) else float(v) for v in scores[k]] for k in scores},
             "relative": {k: [None if not math.isfinite(v) else float(v) for v in rel[k]] for k in rel}})
+
+
+def _cmd_check(args):
+    from . import _resources, units
+
+    _check_json(args)
+    path = args.model if args.model else _resources.shipped_model()
+    findings = units.check(path)
+    rows = findings.to_dict("records")
+    if args.json:
+        _write_json(args.json, {"model": str(path), "findings": rows})
+    for row in rows:
+        print(f"{row['variable']}: expected {row['expected'] or '?'}, found {row['found']}: {row['problem']}")
+        if row["expression"]:
+            print(f"    in: {row['expression']}")
+    if rows:
+        raise _UnitsMismatch(f"{len(rows)} units error{'s' if len(rows) > 1 else ''} in {path} (listed above)")
+    print(f"units check: no errors in {path}")
 
 
 def _bounds(text: str):
@@ -561,6 +583,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
 
+    p = command("check", _cmd_check, "check the units of every equation (Vensim's units check); exit "
+                "status 1 when some disagree")
+    p.add_argument("model", nargs="?", type=_text("MODEL"),
+                   help="a .mdl or .xmile model (default: the shipped model)")
+    p.add_argument("--json", help="write the findings to this JSON file: "
+                   "{\"model\", \"findings\": [{\"variable\", \"expected\", \"found\", ...}]}")
+    force(p)
+
     p = command("export-xmile", _cmd_export_xmile, "write a Vensim model as XMILE")
     p.add_argument("model", type=_text("MODEL"), help="the .mdl model")
     p.add_argument("-o", "--output", help="the XMILE file ('-': standard output; default: beside the model)")
@@ -686,7 +716,7 @@ def main(argv=None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
-    except (IntegrationError, MemoryError) as err:
+    except (IntegrationError, MemoryError, _UnitsMismatch) as err:
         return _fail(err, EXIT_FAILURE, debug)
     except (AicircleError, OSError) as err:
         return _fail(err, EXIT_BAD_INPUT, debug)
