@@ -44,6 +44,7 @@ import pandas as pd
 import pint
 
 from .compiler import clean_name
+from .errors import InvalidInput
 
 __all__ = ["check", "check_abstract", "parse_units", "FINDING_COLUMNS"]
 
@@ -228,15 +229,21 @@ def parse_units(text: str):
 
     Raises
     ------
-    ValueError
-        The string does not parse (unbalanced parentheses, an exponent that is not a number).
+    InvalidInput
+        ``text`` is not a string, or does not parse (unbalanced parentheses, an
+        exponent that is not a number).
 
     Examples
     --------
     >>> str(parse_units("1/Year [0,?]").dimensionality)
     '1 / [time]'
     """
-    return _Units().parse(text)
+    if not isinstance(text, str):
+        raise InvalidInput(f"units must be a string such as 'Widget/Month', got {text!r}")
+    try:
+        return _Units().parse(text)
+    except _Unreadable as err:
+        raise InvalidInput(f"units '{text}': {err}") from err
 
 
 # ---------------------------------------------------------------------------- the check

@@ -5,6 +5,7 @@ explicitly, since the checks of stocks, delays and STEP depend on it.
 """
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -57,8 +58,14 @@ def test_an_empty_unit_string_declares_no_units():
 
 
 @pytest.mark.parametrize("text", ["(Widget", "Widget)", "Widget^per", "*Widget"])
-def test_a_malformed_unit_string_is_a_value_error(text):
-    with pytest.raises(ValueError, match="Widget|read|exponent|expected"):
+def test_a_malformed_unit_string_is_invalid_input_naming_it(text):
+    with pytest.raises(ac.InvalidInput, match=f"units '{re.escape(text)}'"):
+        units.parse_units(text)
+
+
+@pytest.mark.parametrize("text", [None, 3, b"Widget"])
+def test_units_that_are_not_a_string_are_invalid_input(text):
+    with pytest.raises(ac.InvalidInput, match="units must be a string"):
         units.parse_units(text)
 
 
