@@ -212,15 +212,16 @@ def _run(prog, P, initial, n, solver, rtol, atol, max_step, noise=None, draws=No
     t0 = time_setting("INITIAL TIME", c0["initial_time"])
     ctrl = prog.controls(P, t0)
     dt = time_setting("TIME STEP", ctrl["time_step"])
-    consts, y0, delay_times = prog.initialise(P, t0, dt, n)
-    for vid, value in initial.items():
-        y0[prog.state_index[vid]] = value
     if draws is not None:
         if solver != "euler":
             raise UnsupportedFeature(f"{prog.source}: random functions draw once per TIME STEP; "
                                      f"solver '{solver}' cannot run them (use solver='euler')")
-        draws.fill(y0)
         noise = _Both(noise, draws)
+    # the first draws are the random functions' values at the initial time, so that a stock
+    # starting from one starts from a real draw of the run's stream (the one its step uses)
+    consts, y0, delay_times = prog.initialise(P, t0, dt, n, None if draws is None else draws.next())
+    for vid, value in initial.items():
+        y0[prog.state_index[vid]] = value
     if prog.dynamic_controls:
         if solver != "euler":
             raise UnsupportedFeature(
@@ -298,13 +299,17 @@ class _Draws:
         self._block = np.empty((0, len(self.rows), n))
         self._next = 0
 
-    def fill(self, Y):
+    def next(self):
+        """The next step's draws, shape ``(len(rows), n)``."""
         if self._next == len(self._block):
             k = len(self.rows)
             self._block = np.stack([g.random((self.BLOCK, k)) for g in self._generators], axis=2)
             self._next = 0
-        Y[self.rows] = self._block[self._next]
         self._next += 1
+        return self._block[self._next - 1]
+
+    def fill(self, Y):
+        Y[self.rows] = self.next()
 
 
 class _Both:

@@ -670,3 +670,24 @@ def test_a_name_defined_twice_is_refused_naming_its_definitions_not_its_diagram(
     path.write_text(path.read_text(encoding="utf-8").replace("</variables>", views), encoding="utf-8")
     with pytest.raises(ac.ModelReadError, match=r"'Rate' and 'rate' are two definitions .*\(lines 8 and 9\)"):
         ac.load(path)
+
+
+def test_a_stock_starting_from_a_random_draw_starts_from_the_runs_own_draw(tmp_path):
+    # it used to start from 0.5 (a placeholder, not a draw) whatever the seed
+    path = write_mdl(tmp_path, "u = RANDOM UNIFORM(2, 4, 7)", "s = INTEG(0, u)",
+                     "k = INITIAL(RANDOM 0 1())", "t = INTEG(0, k)", final_time=3)
+    model = ac.load(path)
+    run = model.simulate(seed=1)
+    # the initial value is the draw the random function takes at the initial time
+    assert run["s"].iloc[0] == run["u"].iloc[0]
+    assert (run["s"] == run["u"].iloc[0]).all() and run["u"].iloc[0] != 3.0
+    assert (run["t"] == run["k"]).all()
+    starts = [model.simulate(seed=seed)["s"].iloc[0] for seed in range(20)]
+    assert len(set(starts)) == 20 and all(2 <= s <= 4 for s in starts)
+    assert model.simulate(seed=1)["s"].iloc[0] == run["s"].iloc[0]  # reproducible by seed
+    batch = model.simulate_batch(pd.DataFrame(index=range(3)), return_columns=["s"], seed=1)
+    assert batch["s"].isel(set=0, time=0) == run["s"].iloc[0]
+    assert len(set(batch["s"].isel(time=0).values)) == 3  # each set its own draw
+    # without a run there is no draw to start from: refused, not a placeholder
+    with pytest.raises(ac.UnsupportedFeature, match=r"initial value of 'u' is a random draw"):
+        model.initial_state()

@@ -226,10 +226,15 @@ class Program:
         self.discrete_rows = [self.state_index[vid] for vid in self.discrete]
         #: rows of Y holding a random function's uniform draw, refilled at every step
         self.random_rows = []
+        #: where each random function's draws are in ``U``, the first draws given to ``initialise``
+        self._draw_rows: dict[int, str] = {}
         for vid in self.discrete:
             if vars_[vid].builtin == "RANDOM":
                 rows = self.state_index[vid]
+                first = len(self.random_rows)
                 self.random_rows += [rows] if isinstance(rows, int) else list(range(rows.start, rows.stop))
+                self._draw_rows[vid] = str(first) if isinstance(rows, int) else \
+                    f"{first}:{len(self.random_rows)}"
         #: (vid, element position or None) of each row of the outputs ``rhs`` returns
         self.output_rows = [(vid, None) if vars_[vid].size is None else (vid, j)
                             for vid in self.outputs for j in range(vars_[vid].size or 1)]
@@ -264,6 +269,12 @@ class Program:
         # computes what the initial state and the INITIAL values need.
         init_needed = _closure(self.states + [vid for vid in static if kind[vid] == "initial"], init_deps)
         self.init_order = topo_order(sorted(init_needed), init_deps, names, source)
+        #: visible variables whose value at initialisation reads a random draw (file order)
+        drawn = set(self._draw_rows)
+        for vid in self.init_order:
+            if init_deps[vid] & drawn:
+                drawn.add(vid)
+        self.random_at_init = [vars_[vid].name.split("#")[0] for vid in sorted(drawn - set(self._draw_rows))]
         self.static_order = topo_order(sorted(static), run_deps, names, source)
         self._generate()
 
@@ -365,8 +376,11 @@ class Program:
         kind = self.kind
         # ---------------- init ----------------
         em_a = _Emitter(self, "plain", lambda vid: f"a{vid}", [])
-        a_lines = self._assignments(self.init_order, lambda vid: f"a{vid}",
-                                    lambda v: em_a.expr(_initial_node(v, kind[v.vid])))
+        # a random function starts from the run's first draw (U), like every later step
+        a_lines = self._assignments(
+            self.init_order, lambda vid: f"a{vid}",
+            lambda v: f"U[{self._draw_rows[v.vid]}]" if v.vid in self._draw_rows
+            else em_a.expr(_initial_node(v, kind[v.vid])))
         em_b = _Emitter(self, "plain", lambda vid: f"v{vid}", [])
         b_lines = self._assignments(self.static_order, lambda vid: f"v{vid}",
                                     lambda v: f"a{v.vid}" if kind[v.vid] == "initial" else em_b.expr(v.expr))
@@ -381,7 +395,7 @@ class Program:
         state_vals = ", ".join(f"a{vid}" for vid in self.states)
         self.delay_fixed = [i for i, vid in enumerate(self.discrete) if vars_[vid].delay_time is not None]
         delay_times = ", ".join(em_a.expr(vars_[self.discrete[i]].delay_time) for i in self.delay_fixed)
-        init_src = ["def init(P, t, dt):"]
+        init_src = ["def init(P, t, dt, U):"]
         init_src += ["    " + ln for ln in a_lines + b_lines]
         init_src.append(f"    return ({', '.join(const_names)}{',' if const_names else ''}), "
                         f"[{state_vals}], [{delay_times}]")
@@ -452,9 +466,22 @@ class Program:
         return self._controls(P, t)
 
     # -- the two entry points --
-    def initialise(self, P, t0, dt, n):
-        """Run constants and initial state, shape (n_states, n)."""
-        consts, states, delay_times = self._init(P, t0, dt)
+    def initialise(self, P, t0, dt, n, draws=None):
+        """Run constants and initial state, shape (n_states, n).
+
+        ``draws``, shape ``(len(random_rows), n)``: the uniform draws the random
+        functions take at the initial time (the run's first, see
+        :mod:`aicircle.integrate`). Without them a model whose initial values or
+        constants read a random function is refused; the draw rows of the state
+        are NaN.
+        """
+        if draws is None:
+            if self.random_at_init:
+                raise UnsupportedFeature(
+                    f"{self.source}: the initial value of '{self.random_at_init[0]}' is a random "
+                    f"draw; run the model (simulate or simulate_batch, with seed=) to draw it")
+            draws = np.full((len(self.random_rows), n), np.nan)
+        consts, states, delay_times = self._init(P, t0, dt, draws)
         y0 = np.empty((self.n_state_rows, n))
         for vid, s in zip(self.states, states):
             y0[self.state_index[vid]] = s
