@@ -109,9 +109,17 @@ def time_grid(t0, final, dt, saveper) -> tuple[int, int] | None:
 
 
 def program_shape(prog) -> dict:
-    """The counts :func:`batch_bytes` needs from a compiled program."""
-    return {"n_out": len(prog.outputs), "n_states": len(prog.states), "n_stocks": len(prog.stocks),
-            "n_rows": prog.n_buffers + prog.n_const}
+    """The counts :func:`batch_bytes` needs from a compiled program, in rows of one value per set.
+
+    A subscripted variable counts one row per element (its outputs, its states, its
+    run constants, and the array each evaluation computes for it).
+    """
+    size = lambda vid: prog.vars[vid].size or 1  # noqa: E731
+    work = prog.n_continuous + prog.n_buffers - len(prog.stocks)  # derivatives and row buffers
+    consts = sum(size(vid) for vid in prog.static_order) + len(prog.hoisted)
+    arrays = sum(prog.vars[vid].size for vid in prog.dynamic_order if prog.vars[vid].size)
+    return {"n_out": len(prog.output_rows), "n_states": prog.n_state_rows, "n_stocks": prog.n_continuous,
+            "n_rows": work + consts + arrays}
 
 
 def batch_bytes(shape, n_sets, n_steps, n_saved, chunk_size, solver, result_copies=1, chunk_copies=0,

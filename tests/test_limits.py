@@ -208,3 +208,19 @@ def test_available_memory_reads_meminfo_then_sysconf_bounded_by_a_cgroup(monkeyp
 
 def test_this_machine_reports_some_memory_available():
     assert _limits.available_memory() > 0
+
+
+def test_a_subscripted_model_is_counted_by_elements_not_by_variables(tmp_path):
+    # one stock of 1000 elements and its rate: 1000 states and 2000 outputs, not 1 and 2
+    text = mdl_text("cell: (c1-c1000) ~ ~ |", "rate[cell] = 0.1 * x[cell] ~ ~ |",
+                    "x[cell] = INTEG(rate[cell], 1) ~ ~ |")
+    path = tmp_path / "cells.mdl"
+    path.write_text(text, encoding="utf-8")
+    model = ac.load(path)
+    prog = model._program(frozenset(), (model._vid("x"), model._vid("rate")))
+    shape = _limits.program_shape(prog)
+    assert shape["n_out"] == 2000 and shape["n_states"] == 1000 and shape["n_stocks"] == 1000
+    assert shape["n_rows"] >= 2000  # the derivatives and the rate's array of each evaluation
+    parts = _limits.check_run(prog, model._default_P(prog), 1000, 2048, "euler", "simulate_batch", "")
+    # 1000 sets x 11 saved times (0..10) x 2000 columns x 8 bytes, twice
+    assert parts["results"] == 1000 * 11 * 2000 * 8 * 2
