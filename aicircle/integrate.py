@@ -193,6 +193,7 @@ def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None, allow_
 def _check_finite(prog, times, data, solver):
     """Raise IntegrationError at the first saved time where an output is NaN or infinite."""
     bad = ~np.isfinite(data)
+    bad[prog.undefined_outputs] = False  # an element no equation defines is NaN (as in PySD)
     if not bad.any():
         return
     at_time = bad.any(axis=2)  # (n_outputs, n_times)

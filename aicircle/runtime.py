@@ -31,7 +31,7 @@ import scipy.special
 from .errors import InvalidInput
 
 __all__ = [
-    "LOOKUP_KINDS", "SMALL_VENSIM", "if_then_else", "log", "lookup", "modulo", "namespace", "quantum",
+    "LOOKUP_KINDS", "SMALL_VENSIM", "data_at", "if_then_else", "log", "lookup", "modulo", "namespace", "quantum",
     "smooth_abs", "smooth_and", "smooth_greater", "smooth_if", "smooth_less", "smooth_lookup",
     "smooth_max", "smooth_min", "smooth_not", "smooth_or", "smooth_step", "xidz", "zidz",
 ]
@@ -239,6 +239,56 @@ def lookup_elements(x, index, tables):
     return out
 
 
+def data_at(t, xs, ys, kind):
+    """A data variable (GET DATA, or a time series given as a parameter) at time ``t``.
+
+    PySD's ``Data``: the value at ``t`` read from the series ``ys`` at the times
+    ``xs``, by Vensim's method ``kind``: ``interpolate`` (linear, the end values
+    beyond the series), ``hold_backward`` (the last value at or before ``t``),
+    ``look_forward`` (the first at or after it) or ``raw`` (the value at ``t``
+    exactly, NaN between the times). A time on the series reads its value.
+
+    Parameters
+    ----------
+    t : float or ndarray, shape (w,)
+        The time, or several (the columns of the result).
+    xs : ndarray, shape (K,)
+        Increasing times.
+    ys : ndarray, shape (K,) or (K, m)
+        The values; a subscripted variable's ``m`` elements in columns.
+
+    Returns
+    -------
+    float or ndarray
+        Shape ``()`` or ``(w,)`` for ``ys`` of shape (K,); ``(m, 1)`` or
+        ``(m, w)`` for a subscripted one (its elements, then the times).
+    """
+    t = np.asarray(t, dtype=float)
+    k = len(xs)
+    if kind == "raw":
+        i = np.clip(np.searchsorted(xs, t, side="left"), 0, k - 1)
+        hit = xs[i] == t
+        y = np.where(hit[..., None] if ys.ndim == 2 else hit, ys[i], np.nan)
+    elif kind == "hold_backward":
+        y = ys[np.clip(np.searchsorted(xs, t, side="right") - 1, 0, k - 1)]
+    elif kind == "look_forward":
+        y = ys[np.clip(np.searchsorted(xs, t, side="left"), 0, k - 1)]
+    elif ys.ndim == 1:
+        y = np.interp(t, xs, ys)
+    else:  # linear, as np.interp (and scipy's interp1d, which PySD's xarray calls) writes it
+        hi = np.clip(np.searchsorted(xs, t, side="right"), 1, k - 1) if k > 1 else np.zeros_like(t, int)
+        lo = np.maximum(hi - 1, 0)
+        lo_y, hi_y = ys[lo], ys[hi]
+        with np.errstate(all="ignore"):
+            slope = (hi_y - lo_y) / np.where(hi > lo, xs[hi] - xs[lo], 1.0)[..., None]
+            inner = slope * (t - xs[lo])[..., None] + lo_y
+        y = np.where((t <= xs[0])[..., None], ys[0], np.where((t >= xs[-1])[..., None], ys[-1],
+                     np.where((t == xs[lo])[..., None], lo_y, inner)))
+    if ys.ndim == 1:
+        return y
+    return y[:, None] if t.ndim == 0 else np.moveaxis(y, -1, 0)
+
+
 # --------------------------------------------------------------------------
 # Random functions: a uniform draw ``u`` in [0, 1) per step, transformed (PySD's distributions)
 # --------------------------------------------------------------------------
@@ -420,7 +470,7 @@ def smooth_lookup(x, xs, ys, eps):
 
 def namespace() -> dict:
     """The globals generated code runs in: numpy as ``np`` and the functions it calls, by name."""
-    called = (if_then_else, log, xidz, zidz, quantum, modulo, lookup, rows, assemble, reduce,
+    called = (if_then_else, log, xidz, zidz, quantum, modulo, lookup, data_at, rows, assemble, reduce,
               vector_select, vector_sort_order, vector_rank, vector_reorder, lookup_elements,
               random_normal, random_exponential, smooth_max, smooth_min,
               smooth_abs, smooth_greater, smooth_less, smooth_if, smooth_and, smooth_or, smooth_not,

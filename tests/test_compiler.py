@@ -619,7 +619,9 @@ def test_random_functions_draw_once_per_step_reproducibly_by_seed_and_per_set(tm
 
 
 @pytest.mark.parametrize("expression, construct", [
-    ("GET TIME VALUE(0, 0, 0)", "GET TIME VALUE"),
+    ("GET TIME VALUE(1, 0, 0)", "GET TIME VALUE relative to the initial time"),  # PySD refuses it too
+    ("GET TIME VALUE(2, 0, 1)", "GET TIME VALUE of the computer's clock"),  # no run would repeat
+    ("GET TIME VALUE(0, 0, 3)", "GET TIME VALUE other than in the model's time units (measure 0)"),
 ])
 def test_unsupported_function_is_refused_by_name(tmp_path, expression, construct):
     path = write_mdl(tmp_path, "y = 1", f"x = y + {expression}")
@@ -691,3 +693,12 @@ def test_a_stock_starting_from_a_random_draw_starts_from_the_runs_own_draw(tmp_p
     # without a run there is no draw to start from: refused, not a placeholder
     with pytest.raises(ac.UnsupportedFeature, match=r"initial value of 'u' is a random draw"):
         model.initial_state()
+
+
+def test_get_time_value_is_the_time_plus_its_offset(tmp_path):
+    # PySD's get_time_value(time, 0, offset, 0) is time() + offset (relative to the current time)
+    path = write_mdl(tmp_path, "x = GET TIME VALUE(0, -2.5, 0)", "y = GET TIME VALUE(0, k, 0)", "k = 3",
+                     final_time=4, time_step=0.5)
+    frame = run(path)
+    np.testing.assert_array_equal(frame["x"], frame.index - 2.5)
+    np.testing.assert_array_equal(frame["y"], frame.index + 3)

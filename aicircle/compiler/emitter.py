@@ -63,6 +63,20 @@ def _run_node(var, kind: str):
     return {"aux": var.expr, "control": var.expr, "stock": var.deriv, "discrete": var.update}.get(kind)
 
 
+def _raw_data(node, element) -> bool:
+    """Whether ``node`` (a variable's expression) reads :RAW: data at ``element`` (None: a scalar)."""
+    if node is None or node[0] != "fn":
+        return False
+    if node[1] == "data_at":
+        return node[2][2] == "raw"
+    if node[1] == "rows":
+        return _raw_data(node[3], None)
+    if node[1] == "assemble":
+        return any(element in positions and _raw_data(part, None)
+                   for positions, part in zip(node[2][1], node[3:]))
+    return False
+
+
 def _closure(roots, deps: dict) -> set:
     """``roots`` and everything they depend on through ``deps`` (id -> ids), transitively."""
     out: set = set()
@@ -238,6 +252,11 @@ class Program:
         #: (vid, element position or None) of each row of the outputs ``rhs`` returns
         self.output_rows = [(vid, None) if vars_[vid].size is None else (vid, j)
                             for vid in self.outputs for j in range(vars_[vid].size or 1)]
+        #: positions in ``output_rows`` whose NaN is a value, not an error: elements no equation
+        #: defines, and :RAW: data between the times of its series (both NaN in PySD too)
+        self.undefined_outputs = [k for k, (vid, j) in enumerate(self.output_rows)
+                                  if (j is not None and j in vars_[vid].undefined)
+                                  or _raw_data(vars_[vid].expr, j)]
         for vid in self.stocks:
             if vars_[vid].non_negative:
                 rows = self.state_index[vid]

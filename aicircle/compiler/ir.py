@@ -95,6 +95,7 @@ class Var:
     builtin: str = ""  # for hidden variables: the construct that made them
     size: int | None = None  # subscripted: its number of elements (None: a scalar)
     dims: list | None = None  # subscripted and visible: [(dimension, [elements]), ...]
+    undefined: tuple = ()  # subscripted: the elements no equation defines (NaN, as in PySD)
 
     def nodes(self) -> tuple:
         """Every expression of the variable (some None)."""

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import InvalidInput, ModelReadError, UnsupportedFeature
 from ..runtime import LOOKUP_KINDS, SMALL_VENSIM
 from . import subscripts as sub
+from .external import DATA_METHODS, Reader
 from .ir import ARITY, Lookup, Var, check_depth, clean_name, evaluate
 
 # Vensim's array functions over the dimensions marked "!": the numpy reduction of each.
@@ -25,7 +27,8 @@ _REDUCTIONS = {"sum": "sum", "prod": "prod", "vmin": "min", "vmax": "max"}
 # Vensim's random functions (PySD has these four), by their number of arguments.
 _RANDOM = {"random_0_1": 0, "random_uniform": 3, "random_normal": 5, "random_exponential": 5}
 
-#: PySD structures neither the compiler nor the exporter handles, by the name a user knows.
+#: PySD structures the exporter (and, inside an expression, the compiler) cannot handle, by the name a
+#: user knows. The compiler reads GET DATA, GET CONSTANTS and GET LOOKUPS as a variable's whole equation.
 UNSUPPORTED_STRUCTURES = {
     "DataStructure": "data", "GetDataStructure": "GET DATA",
     "GetLookupsStructure": "GET LOOKUPS", "GetConstantsStructure": "GET CONSTANTS",
@@ -115,6 +118,7 @@ class _Lowerer:
         self.main_scope: dict = {}
         self.subs = sub.Subscripts(self.main.subscripts, source)
         self.grid: sub.Grid | None = None  # the elements the equation being lowered computes
+        self.external = Reader(source, Path(source).parent)  # GET XLS/DIRECT ..., read now, once
 
     def run(self):
         """Lower the main section: ``(vars, lookups, scope, structural)``, see :func:`lower`."""
@@ -182,8 +186,9 @@ class _Lowerer:
             if comp.type == "Lookup":
                 scope[clean_name(el.name)] = ("lookup", self._lookup_table(comp.ast, el.name))
                 continue
-            if comp.type == "Data" or type(comp).__name__ == "AbstractData":
-                self._unsupported("data variables", el.name)
+            if (comp.type == "Data" or type(comp).__name__ == "AbstractData") and \
+                    type(comp.ast).__name__ != "GetDataStructure":
+                self._unsupported("data variables", el.name)  # Vensim's := read from a run's data file
             is_control = type(el).__name__ == "AbstractControlElement"
             limits = tuple(el.limits) if el.limits else (None, None)
             var = self._new(name=name, kind="control" if is_control else "aux",
@@ -203,10 +208,18 @@ class _Lowerer:
             tables = np.full(size, -1, dtype=np.intp)
             for c in comps:
                 grid = sub.component_grid(self.subs, var_dims, c.subscripts[0], c.subscripts[1], el.name)
-                tables[grid.positions] = self._lookup_table(c.ast, el.name)
+                if type(c.ast).__name__ == "GetLookupsStructure":  # one table per element
+                    coords = self._coords(var_dims, c.subscripts, el.name)
+                    xs, ys = self.external.series(c.ast, coords, el.name)
+                    for j, position in enumerate(grid.positions):
+                        self.lookups.append(Lookup(x=xs, y=ys[:, j].copy(), kind="interpolate"))
+                        tables[position] = len(self.lookups) - 1
+                else:
+                    tables[grid.positions] = self._lookup_table(c.ast, el.name)
             return ("lookups", var_dims, tables)
         for c in comps:
-            if c.type == "Data" or type(c).__name__ == "AbstractData":
+            if (c.type == "Data" or type(c).__name__ == "AbstractData") and \
+                    type(c.ast).__name__ != "GetDataStructure":
                 self._unsupported("data variables", el.name)
         limits = tuple(el.limits) if el.limits else (None, None)
         var = self._new(name=name, kind="aux", hidden=hidden, units=el.units or "", limits=limits,
@@ -230,6 +243,12 @@ class _Lowerer:
                     if values.size not in (1, grid.size):
                         self._unsupported(f"{values.size} values for {grid.size} elements", el.name)
                     parts.append(("num", grid.positions, np.broadcast_to(values, (grid.size,))))
+                elif cls == "GetConstantsStructure":
+                    coords = self._coords(var.dims, comp.subscripts, el.name)
+                    parts.append(("num", grid.positions, self.external.constants(ast, coords, el.name)))
+                elif cls == "GetDataStructure":
+                    coords = self._coords(var.dims, comp.subscripts, el.name)
+                    parts.append(("aux", grid.positions, self._data(ast, coords, comp, el.name)))
                 elif cls == "IntegStructure":
                     parts.append(("stock", grid.positions, self._lower(ast.flow, self.main_scope, el.name),
                                   self._lower(ast.initial, self.main_scope, el.name), ast.non_negative))
@@ -242,6 +261,8 @@ class _Lowerer:
             finally:
                 self.grid = None
         kinds = {p[0] for p in parts}
+        var.undefined = tuple(int(j) for j in np.setdiff1d(np.arange(size),
+                                                           np.concatenate([p[1] for p in parts])))
         if kinds == {"num"}:
             values = np.full(size, np.nan)
             for _, pos, vals in parts:
@@ -286,6 +307,11 @@ class _Lowerer:
             elif var.kind != "control" and isinstance(ast, (int, float)) and not isinstance(ast, bool):
                 var.kind = "const"
                 var.expr = ("num", float(ast))
+            elif cls == "GetConstantsStructure" and var.kind != "control":
+                var.kind = "const"
+                var.expr = ("num", float(self.external.constants(ast, {}, el.name)[0]))
+            elif cls == "GetDataStructure":
+                var.expr = self._data(ast, {}, comp, el.name)
             elif cls == "CallStructure" and clean_name(ast.function.reference) == "active_initial":
                 if len(ast.arguments) != 2:
                     self._unsupported("ACTIVE INITIAL with other than 2 arguments", el.name)
@@ -296,6 +322,10 @@ class _Lowerer:
 
     def _lookup_table(self, ast, where: str) -> int:
         cls = type(ast).__name__
+        if cls == "GetLookupsStructure":
+            xs, ys = self.external.series(ast, {}, where)
+            self.lookups.append(Lookup(x=xs, y=ys, kind="interpolate"))
+            return len(self.lookups) - 1
         if cls != "LookupsStructure":
             self._unsupported(f"lookup defined by {cls}", where)
         x = np.asarray(ast.x, dtype=float)
@@ -306,6 +336,26 @@ class _Lowerer:
         order = np.argsort(x, kind="stable")
         self.lookups.append(Lookup(x=x[order], y=y[order], kind=kind))
         return len(self.lookups) - 1
+
+    def _coords(self, var_dims, subscripts, where: str) -> dict:
+        """A GET component's elements as PySD's readers take them: ``{dimension: [elements]}``.
+
+        The dimensions are the variable's, in order; the elements those of the
+        component's left-hand side (its grid, see :func:`subscripts.component_grid`).
+        """
+        lhs, excepts = subscripts
+        if excepts:
+            self._unsupported("GET XLS/DIRECT with :EXCEPT:", where)
+        elements = list(self.subs.manager.make_coord_dict(list(lhs)).values())
+        return {dim: list(elems) for (dim, _), elems in zip(var_dims, elements)}
+
+    def _data(self, ast, coords: dict, comp, where: str) -> tuple:
+        """GET DATA: the series read now, interpolated at each time by the variable's method."""
+        method = getattr(comp, "keyword", None) or "interpolate"
+        if method not in DATA_METHODS:
+            self._unsupported(f"data method '{method}'", where)
+        xs, ys = self.external.series(ast, coords, where, method)
+        return ("fn", "data_at", (xs, ys, method), ("time",))
 
     def _hidden(self, where: str, builtin: str, **kw) -> Var:
         size = None
@@ -730,6 +780,8 @@ class _Lowerer:
             table = self.lookups[scope[clean_name(args[0].reference)][1]]
             self.lookups.append(Lookup(x=table.x, y=table.y, kind=modes[fname]))
             return ("lookup", len(self.lookups) - 1, self._lower(args[1], scope, where))
+        if fname == "get_time_value":
+            return self._get_time_value(args, scope, where)
         if fname.startswith("lookup_"):  # LOOKUP INVERT, LOOKUP AREA, ...: name the function
             self._unsupported(f"function {fname.upper().replace('_', ' ')}", where)
         low = [self._lower(a, scope, where) for a in args]
@@ -788,6 +840,25 @@ class _Lowerer:
             on = ("op", "if", ("op", "=", repeat, ("num", 0.0)), once, on)
             return ("op", "if", on, magnitude, ("num", 0.0))
         self._unsupported(f"function {fname.upper().replace('_', ' ')}", where)
+
+    def _get_time_value(self, args, scope, where):
+        """GET TIME VALUE(relativeto, offset, measure): what PySD implements, the current time plus offset.
+
+        Relative to the initial time PySD refuses it (it found Vensim not to do what
+        its documentation says), and the computer's clock would make runs
+        irreproducible: both are refused, as are the calendar measures.
+        """
+        if len(args) != 3:
+            self._unsupported(f"GET TIME VALUE with {len(args)} arguments", where)
+        relative, offset, measure = (self._lower(a, scope, where) for a in args)
+        relative, measure = self._fold(relative, set()), self._fold(measure, set())
+        if relative == 1:
+            self._unsupported("GET TIME VALUE relative to the initial time", where)
+        if relative == 2:
+            self._unsupported("GET TIME VALUE of the computer's clock", where)
+        if relative != 0 or measure != 0:
+            self._unsupported("GET TIME VALUE other than in the model's time units (measure 0)", where)
+        return ("op", "+", ("time",), offset)
 
     def _macro_call(self, fname, args, where):
         section = self.macros[fname]

@@ -1,0 +1,119 @@
+"""External data (issue 14): GET XLS/DIRECT DATA, CONSTANTS and LOOKUPS, read once at load.
+
+Small spreadsheets and CSV files are written into ``tmp_path`` beside a model that reads
+them; every expected value follows from the file and Vensim's rule for the method (the
+peer models of ``test_conformance`` and ``test_pysd_crosscheck`` check the same readers
+against Vensim's and PySD's outputs). A file that is missing or malformed is refused at
+load naming the file, the sheet and the cell, and the CLI exits 2 with one line.
+"""
+
+import numpy as np
+import pytest
+
+import aicircle as ac
+from aicircle import cli
+from conftest import write_mdl
+
+# times 0, 2, 4 and two series: a, and b with a missing value at time 2
+CSV = "time,a,b\n0,1,10\n2,3,\n4,7,30\n"
+
+
+@pytest.fixture
+def csv_model(tmp_path):
+    (tmp_path / "series.csv").write_text(CSV, encoding="utf-8")
+    return write_mdl(
+        tmp_path,
+        "lin := GET DIRECT DATA('series.csv', ',', 'A', 'B2') ~ ~ |",
+        "back :HOLD BACKWARD: := GET DIRECT DATA('series.csv', ',', 'A', 'B2') ~ ~ |",
+        "fwd :LOOK FORWARD: := GET DIRECT DATA('series.csv', ',', 'A', 'B2') ~ ~ |",
+        "raw :RAW: := GET DIRECT DATA('series.csv', ',', 'A', 'B2') ~ ~ |",
+        "gap := GET DIRECT DATA('series.csv', ',', 'A', 'C2') ~ ~ |",
+        "total = INTEG(lin, 0) ~ ~ |",
+        final_time=5, time_step=1)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # PySD's reader warns of the missing value it fills
+def test_data_variables_follow_vensims_methods_between_and_beyond_the_series(csv_model):
+    frame = ac.load(csv_model).simulate()
+    # interpolated, held at the end values beyond the series (time 5)
+    np.testing.assert_array_equal(frame["lin"], [1, 2, 3, 5, 7, 7])
+    np.testing.assert_array_equal(frame["back"], [1, 1, 3, 3, 7, 7])
+    np.testing.assert_array_equal(frame["fwd"], [1, 3, 3, 7, 7, 7])
+    np.testing.assert_array_equal(frame["raw"], [1, np.nan, 3, np.nan, 7, np.nan])
+    # the missing value is filled by the variable's method, as PySD does: 20 at time 2
+    np.testing.assert_array_equal(frame["gap"], [10, 15, 20, 25, 30, 30])
+    np.testing.assert_array_equal(frame["total"], [0, 1, 3, 6, 11, 18])  # Euler sums lin
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_the_data_are_read_once_when_the_model_is_loaded(csv_model):
+    model = ac.load(csv_model)
+    (csv_model.parent / "series.csv").write_text("time,a,b\n0,100,1\n4,100,1\n", encoding="utf-8")
+    assert model.simulate()["lin"].iloc[0] == 1.0
+    assert ac.load(csv_model).simulate()["lin"].iloc[0] == 100.0  # a new load reads the new file
+
+
+def _workbook(path, sheet="Sheet1"):
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.title = sheet
+    ws.append(["x", 0, 1, 2])      # row 1: the lookup's x (and the data's times)
+    ws.append(["y", 0, 10, 40])    # row 2: its y
+    ws.append(["c", 1.5, 2.5, 3.5])  # row 3: constants
+    book.save(path)
+
+
+def test_constants_and_lookups_come_from_a_workbook(tmp_path):
+    _workbook(tmp_path / "inputs.xlsx")
+    path = write_mdl(
+        tmp_path, "region: north, south, east ~ ~ |",
+        "k[region] = GET XLS CONSTANTS('inputs.xlsx', 'Sheet1', 'B3') ~ ~ |",
+        "one = GET XLS CONSTANTS('inputs.xlsx', 'Sheet1', 'C3') ~ ~ |",
+        "curve(GET XLS LOOKUPS('inputs.xlsx', 'Sheet1', '1', 'B2')) ~ ~ |",
+        "y = curve(Time / 2) ~ ~ |", "series := GET XLS DATA('inputs.xlsx', 'Sheet1', '1', 'B2') ~ ~ |",
+        final_time=4, time_step=1)
+    model = ac.load(path)
+    frame = model.simulate()
+    assert [frame[f"k[{r}]"].iloc[0] for r in ("north", "south", "east")] == [1.5, 2.5, 3.5]
+    assert frame["one"].iloc[0] == 2.5
+    np.testing.assert_array_equal(frame["y"], [0, 5, 10, 25, 40])  # curve at 0, 0.5, ..., 2
+    np.testing.assert_array_equal(frame["series"], [0, 10, 40, 40, 40])
+    # constants read from a file are parameters like any other
+    assert model.parameters.loc["k[south]", "value"] == 2.5
+    assert model.simulate(params={"one": 7})["one"].iloc[0] == 7
+
+
+@pytest.mark.parametrize("equation, needle", [
+    ("k = GET XLS CONSTANTS('absent.xlsx', 'Sheet1', 'B3')",
+     r"'k' reads constants from file 'absent\.xlsx', sheet 'Sheet1', cell 'B3' and cannot: .*not found"),
+    ("k = GET XLS CONSTANTS('inputs.xlsx', 'Nope', 'B3')",
+     r"'k' reads constants from file 'inputs\.xlsx', sheet 'Nope', cell 'B3' and cannot: .*Nope"),
+    ("k = GET XLS CONSTANTS('inputs.xlsx', 'Sheet1', 'no_such_range')",
+     r"sheet 'Sheet1', cell 'no_such_range' and cannot: .*no_such_range"),
+    ("k := GET XLS DATA('inputs.xlsx', 'Sheet1', '9', 'B10')",
+     r"'k' reads data from file 'inputs\.xlsx', sheet 'Sheet1', cell 'B10' and cannot"),
+    ("k = GET XLS CONSTANTS('model.mdl', 'Sheet1', 'B3')", r"'model\.mdl', which is not a spreadsheet"),
+    ("k = GET XLS CONSTANTS('?inputs', 'Sheet1', 'B3')", r"indirect file reference '\?inputs'"),
+])
+def test_a_missing_or_malformed_source_is_refused_naming_file_sheet_and_cell(tmp_path, equation, needle):
+    _workbook(tmp_path / "inputs.xlsx")
+    path = write_mdl(tmp_path, equation + " ~ ~ |")
+    with pytest.raises(ac.ModelReadError, match=needle):
+        ac.load(path)
+
+
+def test_a_corrupt_spreadsheet_is_refused_and_the_cli_exits_2_with_one_line(tmp_path, capsys):
+    (tmp_path / "inputs.xlsx").write_bytes(b"this is not a zip archive")
+    path = write_mdl(tmp_path, "k = GET XLS CONSTANTS('inputs.xlsx', 'Sheet1', 'B3') ~ ~ |")
+    code = cli.main(["run", str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "file 'inputs.xlsx', sheet 'Sheet1', cell 'B3'" in err[0]
+
+
+def test_a_data_variable_without_a_source_is_refused_by_name(tmp_path):
+    # Vensim's "x :=" with no GET reads a run's data file, which aicircle does not take
+    path = write_mdl(tmp_path, "x := ~ ~ |", "y = x ~ ~ |")
+    with pytest.raises(ac.UnsupportedFeature, match=r"data variables in 'x'"):
+        ac.load(path)
