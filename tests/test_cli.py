@@ -220,8 +220,8 @@ BAD_INPUT = [
     pytest.param(["run", "malformed.xmile"], r"malformed\.xmile", id="malformed-xml"),
     pytest.param(["run", "unclosed.xmile"], r"unclosed\.xmile.*XML", id="xml-unclosed-tag"),
     pytest.param(["run", "truncated.xmile"], r"truncated\.xmile.*XML", id="xml-truncated"),
-    pytest.param(["run", "subscripted.mdl"], r"subscript.*'pop'|'pop'.*subscript",
-                 id="subscripted-model"),
+    pytest.param(["export-xmile", "subscripted.mdl", "-o", "subscripted.xmile"], r"subscripted\.mdl.*subscripts",
+                 id="subscripted-model-to-xmile"),
     pytest.param(["run", "growth.mdl", "--set", "gg=1"], r"'gg'", id="unknown-parameter"),
     pytest.param(["run", "growth.mdl", "--set", "g"], r"NAME=VALUE.*'g'", id="set-without-value"),
     pytest.param(["run", "growth.mdl", "--set", "g="], r"\bg\b.*no value", id="set-empty-value"),
@@ -277,6 +277,14 @@ BAD_INPUT = [
 @pytest.mark.parametrize("args, needle", BAD_INPUT)
 def test_bad_input_exits_2_with_one_line_naming_the_problem(work, args, needle):
     assert_one_line_error(aicircle(work, *args), 2, needle)
+
+
+def test_a_subscripted_model_runs_with_one_column_per_element(work):
+    done = aicircle(work, "run", "subscripted.mdl", "--out", "sub.csv")
+    assert done.returncode == 0, done.stderr
+    df = pd.read_csv(work / "sub.csv", index_col="time")
+    np.testing.assert_array_equal(df["pop[north]"], 1)
+    np.testing.assert_array_equal(df["pop[south]"], 2)
 
 
 def test_a_well_formed_xmile_model_runs(work):
