@@ -91,6 +91,8 @@ class Model:
         self._structural = frozenset(structural)
         self._vars = vars_
         self._lookups = lookups
+        # the lookups a run can replace by name (params={"Name": series or (x, y) pairs})
+        self._lookup_tables = {key: entry[1] for key, entry in scope.items() if entry[0] == "lookup"}
         self._programs: OrderedDict = OrderedDict()
         visible = [v for v in vars_ if not v.hidden]
         self._by_clean = {clean_name(v.name): v.vid for v in visible}
@@ -157,8 +159,14 @@ class Model:
         key = (overrides, outputs, smooth)
         prog = self._programs.get(key)
         if prog is None:
-            params = [v.vid for v in self._vars if v.kind == "const" or v.vid in overrides]
-            prog = compiler.Program(self._vars, self._lookups, params, list(outputs),
+            vars_, lookups = self._vars, self._lookups
+            replaced = [o for o in overrides if isinstance(o, compiler.Override)]
+            if replaced:  # time series and lookup tables given to this run
+                vars_, lookups = list(vars_), list(lookups)
+                for override in replaced:
+                    override.apply(vars_, lookups)
+            params = [v.vid for v in vars_ if v.kind == "const" or v.vid in overrides]
+            prog = compiler.Program(vars_, lookups, params, list(outputs),
                                     self.path.name, self._controls, smooth=smooth)
             self._programs[key] = prog
             if len(self._programs) > 32:
@@ -188,6 +196,10 @@ class Model:
         given = {}
         elements: dict = {}  # subscripted constants set element by element: vid -> {element: value}
         for name, value in (params or {}).items():
+            table = self._lookup_tables.get(clean_name(name)) if isinstance(name, str) else None
+            if table is not None:  # a lookup: a new table for this run
+                values[compiler.Override.table(table, value, name)] = None
+                continue
             vid, element = self._vid_element(name)
             var = self._vars[vid]
             if element is not None:
@@ -209,6 +221,11 @@ class Model:
             if vid in self._structural:
                 raise InvalidInput(f"'{var.name}' sets the order of a delay or smooth, which is fixed "
                                    f"when the model is loaded; edit it in the model file")
+            if isinstance(value, pd.Series):  # PySD's time series: interpolated at each time
+                if var.size is not None:
+                    raise InvalidInput(f"'{var.name}' is subscripted; a time series sets one variable")
+                values[compiler.Override.series(vid, value, var.name)] = None
+                continue
             if var.size is not None:
                 values[vid] = self._subscripted_value(var, value, allow_arrays)
                 continue

@@ -8,6 +8,7 @@ load naming the file, the sheet and the cell, and the CLI exits 2 with one line.
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import aicircle as ac
@@ -117,3 +118,45 @@ def test_a_data_variable_without_a_source_is_refused_by_name(tmp_path):
     path = write_mdl(tmp_path, "x := ~ ~ |", "y = x ~ ~ |")
     with pytest.raises(ac.UnsupportedFeature, match=r"data variables in 'x'"):
         ac.load(path)
+
+
+def _series_model(folder):
+    return write_mdl(folder, "k = 2 ~ ~ |", "y = k * 10 ~ ~ |", "s = INTEG(k, 0) ~ ~ |",
+                     "tbl([(0,0)-(10,10)],(0,0),(10,10)) ~ ~ |", "z = tbl(Time) ~ ~ |",
+                     final_time=6, time_step=0.5)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # PySD's imports and its run() under pandas 3
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("params", [
+    {"k": "series"},  # a constant given a time series (PySD: interpolated, ends held)
+    {"tbl": "series"},  # a lookup given a new table as a Series (x as its index)
+])
+def test_a_time_series_or_a_lookup_table_given_as_a_param_runs_as_in_pysd(tmp_path, params):
+    pysd = pytest.importorskip("pysd")
+    path = _series_model(tmp_path)
+    value = pd.Series([1.0, 5.0, 2.0], index=[1.0, 3.0, 4.5])
+    given = {name: value for name in params}
+    ours = ac.load(path).simulate(params=given)
+    theirs = pysd.read_vensim(str(path)).run(params=given)
+    for column in ("k", "y", "s", "z"):
+        np.testing.assert_allclose(ours[column].to_numpy(), theirs[column].to_numpy(dtype=float),
+                                   rtol=1e-12)  # the same interpolation, the same Euler sums
+
+
+def test_a_lookup_takes_x_y_pairs_and_the_next_run_has_its_own_table_again(tmp_path):
+    model = ac.load(_series_model(tmp_path))
+    np.testing.assert_array_equal(model.simulate(params={"tbl": [(0, 5), (6, -1)]})["z"].iloc[::2],
+                                  [5, 4, 3, 2, 1, 0, -1])
+    np.testing.assert_array_equal(model.simulate()["z"], model.simulate()["z"].index)  # no hidden state
+
+
+@pytest.mark.parametrize("params, needle", [
+    ({"tbl": [1, 2, 3]}, r"lookup 'tbl' takes a pandas Series .* or \(x, y\) pairs"),
+    ({"tbl": [(1, 2), (1, 3)]}, r"the x values given for 'tbl' repeat 1"),
+    ({"k": pd.Series([1.0, np.nan], index=[0, 1])}, r"given for 'k' must be finite"),
+    ({"s": pd.Series([1.0], index=[0])}, r"'s' is a stock"),
+])
+def test_a_bad_series_or_table_is_refused_naming_it(tmp_path, params, needle):
+    with pytest.raises(ac.InvalidInput, match=needle):
+        ac.load(_series_model(tmp_path)).simulate(params=params)

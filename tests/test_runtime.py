@@ -139,3 +139,19 @@ def test_smooth_stand_in_tends_to_its_exact_form_away_from_the_kink(smooth, exac
 def test_smoothing_width_that_is_not_a_positive_number_is_refused(call, eps):
     with pytest.raises(InvalidInput, match="eps must be"):
         call(eps)
+
+
+@pytest.mark.parametrize("kind, expected", [
+    # times 0, 1, 3; read at -1, 1, 2, 5 (before, on, between and after the series)
+    ("interpolate", [[0, 1, 2, 3], [10, 20, 25, 30]]),
+    ("hold_backward", [[0, 1, 1, 3], [10, 20, 20, 30]]),
+    ("look_forward", [[0, 1, 3, 3], [10, 20, 30, 30]]),
+    ("raw", [[np.nan, 1, np.nan, np.nan], [np.nan, 20, np.nan, np.nan]]),
+])
+def test_data_at_reads_a_series_by_vensims_method_per_element_and_per_time(kind, expected):
+    xs = np.array([0.0, 1.0, 3.0])
+    ys = np.array([[0.0, 10.0], [1.0, 20.0], [3.0, 30.0]])  # two elements in columns
+    t = np.array([-1.0, 1.0, 2.0, 5.0])
+    np.testing.assert_array_equal(rt.data_at(t, xs, ys, kind), expected)  # (elements, times)
+    np.testing.assert_array_equal(rt.data_at(t, xs, ys[:, 1], kind), expected[1])  # unsubscripted
+    np.testing.assert_array_equal(rt.data_at(2.0, xs, ys, kind), np.array(expected)[:, [2]])

@@ -14,9 +14,9 @@ and PULSE), so that Euler runs agree with PySD to rounding.
 """
 
 from .emitter import Program
-from .ir import CONTROL_NAMES, Lookup, Var, clean_name
+from .ir import CONTROL_NAMES, Lookup, Override, Var, clean_name
 from .lowering import UNSUPPORTED_STRUCTURES, lower
 from .subscripts import labels as element_labels
 
-__all__ = ["CONTROL_NAMES", "Lookup", "Program", "UNSUPPORTED_STRUCTURES", "Var", "clean_name", "element_labels",
+__all__ = ["CONTROL_NAMES", "Lookup", "Override", "Program", "UNSUPPORTED_STRUCTURES", "Var", "clean_name", "element_labels",
            "lower"]

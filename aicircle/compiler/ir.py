@@ -27,7 +27,7 @@ import re
 import numpy as np
 
 from .. import runtime
-from ..errors import UnsupportedFeature
+from ..errors import InvalidInput, UnsupportedFeature
 
 #: The time settings every model defines, by key and by their name in Vensim.
 CONTROL_NAMES = {
@@ -165,3 +165,71 @@ def check_depth(node, source: str, where: str) -> None:
                 f"{source}: the equation of '{where}' nests more than {MAX_DEPTH} levels deep; "
                 f"split it into auxiliaries")
         stack.extend((a, depth + 1) for a in _children(n))
+
+
+@dataclasses.dataclass(frozen=True)
+class Override:
+    """A run's replacement of a variable by a time series, or of a lookup table by another.
+
+    PySD's ``run(params=...)``: a constant or auxiliary given a ``pandas.Series``
+    indexed by time becomes that series, interpolated (Vensim's data
+    variables' default, the end values beyond it); a lookup given a Series (x
+    as its index) or ``(x, y)`` pairs takes that table. Hashable by content, so
+    that the programs compiled for it are cached like any other.
+    """
+
+    target: int  # kind 'series': a variable id; kind 'table': a lookup table id
+    kind: str
+    x: tuple
+    y: tuple
+
+    @classmethod
+    def series(cls, vid: int, value, name: str) -> "Override":
+        """A time series (a pandas Series indexed by time) replacing variable ``vid``."""
+        return cls(vid, "series", *_points(value.index.to_numpy(), value.to_numpy(), name, "times"))
+
+    @classmethod
+    def table(cls, table: int, value, name: str) -> "Override":
+        """A lookup table from a pandas Series (x as its index) or a sequence of (x, y) pairs."""
+        if hasattr(value, "index") and hasattr(value, "to_numpy"):
+            x, y = value.index.to_numpy(), value.to_numpy()
+        else:
+            try:
+                pairs = np.asarray(value, dtype=float)
+            except (TypeError, ValueError):
+                raise InvalidInput(f"lookup '{name}' takes a pandas Series (x as its index) or (x, y) "
+                                   f"pairs; got {value!r}") from None
+            if pairs.ndim != 2 or pairs.shape[1] != 2:
+                raise InvalidInput(f"lookup '{name}' takes a pandas Series (x as its index) or (x, y) "
+                                   f"pairs; got an array of shape {pairs.shape}")
+            x, y = pairs[:, 0], pairs[:, 1]
+        return cls(table, "table", *_points(x, y, name, "x values"))
+
+    def apply(self, vars_: list, lookups: list) -> None:
+        """Make the replacement in copies of a model's ``vars_`` and ``lookups`` (lists, changed in place)."""
+        x, y = np.array(self.x), np.array(self.y)
+        if self.kind == "series":
+            vars_[self.target] = dataclasses.replace(
+                vars_[self.target], kind="aux", expr=("fn", "data_at", (x, y, "interpolate"), ("time",)),
+                init_expr=None)
+        else:
+            lookups[self.target] = Lookup(x=x, y=y, kind=lookups[self.target].kind)
+
+
+def _points(x, y, name: str, what: str) -> tuple:
+    """``(x, y)`` as tuples of floats sorted by x; InvalidInput naming ``name`` unless they make a table."""
+    try:
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"the {what} and values given for '{name}' must be numbers") from None
+    if x.ndim != 1 or x.shape != y.shape or x.size == 0:
+        raise InvalidInput(f"'{name}' needs one value per point, at least one point; got {x.size} {what} "
+                           f"and {y.size} values")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise InvalidInput(f"the {what} and values given for '{name}' must be finite numbers")
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    if np.any(np.diff(x) == 0):
+        raise InvalidInput(f"the {what} given for '{name}' repeat {x[1:][np.diff(x) == 0][0]:g}")
+    return tuple(x.tolist()), tuple(y.tolist())
