@@ -40,9 +40,10 @@ def load(path) -> "Model":
     Raises
     ------
     ModelReadError
-        The file is missing, unreadable or not a model.
+        The file is missing, unreadable or not a model; or a spreadsheet or table it
+        reads (GET XLS/DIRECT ...) is (the message names the file, sheet and cell).
     UnsupportedFeature
-        The model uses a construct aicircle cannot compile (subscripts, data, ...).
+        The model uses a construct aicircle cannot compile (named in the message).
     """
     abstract = read(path)  # first: it checks what ``path`` is
     path = Path(path)
@@ -358,7 +359,9 @@ class Model:
         ----------
         params : dict, optional
             Name -> number: a parameter's value, or a constant replacing an
-            auxiliary for this run.
+            auxiliary for this run; a ``pandas.Series`` indexed by time makes the
+            variable that time series, interpolated (PySD's rule). A lookup's name
+            -> a Series (x as its index) or ``(x, y)`` pairs: its table for this run.
         solver : str
             ``euler`` (Vensim's semantics) or ``rk4`` at the time step, or one of
             ``solve_ivp``'s ``rk23, rk45, dop853, lsoda, radau, bdf``.
