@@ -11,7 +11,8 @@ specific to the capital-circle model of ``models/aicircle.mdl``:
   contracts are written off on a scale of a tenth of the AI capex; a **boom**
   when AI capex and end-use AI revenue both grow; otherwise a **soft
   landing**. The end of a build-out while compute is still scarce
-  (utilisation not falling) is therefore not a bust. :data:`CONFIDENCE`, the
+  (utilisation not falling) is therefore not a bust. AI capex is the
+  hyperscalers' and the debt-financed builders' together. :data:`CONFIDENCE`, the
   project's first classifier (confidence below 0.2 or capex below half its
   running peak, ever before the horizon), is kept as a named alternative,
   because it proved to be an artefact: it is absorbing, and it calls the end
@@ -132,10 +133,11 @@ class EconomicClassifier(Classifier):
     Judged at every time ``t`` over the window ``[t - window, t]``:
 
     - **bust** if the mean realised ``Return on AI Capital`` is below the mean
-      ``Cost of Capital`` while ``AI Capex`` and ``AI Utilisation`` are both
-      lower at ``t`` than at ``t - window``; or if the ``Commitment
-      Impairments`` of the window exceed ``impairment_share`` of its AI capex;
-    - **boom** if not a bust and ``AI Capex`` and ``End Use AI Revenue`` are
+      ``Cost of Capital`` while ``Total AI Capex`` and ``AI Utilisation`` are both
+      lower at ``t`` than at ``t - window``; or if the ``AI Write Offs``
+      (cancelled contracts not paid for, builders' debt written off) of the
+      window exceed ``impairment_share`` of its AI capex;
+    - **boom** if not a bust and ``Total AI Capex`` and ``End Use AI Revenue`` are
       both higher at ``t`` than at ``t - window``;
     - a **soft landing** otherwise.
     """
@@ -187,12 +189,12 @@ class ConfidenceClassifier(Classifier):
 
 ECONOMIC = EconomicClassifier(
     "economic",
-    ("Return on AI Capital", "Cost of Capital", "AI Capex", "AI Utilisation", "Commitment Impairments",
+    ("Return on AI Capital", "Cost of Capital", "Total AI Capex", "AI Utilisation", "AI Write Offs",
      "End Use AI Revenue"),
     "a bust when, over the year to the horizon, the realised return on AI capital is below the cost "
-    "of capital while AI capex and utilisation both fall, or when cancelled compute contracts are "
-    "written off on a scale of a tenth of AI capex; a boom when AI capex and end-use AI revenue both "
-    "grow over that year; a soft landing otherwise")
+    "of capital while AI capex (the hyperscalers' and the builders') and utilisation both fall, or when "
+    "cancelled compute contracts and builders' debt are written off on a scale of a tenth of AI capex; a "
+    "boom when AI capex and end-use AI revenue both grow over that year; a soft landing otherwise")
 CONFIDENCE = ConfidenceClassifier(
     "confidence",
     ("Investor Confidence", "Hyperscaler Capex"),
@@ -204,7 +206,7 @@ CLASSIFIERS = {c.name: c for c in (ECONOMIC, CONFIDENCE)}
 #: What the study reports besides the classifiers' variables: outputs with their units, the
 #: scenario shocks whose thresholds are always reported (parameter, range, meaning), the
 #: reduced core continued in one parameter, and the article's firm figures among the targets.
-KEY_OUTPUTS = {"Lab Revenue": "$B/Year", "AI Capex": "$B/Year", "Investor Confidence": "fraction",
+KEY_OUTPUTS = {"Lab Revenue": "$B/Year", "Total AI Capex": "$B/Year", "Investor Confidence": "fraction",
                "Return on AI Capital": "1/Year"}
 SHOCK_DRIVERS = (
     ("Open Model Price Shock Size", (0.0, 0.8), "revenue per user lost to open-model price competition (B4)"),
@@ -495,6 +497,10 @@ STRUCTURAL = (
      {"Compute Price Elasticity": 1.0}),
     ("costless cancellations", "cancelled compute contracts cost the lab nothing", {"Cancellation Fee Share": 0.0}),
     ("heavy cancellation fees", "the lab pays half of what it cancels", {"Cancellation Fee Share": 0.5}),
+    ("no vendor financing", "the chipmaker puts no equity into the builders that buy its GPUs",
+     {"Vendor Financing Share": 0.0}),
+    ("cautious builders", "the builders borrow half of their capex instead of 70%", {"Builder Debt Share": 0.5}),
+    ("no warrants", "the second vendor's deal carries no warrants for the lab", {"Warrant Value per GW": 0.0}),
 )
 
 

@@ -245,7 +245,7 @@ def early_warning(times, x, end, span, bandwidth, window=0.5):
 
 
 def capital_circle_study(model=None, params=None, *, parameter="Cancellation Threshold", tipping=2.2,
-                         stable=2.6, noise=None, variables=("Investor Confidence", "AI Capex"), n_runs=200,
+                         stable=2.6, noise=None, variables=("Investor Confidence", "Total AI Capex"), n_runs=200,
                          span=5.0, bandwidth=1.0, detrending="kernel", window=0.5, saveper=1 / 16, seed=0,
                          classifier=None, progress=False):
     """Do early-warning indicators announce the capital circle's busts? Noisy runs on both sides of a tip.

@@ -256,7 +256,7 @@ def _stage_ensemble(study: _Study, n_draws):
                       title="Probability of a bust after September 2025, by year")
     study.fig("p_bust", ax, "Share of the predictive ensemble that has been in a bust between October 2025 "
                             "and each year, under each definition.")
-    capex = bands.loc["AI Capex"]["median"]
+    capex = bands.loc["Total AI Capex"]["median"]
     peak = capex.loc[:circle.HORIZONS[0] + 1].idxmax()
     trough = capex.loc[peak:].idxmin()
     confidence = bands.loc["Investor Confidence"]["median"]
@@ -337,7 +337,7 @@ def _stage_loops(study: _Study):
         rel = rels.isel(set=i).to_pandas()
         bust = float(circle.ECONOMIC.first_bust(t, [batch[v].to_numpy()[i:i + 1] for v in circle.ECONOMIC.variables],
                                                 circle.FORECAST_START)[0])
-        capex = batch["AI Capex"].isel(set=i).to_pandas()
+        capex = batch["Total AI Capex"].isel(set=i).to_pandas()
         peak = float(capex.loc[circle.FORECAST_START - 1:].idxmax())
         turn = peak  # the circle turns when AI capex peaks; the tipping moment is the first bust
         plots.plot_loop_dominance(rel, loops, ax=ax, shown=shown, marks={"first bust": bust, "AI capex peak": peak},
@@ -412,7 +412,7 @@ def _stage_sobol(study: _Study, sobol_n):
 
     bounds = _posterior_bounds(study.model, study.free, study.ensemble)
     at = min(circle.HORIZONS)
-    sobol = sensitivities(study.model, "sobol", ["Investor Confidence", "AI Capex"], at=at, bounds=bounds,
+    sobol = sensitivities(study.model, "sobol", ["Investor Confidence", "Total AI Capex"], at=at, bounds=bounds,
                           n=sobol_n, seed=study.seed, params=study.without(*bounds), final_time=at)
     fig, axes = plots.panels(len(sobol), ncols=2, size=(6.5, 5))
     for ax, (output, frame) in zip(axes, sobol.items()):
@@ -442,7 +442,7 @@ def _stage_scenarios(study: _Study):
             row[f"outcome {int(h)}"] = str(circle.ECONOMIC.labels(t, vals, h)[0])
         row["first bust"] = _year(circle.ECONOMIC.first_bust(t, vals, circle.FORECAST_START)[0])
         row[f"AI capex {int(min(circle.HORIZONS))} ($B/yr)"] = float(np.interp(min(circle.HORIZONS), t,
-                                                                                 df["AI Capex"]))
+                                                                                 df["Total AI Capex"]))
         rows.append(row)
     shown = list(circle.KEY_OUTPUTS)
     study.fig("scenarios", plots.plot_scenarios({k: v[shown] for k, v in runs.items()}, shown, units=circle.KEY_OUTPUTS),

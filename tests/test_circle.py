@@ -28,8 +28,8 @@ def flat(value):
 
 # --------------------------------------------------------------------------- the economic definition
 #
-# Variables, in ECONOMIC.variables order: Return on AI Capital, Cost of Capital, AI Capex,
-# AI Utilisation, Commitment Impairments, End Use AI Revenue.
+# Variables, in ECONOMIC.variables order: Return on AI Capital, Cost of Capital, Total AI Capex,
+# AI Utilisation, AI Write Offs, End Use AI Revenue.
 
 RISING = path((2020, 100), (2035, 400))
 PEAK_2029 = path((2020, 100), (2029, 500), (2035, 200))  # a build-out that ends

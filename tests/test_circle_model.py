@@ -416,16 +416,20 @@ def test_money_is_conserved_for_any_parameters_in_their_ranges(model, cash_stock
 def test_without_outside_funding_or_chipmaker_reinvestment_the_lab_spends_what_it_earns(model):
     run = model.simulate(params={"Stargate Shortfall Size": 1, "Stargate Shortfall Start": 2020,
                                  "Chipmaker Reinvestment Stop Size": 1,
-                                 "Chipmaker Reinvestment Stop Start": 2020})
-    # both funding flows are multiplied by (1 - 1): nothing is raised, up to rounding
+                                 "Chipmaker Reinvestment Stop Start": 2020,
+                                 "Warrant Value per GW": 0})
+    # both funding flows are multiplied by (1 - 1) and the warrants are worth nothing:
+    # nothing is raised, up to rounding
     np.testing.assert_allclose(run["Lab Equity Raised"], 0, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(run["Warrant Proceeds"], 0, rtol=0, atol=1e-12)
     late = run.loc[2030:2035]
     ratio = lab_spending(late) / late["Lab Revenue"]
     # Without new money the lab spends its revenue plus its dwindling cash over the
-    # planned runway: 0.941 to 1.027 of revenue seen (the compute price moves, and the lab's
-    # compute follows what it can afford with its deployment lag). 7% is "a few %"; a
+    # planned runway: 0.86 to 1.03 of revenue seen (its revenue still grows by ~40%/year in
+    # 2030, and its compute follows what it can afford with its deployment lag, so it
+    # spends a little less than it earns while growing). 15% is "a few %" of a lag; a
     # funded lab spends 2 to 3 times its revenue in those years.
-    np.testing.assert_allclose(ratio, 1, rtol=0, atol=0.07)
+    np.testing.assert_allclose(ratio, 1, rtol=0, atol=0.15)
 
 
 @pytest.mark.slow
@@ -447,13 +451,12 @@ def test_without_chipmaker_reinvestment_capex_is_lower_while_it_would_have_laste
     np.testing.assert_array_equal(run["Chipmaker Investment in Labs"], 0)
     start = model.parameters.loc["Chip Reinvestment Start", "value"]
     # From the reinvestment's start (2024.75) to 2029 the chipmaker's money buys the lab
-    # compute and contracts, and so capex (loop R1): capex is lower without it (by up to
-    # $51B a year in 2028, 4.4% on average). Not later: the capacity it pulled forward
-    # makes the baseline's 2030-2031 capex dip deeper, so capex without it is higher from
-    # about 2030 (by up to $16B a year).
+    # compute and contracts, and so the builders' and the clouds' AI capex (loop R1): it is
+    # lower without it. Not later: the capacity it pulled forward makes the baseline's later
+    # capex dip deeper.
     window = (baseline.index > start) & (baseline.index <= 2029)
     assert window.sum() >= 8  # at least two years of quarterly saves
-    assert np.all(run["Hyperscaler Capex"][window] < baseline["Hyperscaler Capex"][window])
+    assert np.all(run["Total AI Capex"][window] < baseline["Total AI Capex"][window])
 
 
 def test_operating_loss_exceeds_cash_burn_by_compute_in_kind_and_stock_compensation(baseline):
@@ -463,7 +466,12 @@ def test_operating_loss_exceeds_cash_burn_by_compute_in_kind_and_stock_compensat
     np.testing.assert_allclose(gap, baseline["Lab In Kind Compute"] + baseline["Lab Stock Compensation"],
                                rtol=1e-12, atol=1e-12)
     assert np.all(baseline.loc[:2023.0, "Lab In Kind Compute"] == 0)
-    assert np.all(baseline.loc[2023.25:, "Lab In Kind Compute"] > 0)
+    # From the deal on, the partner pays in kind for the compute the lab runs on its capacity:
+    # all of it until the builders' first contracts (2025), what the builders do not serve after.
+    after = baseline.loc[2023.25:]
+    on_clouds = after["Lab Compute on Clouds GW"] > 0
+    assert on_clouds.loc[:2025.0].all()
+    np.testing.assert_array_equal(after["Lab In Kind Compute"] > 0, on_clouds)
 
 
 @pytest.mark.slow
@@ -546,4 +554,85 @@ def test_confidence_shock_scenario_cuts_confidence_and_ai_capex(scenario_runs):
     # the scenario removes 90% of confidence over its duration (scenarios.py)
     assert float(shock["Investor Confidence"].sel(**window).min()) \
         < 0.2 * float(base["Investor Confidence"].sel(**window).min())
-    assert float(shock["AI Capex"].sel(**window).min()) < float(base["AI Capex"].sel(**window).min())
+    assert float(shock["Total AI Capex"].sel(**window).min()) < float(base["Total AI Capex"].sel(**window).min())
+
+
+# --------------------------------------------------------------------------- claims, builders, the second vendor
+
+CLAIMS = ["Lab Shares Outstanding", "Chip Lab Shares", "Cloud Lab Shares", "Outside Lab Shares", "Lab Valuation",
+          "Chip Stake Value", "Cloud Stake Value", "Chip Equity Stakes in Labs", "Chipmaker Investment in Labs",
+          "Outside Equity Funding", "Lab In Kind Compute", "Lab Stock Compensation", "Lab Share Issuance"]
+
+
+@pytest.mark.parametrize("name", ["baseline", "confidence-shock", "chipmaker-stops-reinvesting"])
+def test_every_claim_on_the_lab_has_a_holder_and_is_marked_to_its_valuation(model, calibrated, name):
+    extra = {} if name == "baseline" else scenarios.scenario_params(model, name)
+    run = model.simulate(params={**calibrated, **extra}, return_columns=CLAIMS)
+    # Holders' shares are each issued from their own flow, and no one else's: together with
+    # the outside holders they never exceed the shares outstanding.
+    assert (run["Outside Lab Shares"] >= -1e-12).all()
+    assert (run["Chip Lab Shares"] >= 0).all() and (run["Cloud Lab Shares"] >= 0).all()
+    # The stakes are marked to the valuation: together they are worth at most the lab.
+    assert (run["Chip Stake Value"] + run["Cloud Stake Value"] <= run["Lab Valuation"] * (1 + 1e-12)).all()
+    # New money dilutes: the chipmaker's and the cloud's fractions can only grow through their
+    # own flows, so while the chipmaker does not invest its fraction falls.
+    fraction = run["Chip Lab Shares"] / run["Lab Shares Outstanding"]
+    idle = (run["Chipmaker Investment in Labs"] == 0) & (run["Lab Share Issuance"] > 0)
+    steps = np.diff(fraction.to_numpy())[idle.to_numpy()[1:] & idle.to_numpy()[:-1]]
+    assert (steps <= 1e-15).all()
+    if name == "chipmaker-stops-reinvesting":
+        return
+    # The chipmaker bought at the valuations of its investment: its marked stake equals its
+    # cost only if the valuation never moved; the lab's valuation rose after the first
+    # investments of 2024-2025, so by the end of 2025 the stake is marked above cost.
+    late_2025 = run.loc[2025.75]
+    assert late_2025["Chip Equity Stakes in Labs"] > 0
+    assert late_2025["Chip Stake Value"] > late_2025["Chip Equity Stakes in Labs"]
+
+
+def test_the_builders_hold_the_contracts_from_their_start_and_their_debt_is_secured_on_them(model, calibrated):
+    columns = ["Builder Cancellation Fees", "Cloud Cancellation Fees", "Cancellation Fees", "Builder Debt",
+               "Builder Debt Capacity", "Builder Capacity GW", "Builder Capacity Under Construction GW",
+               "Builder Defaults", "Lab Compute Commitments"]
+    run = model.simulate(params=calibrated, return_columns=columns)
+    start = model.parameters.loc["Builder Contract Start", "value"]
+    before, after = run.loc[run.index < start], run.loc[run.index >= start]
+    np.testing.assert_array_equal(before["Builder Cancellation Fees"], 0)
+    np.testing.assert_array_equal(after["Cloud Cancellation Fees"], 0)
+    # nothing is built for the lab before its first contracts with the builders, and debt
+    # follows what is built
+    np.testing.assert_array_equal(before["Builder Capacity Under Construction GW"], 0)
+    np.testing.assert_array_equal(before["Builder Debt"], 0)
+    assert after["Builder Debt"].max() > 0
+    # a default writes off only debt above what the contracts and cash flow carry
+    defaulting = run["Builder Defaults"] > 0
+    assert (run.loc[defaulting, "Builder Debt"] > run.loc[defaulting, "Builder Debt Capacity"]).all()
+
+
+@pytest.mark.slow
+def test_when_the_lab_loses_its_funding_its_cancelled_contracts_are_written_off(model, calibrated):
+    # Loop B6: without outside money or the chipmaker's from 2027, the lab can no longer plan
+    # for the compute it contracted; the builders' contracts are cancelled, and what the lab's
+    # fees do not cover is written off, years before the calibrated baseline's write-offs.
+    stop = {"Stargate Shortfall Size": 1, "Stargate Shortfall Start": 2027,
+            "Chipmaker Reinvestment Stop Size": 1, "Chipmaker Reinvestment Stop Start": 2027}
+    columns = ["AI Write Offs", "Builder Defaults", "Commitment Cancellations", "Cancellation Fees"]
+    base = model.simulate(params=calibrated, return_columns=columns).loc[2027:2029.75]
+    cut = model.simulate(params={**calibrated, **stop}, return_columns=columns).loc[2027:2029.75]
+    assert cut["Commitment Cancellations"].sum() > base["Commitment Cancellations"].sum()
+    assert cut["AI Write Offs"].sum() > base["AI Write Offs"].sum()
+    # the fees are paid: the write-offs are the cancellations less the fees, plus defaults
+    np.testing.assert_allclose(cut["AI Write Offs"],
+                               cut["Commitment Cancellations"] - cut["Cancellation Fees"] + cut["Builder Defaults"],
+                               rtol=1e-12, atol=1e-9)
+    assert (cut["Cancellation Fees"] > 0).any()
+
+
+def test_the_two_chip_deals_deploy_at_most_their_gigawatts_and_the_warrants_vest_with_them(model, calibrated):
+    run = model.simulate(params=calibrated, return_columns=["Second Vendor GW", "Chip Funded GW", "Warrant Proceeds"])
+    p = model.parameters["value"]
+    assert run["Second Vendor GW"].max() <= p["Second Vendor Deal GW"]
+    assert run["Chip Funded GW"].max() <= p["LOI Total GW"]
+    first = p["Second Vendor First Deployment"]
+    np.testing.assert_array_equal(run.loc[run.index < first, "Warrant Proceeds"], 0)
+    assert run.loc[run.index >= first, "Second Vendor GW"].max() > 0

@@ -320,7 +320,7 @@ def test_run_example_writes_the_scenario_with_the_capex_the_readme_states(workdi
     df = pd.read_csv(workdir / "shock.csv", index_col="time")
     # the Scenarios table: "| confidence-shock (...) | soft landing | boom | 2034.0 | 317 |" (AI capex 2030)
     row, = [cells for cells in _table_rows("scenario") if cells[0].startswith("confidence-shock")]
-    assert_shown(row[4], df.loc[2030.0, "AI Capex"])
+    assert_shown(row[4], df.loc[2030.0, "Total AI Capex"])
 
 
 # The article's firm figures in the README's Fit table, and the targets they are.
