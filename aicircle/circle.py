@@ -149,14 +149,22 @@ class EconomicClassifier(Classifier):
         ret, cost, capex, util, imp, revenue = (np.atleast_2d(v) for v in values)
         return ret, cost, capex, util, imp, revenue
 
-    def flags(self, times, values):
+    def causes(self, times, values):
+        """The two ways a run is in a bust at each time, ``{"idle capital": ..., "write-offs": ...}``.
+
+        Each is a boolean array (n_sets, n_times); :meth:`flags` is their union.
+        """
         times = np.asarray(times, float)
         ret, cost, capex, util, imp, _ = self._parts(times, values)
         w = self.window
         losing = _window_mean(times, ret - cost, w) < 0
         falling = (capex < _lagged(times, capex, w)) & (util < _lagged(times, util, w) - 1e-9)
         written_off = _window_mean(times, imp, w) > self.impairment_share * _window_mean(times, capex, w)
-        return (losing & falling) | written_off
+        return {"idle capital": losing & falling, "write-offs": written_off}
+
+    def flags(self, times, values):
+        causes = self.causes(times, values)
+        return causes["idle capital"] | causes["write-offs"]
 
     def booming(self, times, values):
         times = np.asarray(times, float)

@@ -6,6 +6,7 @@ returns the Axes or the Figure; none calls ``show()``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -546,6 +547,31 @@ def plot_sensitivity(frame, ax=None, title=None):
     return ax
 
 
+def _ring_order(ring, edges):
+    """``ring`` reordered so that as few linked stocks as possible sit opposite each other.
+
+    Opposite stocks' arrows would cross the hub in the middle; the first stock stays on top.
+    Small rings are searched exhaustively (at most 5! orders); larger ones keep their order.
+    """
+    k = len(ring)
+    if k < 4 or k > 6:
+        return ring
+    linked = {frozenset(e) for e in edges}
+
+    def crossings(order):
+        return sum(frozenset((order[i], order[(i + k // 2) % k])) in linked for i in range(k))
+
+    return min(([ring[0], *rest] for rest in itertools.permutations(ring[1:])), key=crossings)
+
+
+def _passes_near(a, b, point, distance):
+    """Whether the segment from ``a`` to ``b`` passes within ``distance`` of ``point``."""
+    (ax_, ay), (bx, by), (px, py) = a, b, point
+    dx, dy = bx - ax_, by - ay
+    s = max(0.0, min(1.0, ((px - ax_) * dx + (py - ay) * dy) / max(dx * dx + dy * dy, 1e-12)))
+    return math.hypot(ax_ + s * dx - px, ay + s * dy - py) < distance
+
+
 def plot_structure(model, title=None):
     """The model's money circuit and loops, drawn from the model file.
 
@@ -555,8 +581,8 @@ def plot_structure(model, title=None):
     """
     flows = model.stock_flows()
     cash = [s for s in flows if s.lower().endswith("cash")]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(14, 7.5), layout="constrained",
-                                  gridspec_kw={"width_ratios": [1.6, 1]})
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(16, 8.5), layout="constrained",
+                                  gridspec_kw={"width_ratios": [2.0, 1]})
     edges = {}
     for dst in cash:
         for f in flows[dst]["in"]:
@@ -568,16 +594,18 @@ def plot_structure(model, title=None):
     n_flows = {c: len(flows[c]["in"]) + len(flows[c]["out"]) for c in cash}
     hub = max(cash, key=lambda c: (degree[c], n_flows[c])) \
         if cash and max(degree.values()) == len(cash) - 1 else None
-    ring = [c for c in cash if c != hub]
+    ring = _ring_order([c for c in cash if c != hub], edges)
     k = len(ring)
-    radius = 2.4
-    pos = {c: (radius * math.cos(math.pi / 2 - 2 * math.pi * i / max(k, 1)),
-               radius * math.sin(math.pi / 2 - 2 * math.pi * i / max(k, 1))) for i, c in enumerate(ring)}
+    rx, ry = 3.4, 2.4  # an ellipse: the labels are wider than they are tall
+    pos = {c: (rx * math.cos(math.pi / 2 - 2 * math.pi * i / max(k, 1)),
+               ry * math.sin(math.pi / 2 - 2 * math.pi * i / max(k, 1))) for i, c in enumerate(ring)}
     if hub:
         pos[hub] = (0.0, 0.0)
     for (src, dst), names in edges.items():
         (x0, y0), (x1, y1) = pos[src], pos[dst]
         rad = 0.4 if (dst, src) in edges else -0.25
+        if hub and hub not in (src, dst) and _passes_near((x0, y0), (x1, y1), pos[hub], 0.8):
+            rad = math.copysign(0.45, rad)  # a chord through the hub: bend the arc around it
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
                     arrowprops=dict(arrowstyle="-|>", color="C0", lw=1.3, shrinkA=30, shrinkB=30,
                                     connectionstyle=f"arc3,rad={rad}"))
@@ -591,8 +619,8 @@ def plot_structure(model, title=None):
     for s, (x, y) in pos.items():
         ax.text(x, y, s, ha="center", va="center", fontsize=10, weight="bold",
                 bbox=dict(boxstyle="round,pad=0.5", fc="#fdf0d5", ec="#c1121f"))
-    ax.set_xlim(-3.3, 3.3)
-    ax.set_ylim(-2.3, 3.0)
+    ax.set_xlim(-4.3, 4.3)
+    ax.set_ylim(-2.9, 2.9)
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title("Money flows between the cash stocks (each leaves one stock, enters one other)")

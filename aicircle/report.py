@@ -241,6 +241,12 @@ def _stage_ensemble(study: _Study, n_draws):
         summaries[clf.name], runs[clf.name] = circle.bust_summary(
             times, [values[model.resolve(v)] for v in clf.variables], clf, index=kept.index)
     busted = runs["economic"]["first_bust"].to_numpy() <= max(circle.HORIZONS) + 1e-9
+    # what the economic busts consist of, and whether compute ever stands idle
+    forecast = times >= circle.FORECAST_START - 1e-9
+    causes = circle.ECONOMIC.causes(times, [values[model.resolve(v)] for v in circle.ECONOMIC.variables])
+    utilisation = values[model.resolve(circle.ECONOMIC.variables[3])][:, forecast]
+    anatomy = {"sets": len(kept), **{name: float(flag[:, forecast].any(axis=1).mean()) for name, flag in causes.items()},
+               "idle compute": float((utilisation.min(axis=1) < 0.999).mean())}
     drivers = circle.depends_on(kept, busted, top=8)
     bands = bands_of(values, times, list(circle.KEY_OUTPUTS))
     years = np.arange(int(np.ceil(circle.FORECAST_START)), int(max(circle.HORIZONS)) + 1)
@@ -265,7 +271,7 @@ def _stage_ensemble(study: _Study, n_draws):
             "confidence_min": float(confidence.loc[peak:].min()),
             "confidence_min_year": float(confidence.loc[peak:].idxmin())}
     study.found.update(draws=draws, kept=kept, ensemble_info=info, bust=summaries, bust_runs=runs,
-                       depends=drivers, median_path=path)
+                       depends=drivers, median_path=path, anatomy=anatomy)
 
 
 def _stage_tipping(study: _Study):
@@ -1112,6 +1118,12 @@ def _write_document(doc, study: _Study, sobol_n, n_draws, command):
              "the first one counts any collapse of confidence or capex, the economic one asks whether capital "
              "stands idle at returns below its cost or contracts are written off — when compute stays scarce "
              "while capex falls, the build-out ends without idle capacity.")
+    a = f["anatomy"]
+    doc.text(f"What the economic busts consist of, after September 2025 over the {a['sets']} kept sets: "
+             f"write-offs (cancelled contracts not paid for and builders' debt defaulted, above a tenth of AI "
+             f"capex over a year) in {a['write-offs']:.1%} of the sets; idle capital at returns below its "
+             f"cost with capex and utilisation falling in {a['idle capital']:.1%}; utilisation falls below "
+             f"0.999 at some time in {a['idle compute']:.1%}.")
     figure("p_bust")
     figure("bands")
     narrowed = ranges[(ranges["draw_max"] - ranges["draw_min"]) < (ranges["max"] - ranges["min"]) - 1e-12]

@@ -66,6 +66,20 @@ def test_economic_classifier_labels_synthetic_run(case):
     assert circle.ECONOMIC.labels(TIMES, values, horizon).tolist() == [expected]
 
 
+@pytest.mark.parametrize("case, cause", [
+    ("bust: returns below the cost of capital, capex and utilisation falling", "idle capital"),
+    ("bust: cancelled contracts written off above a tenth of AI capex, utilisation steady", "write-offs"),
+])
+def test_economic_bust_names_its_cause(case, cause):
+    values, horizon, _ = ECONOMIC_CASES[case]
+    causes = circle.ECONOMIC.causes(TIMES, values)
+    at = TIMES == horizon
+    assert causes[cause][0, at].all()
+    other, = set(causes) - {cause}
+    assert not causes[other][0].any()
+    np.testing.assert_array_equal(causes["idle capital"] | causes["write-offs"], circle.ECONOMIC.flags(TIMES, values))
+
+
 def test_economic_bust_is_dated_by_its_window_and_ends_when_the_recovery_starts():
     values, _, _ = ECONOMIC_CASES["not absorbing: a bust around 2029-30 followed by a recovery is a boom in 2035"]
     flags = circle.ECONOMIC.flags(TIMES, values)[0]

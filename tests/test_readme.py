@@ -362,7 +362,13 @@ def test_tipping_example_finds_the_threshold_the_readme_states(workdir):
     at_year = [(float(value), old, new) for value, horizon, old, new in thresholds if float(horizon) == float(year)]
     assert [new for _, _, new in at_year] == ["boom"], done.stdout
     assert_shown(shock, at_year[0][0])
-    assert "bust" not in done.stdout, done.stdout
+    # "by 2035, shocks between 0.81 and 0.87 end in a bust"
+    later, lo, hi = _sentence(r"by (\d{4}), shocks between ([\d.]+) and ([\d.]+) end in a bust").groups()
+    into = [float(v) for v, h, old, new in thresholds if float(h) == float(later) and new == "bust"]
+    out_of = [float(v) for v, h, old, new in thresholds if float(h) == float(later) and old == "bust"]
+    assert len(into) == 1 and len(out_of) == 1, done.stdout
+    assert_shown(lo, into[0])
+    assert_shown(hi, out_of[0])
 
 
 @pytest.mark.slow
