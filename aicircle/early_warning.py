@@ -244,8 +244,8 @@ def early_warning(times, x, end, span, bandwidth, window=0.5):
                          "start": times[first], "end": times[last]})
 
 
-def capital_circle_study(model=None, params=None, *, parameter="Cancellation Threshold", tipping=2.2,
-                         stable=2.6, noise=None, variables=("Investor Confidence", "Total AI Capex"), n_runs=200,
+def capital_circle_study(model=None, params=None, *, parameter="Cancellation Threshold", tipping=2.6,
+                         stable=2.9, noise=None, variables=("Investor Confidence", "Total AI Capex"), n_runs=200,
                          span=5.0, bandwidth=1.0, detrending="kernel", window=0.5, saveper=1 / 16, seed=0,
                          classifier=None, progress=False):
     """Do early-warning indicators announce the capital circle's busts? Noisy runs on both sides of a tip.
@@ -264,13 +264,12 @@ def capital_circle_study(model=None, params=None, *, parameter="Cancellation Thr
     group, with its 95% Wilson interval. An indicator warns if that share is
     high in the tipping runs and clearly lower in the non-tipping ones.
 
-    With the shipped calibration the noise-free model busts (in 2029.4 to
-    2032.6) for every ``Cancellation Threshold`` up to 2.40 and at none from
-    2.45 (a sweep of its declared range 1 to 3 in steps of 0.05); the defaults
-    sit on both sides, and with sigma 0.02 every run at 2.2 busts and none at
-    2.6. Investor confidence follows nearly the same path at every value (it
-    falls from 0.98 to 0.15 between 2026 and 2031 either way): what differs is
-    whether the cancelled contracts are written off on the scale of a bust.
+    With the shipped calibration the noise-free model busts (in 2029.5 to
+    2032.75) for every ``Cancellation Threshold`` up to 2.75 and at none from
+    2.80 (a sweep of its declared range 1 to 3 in steps of 0.05); the defaults
+    sit on both sides, and with sigma 0.02 every one of 50 runs at 2.6 busts
+    and none of 50 at 2.9. What differs between the two sides is whether the
+    cancelled contracts are written off on the scale of a bust.
 
     Parameters
     ----------

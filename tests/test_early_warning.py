@@ -265,7 +265,7 @@ def test_capital_circle_study_compares_runs_that_bust_with_the_same_years_of_run
     tipping = runs[runs["group"] == "tipping"]
     calm = runs[runs["group"] == "non-tipping"]
     assert len(tipping) + len(calm) + int((runs["group"] == "left out").sum()) == 16
-    assert np.all(tipping["value"] == 2.2) and np.all(calm["value"] == 2.6)
+    assert np.all(tipping["value"] == 2.6) and np.all(calm["value"] == 2.9)
     assert np.all(tipping["end"] == tipping["first_bust"]) and calm["first_bust"].isna().all()
     assert set(calm["end"]) <= set(tipping["first_bust"])  # the same years as a run that busts
     assert list(summary.index.get_level_values("group")) == ["tipping", "non-tipping"] * 2
