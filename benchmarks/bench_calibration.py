@@ -1,6 +1,6 @@
 """How long the full calibration of the capital-circle model takes (budget: 15 minutes on 2 cores).
 
-Times ``aicircle.calibrate.calibrate(model, seed=0, include=INCLUDE)`` on the shipped model
+Times ``aicircle.calibrate.calibrate(model, seed=0, include=...)`` on the shipped model
 (models/aicircle.mdl) and targets (calibration/targets.csv) with the default
 pipeline: screening (pivoted QR of the sensitivity matrix, the parameters
 whose pivot stays above 3% of the first), least squares from 8 starts, profile likelihoods (7 points per
@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 import warnings
@@ -38,7 +39,12 @@ from aicircle.calibrate import calibrate
 ROOT = Path(__file__).resolve().parents[1]
 FIT = ROOT / "calibration" / "results" / "fit.json"
 TARGET_MINUTES = 15.0  # the calibration's budget on 2 cores
-INCLUDE = ("Compute Price Elasticity",)  # `aicircle calibrate --include`, as in the shipped fit.json
+
+
+def included(command: str) -> tuple:
+    """The ``--include NAME`` values of the command recorded in fit.json."""
+    words = shlex.split(command)
+    return tuple(words[i + 1] for i, w in enumerate(words[:-1]) if w == "--include")
 
 
 def main() -> int:
@@ -48,7 +54,7 @@ def main() -> int:
     args = parser.parse_args()
     options = dict(n_starts=3, profile_points=0, mcmc_steps=0) if args.quick else {}
     # as the shipped calibration was made (its fit.json records the command)
-    options["include"] = INCLUDE
+    options["include"] = included(json.loads(FIT.read_text())["command"])
     options["workers"] = os.cpu_count() or 1  # `aicircle calibrate`'s default: one process per core
 
     import emcee
