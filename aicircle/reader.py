@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import ModelReadError, UnsupportedFeature
 
-__all__ = ["read"]
+__all__ = ["fold_arithmetic", "read"]
 
 _MODEL_SUFFIXES = {".mdl": "vensim", ".xmile": "xmile", ".xml": "xmile", ".stmx": "xmile"}
 
@@ -306,3 +306,36 @@ def _xmile_file(path: Path, root):
             return root
 
     return _CheckedXmileFile(path)
+
+
+def fold_arithmetic(operators, values) -> float:
+    """The value of a PySD ``ArithmeticStructure`` whose operands are the numbers ``values``.
+
+    ``operators`` are its operators as strings: one unary ``negative`` or
+    ``positive`` for a single operand, otherwise ``+ - * /`` applied left to right,
+    or only ``^`` (right-associative), as Vensim reads them. An operator outside
+    these, or a division by zero, raises ``ValueError`` naming it.
+    """
+    ops = [str(o) for o in operators]
+    if len(values) == 1:
+        return -values[0] if ops and ops[0] == "negative" else values[0]
+    if all(op == "^" for op in ops):
+        out = values[-1]
+        for v in reversed(values[:-1]):
+            out = v ** out
+        return out
+    out = values[0]
+    for op, v in zip(ops, values[1:]):
+        if op == "+":
+            out += v
+        elif op == "-":
+            out -= v
+        elif op == "*":
+            out *= v
+        elif op == "/":
+            if v == 0:
+                raise ValueError("division by zero")
+            out /= v
+        else:
+            raise ValueError(f"operator '{op}'")
+    return out

@@ -45,6 +45,7 @@ import pint
 
 from .compiler import clean_name
 from .errors import InvalidInput
+from .reader import fold_arithmetic
 
 __all__ = ["check", "check_abstract", "parse_units", "FINDING_COLUMNS"]
 
@@ -613,22 +614,10 @@ def _constant(ast):
     vals = [_constant(a) for a in ast.arguments]
     if any(v is None for v in vals):
         return None
-    ops = [str(o) for o in ast.operators]
-    if len(vals) == 1:
-        return -vals[0] if ops[0] == "negative" else vals[0]
-    if all(op == "^" for op in ops):  # right-associative
-        out = vals[-1]
-        for v in reversed(vals[:-1]):
-            out = v ** out
-        return out
-    out = vals[0]
-    for op, v in zip(ops, vals[1:]):
-        if op == "/" and v == 0:
-            return None
-        out = {"+": out + v, "-": out - v, "*": out * v, "/": out / v if v else 0.0}.get(op)
-        if out is None:
-            return None
-    return out
+    try:
+        return fold_arithmetic(ast.operators, vals)
+    except ValueError:
+        return None
 
 
 def check_abstract(abstract, source: str = "") -> pd.DataFrame:

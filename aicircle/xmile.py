@@ -135,7 +135,7 @@ from pathlib import Path
 from ._sketch import read_sketch
 from .compiler import clean_name
 from .errors import InvalidInput, ModelReadError, UnsupportedFeature
-from .reader import read  # aicircle's one reader: same checks and errors as ac.load
+from .reader import fold_arithmetic, read  # aicircle's one reader: same checks and errors as ac.load
 
 __all__ = ["export_xmile", "XMILE_NAMESPACE"]
 
@@ -380,28 +380,11 @@ class _Exporter:
                 self._fail(f"a time setting defined by '{ast.reference}'", where)
             return self._fold(el.components[0].ast, where, seen | {key})
         if cls == "ArithmeticStructure":
-            ops = [str(o) for o in ast.operators]
             vals = [self._fold(a, where, seen) for a in ast.arguments]
-            if len(vals) == 1 and ops[0] in ("negative", "positive"):
-                return -vals[0] if ops[0] == "negative" else vals[0]
-            if all(o == "^" for o in ops):
-                out = vals[-1]
-                for v in reversed(vals[:-1]):
-                    out = v ** out
-                return out
-            out = vals[0]
-            for op, v in zip(ops, vals[1:]):
-                if op == "+":
-                    out += v
-                elif op == "-":
-                    out -= v
-                elif op == "*":
-                    out *= v
-                elif op == "/":
-                    out /= v
-                else:
-                    self._fail(f"a time setting using '{op}'", where)
-            return out
+            try:
+                return fold_arithmetic(ast.operators, vals)
+            except ValueError as err:
+                self._fail(f"a time setting with {err}", where)
         self._fail("a time setting that is not a constant expression", where)
 
     # -- the document --------------------------------------------------------
