@@ -7,9 +7,17 @@ against Vensim's and PySD's outputs). A file that is missing or malformed is ref
 load naming the file, the sheet and the cell, and the CLI exits 2 with one line.
 """
 
+import warnings
+
 import numpy as np
+import openpyxl  # a dependency (pyproject.toml): its absence is a failure, not a skip
 import pandas as pd
 import pytest
+
+with warnings.catch_warnings():
+    # chardet, imported by PySD's backend, warns about its own deprecated module path
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import pysd
 
 import aicircle as ac
 from aicircle import cli
@@ -55,7 +63,6 @@ def test_the_data_are_read_once_when_the_model_is_loaded(csv_model):
 
 
 def _workbook(path, sheet="Sheet1"):
-    openpyxl = pytest.importorskip("openpyxl")
     book = openpyxl.Workbook()
     ws = book.active
     ws.title = sheet
@@ -133,7 +140,6 @@ def _series_model(folder):
     {"tbl": "series"},  # a lookup given a new table as a Series (x as its index)
 ])
 def test_a_time_series_or_a_lookup_table_given_as_a_param_runs_as_in_pysd(tmp_path, params):
-    pysd = pytest.importorskip("pysd")
     path = _series_model(tmp_path)
     value = pd.Series([1.0, 5.0, 2.0], index=[1.0, 3.0, 4.5])
     given = {name: value for name in params}
