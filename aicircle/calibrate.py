@@ -289,14 +289,19 @@ def _solve(problem, x0, nfev):
     x0 = np.clip(x0, problem.lower + 1e-9 * span, problem.upper - 1e-9 * span)
     cache = {}
 
+    # Every point is evaluated with its Jacobian's k steps in one batch: a batch of k+1 runs
+    # costs little more than one run, and least_squares asks for the Jacobian at every point
+    # it accepts, so each iteration takes one batch instead of two (with equal results: a
+    # run does not depend on the others of its batch).
     def fun(x):
-        r = problem.residuals(x)[0]
-        cache["x"], cache["r"] = x.copy(), r
+        J, r = problem.jacobian(x)
+        cache["x"], cache["r"], cache["J"] = x.copy(), r, J
         return r
 
     def jac(x):
-        r0 = cache["r"] if "x" in cache and np.array_equal(cache["x"], x) else None
-        return problem.jacobian(x, r0)[0]
+        if "x" in cache and np.array_equal(cache["x"], x):
+            return cache["J"]
+        return problem.jacobian(x)[0]
 
     res = least_squares(fun, x0, jac=jac, bounds=(problem.lower, problem.upper), method="trf",
                         x_scale="jac", max_nfev=nfev, xtol=1e-8, ftol=1e-8)
@@ -393,16 +398,24 @@ def _lm_batch(problem, X0, free_cols, n_iter=12, lam0=1e-2):
     X = np.array(X0, dtype=float)
     G, m = len(X), len(free_cols)
     lam = np.full(G, lam0)
-    r = problem.residuals(X)
-    chi2 = np.sum(r * r, axis=1)
     lo, hi = problem.lower[free_cols], problem.upper[free_cols]
-    for _ in range(n_iter):
-        h = 1e-3 * np.maximum(1.0, np.abs(X[:, free_cols]))
-        h = np.where(X[:, free_cols] + h > hi, -h, h)
-        P = np.repeat(X[:, None, :], m, axis=1)
-        P[:, np.arange(m), free_cols] += h
-        R = problem.residuals(P.reshape(G * m, -1)).reshape(G, m, -1)
-        J = (R - r[:, None, :]) / h[:, :, None]  # (G, m, n_res)
+
+    def evaluate(points, with_jacobian):
+        """Residuals at ``points`` and, if asked, their Jacobians, from one batch of runs."""
+        if not with_jacobian:
+            return problem.residuals(points), None
+        h = 1e-3 * np.maximum(1.0, np.abs(points[:, free_cols]))
+        h = np.where(points[:, free_cols] + h > hi, -h, h)
+        P = np.repeat(points[:, None, :], m + 1, axis=1)
+        P[:, 1 + np.arange(m), free_cols] += h
+        R = problem.residuals(P.reshape(G * (m + 1), -1)).reshape(G, m + 1, -1)
+        return R[:, 0], (R[:, 1:] - R[:, :1]) / h[:, :, None]  # r (G, n_res), J (G, m, n_res)
+
+    # A point is evaluated with its Jacobian's steps in one batch; a rejected step keeps
+    # the point, and so its Jacobian.
+    r, J = evaluate(X, True)
+    chi2 = np.sum(r * r, axis=1)
+    for it in range(n_iter):
         JJ = J @ J.transpose(0, 2, 1)
         g = J @ r[:, :, None]
         step = np.empty((G, m))
@@ -411,10 +424,12 @@ def _lm_batch(problem, X0, free_cols, n_iter=12, lam0=1e-2):
             step[i] = -np.linalg.lstsq(A, g[i, :, 0], rcond=None)[0]
         trial = X.copy()
         trial[:, free_cols] = np.clip(X[:, free_cols] + step, lo, hi)
-        r_t = problem.residuals(trial)
+        r_t, J_t = evaluate(trial, it < n_iter - 1)  # after the last step no Jacobian is needed
         chi2_t = np.sum(r_t * r_t, axis=1)
         better = chi2_t < chi2
         X[better], r[better], chi2[better] = trial[better], r_t[better], chi2_t[better]
+        if J_t is not None:
+            J[better] = J_t[better]
         lam = np.where(better, lam / 3, lam * 4)
     return X, chi2
 

@@ -564,6 +564,13 @@ def _ring_order(ring, edges):
     return min(([ring[0], *rest] for rest in itertools.permutations(ring[1:])), key=crossings)
 
 
+def _overlap(a, b) -> float:
+    """The area shared by two boxes (matplotlib Bbox)."""
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(w, 0.0) * max(h, 0.0)
+
+
 def _passes_near(a, b, point, distance):
     """Whether the segment from ``a`` to ``b`` passes within ``distance`` of ``point``."""
     (ax_, ay), (bx, by), (px, py) = a, b, point
@@ -601,6 +608,17 @@ def plot_structure(model, title=None):
                ry * math.sin(math.pi / 2 - 2 * math.pi * i / max(k, 1))) for i, c in enumerate(ring)}
     if hub:
         pos[hub] = (0.0, 0.0)
+    ax.set_xlim(-4.3, 4.3)
+    ax.set_ylim(-2.9, 2.9)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    taken = []  # boxes (display coordinates) of the stocks and of the labels placed so far
+    for s, (x, y) in pos.items():
+        taken.append(ax.text(x, y, s, ha="center", va="center", fontsize=10, weight="bold",
+                             bbox=dict(boxstyle="round,pad=0.5", fc="#fdf0d5", ec="#c1121f")))
+    fig.canvas.draw()  # settles the layout, so that the boxes measured below stay where they are
+    renderer = fig.canvas.get_renderer()
+    taken = [t.get_window_extent(renderer) for t in taken]
     for (src, dst), names in edges.items():
         (x0, y0), (x1, y1) = pos[src], pos[dst]
         rad = 0.4 if (dst, src) in edges else -0.25
@@ -609,20 +627,24 @@ def plot_structure(model, title=None):
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
                     arrowprops=dict(arrowstyle="-|>", color="C0", lw=1.3, shrinkA=30, shrinkB=30,
                                     connectionstyle=f"arc3,rad={rad}"))
-        # the label sits at the arc's middle: matplotlib's arc3 bends the chord
-        # towards (mid + rad*(dy, -dx)); the quadratic curve passes halfway there
-        mx, my = (x0 + x1) / 2, (y0 + y1) / 2
-        dx, dy = x1 - x0, y1 - y0
-        lx, ly = mx + 0.5 * rad * dy, my - 0.5 * rad * dx
-        ax.text(lx, ly, "\n".join(names), fontsize=7, ha="center", va="center", color="#1d3557",
-                bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="#a8dadc", alpha=0.95))
-    for s, (x, y) in pos.items():
-        ax.text(x, y, s, ha="center", va="center", fontsize=10, weight="bold",
-                bbox=dict(boxstyle="round,pad=0.5", fc="#fdf0d5", ec="#c1121f"))
-    ax.set_xlim(-4.3, 4.3)
-    ax.set_ylim(-2.9, 2.9)
-    ax.set_aspect("equal")
-    ax.axis("off")
+        # matplotlib's arc3 is the quadratic curve with control point mid + rad*(dy, -dx);
+        # the label goes on it, at the middle if that is free, else at the point along it
+        # that overlaps the stocks and the other labels least
+        cx, cy = (x0 + x1) / 2 + rad * (y1 - y0), (y0 + y1) / 2 - rad * (x1 - x0)
+        label = ax.text(0, 0, "\n".join(names), fontsize=7, ha="center", va="center", color="#1d3557",
+                        bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="#a8dadc", alpha=0.95))
+        best = None
+        for u in (0.5, 0.42, 0.58, 0.34, 0.66, 0.27, 0.73, 0.2, 0.8):
+            label.set_position(((1 - u) ** 2 * x0 + 2 * (1 - u) * u * cx + u * u * x1,
+                                (1 - u) ** 2 * y0 + 2 * (1 - u) * u * cy + u * u * y1))
+            box = label.get_window_extent(renderer)
+            overlap = sum(_overlap(box, other) for other in taken)
+            if best is None or overlap < best[0]:
+                best = (overlap, label.get_position(), box)
+            if overlap == 0:
+                break
+        label.set_position(best[1])
+        taken.append(best[2])
     ax.set_title("Money flows between the cash stocks (each leaves one stock, enters one other)")
     ax2.axis("off")
     lines = []

@@ -59,6 +59,10 @@ def log(x, base):
 def xidz(a, b, x):
     """Vensim's XIDZ: ``a / b``, or ``x`` where ``|b| < SMALL_VENSIM``."""
     small = np.abs(b) < SMALL_VENSIM
+    if not small.any():  # the common case, in fewer operations (it runs at every step)
+        q = a / b
+        if len(getattr(q, "shape", ())) >= len(getattr(x, "shape", ())):  # (np.ndim is slower)
+            return q
     return np.where(small, x, a / np.where(small, 1.0, b))
 
 

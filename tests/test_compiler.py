@@ -702,3 +702,19 @@ def test_get_time_value_is_the_time_plus_its_offset(tmp_path):
     frame = run(path)
     np.testing.assert_array_equal(frame["x"], frame.index - 2.5)
     np.testing.assert_array_equal(frame["y"], frame.index + 3)
+
+
+def test_an_operation_written_twice_is_computed_once_with_the_same_values(tmp_path):
+    # Two STEPs share t + dt/2, and y repeats x's product: the hot path computes each once
+    # (a run costs its number of numpy calls), and every value stays what the equations say.
+    path = write_mdl(tmp_path, "a = 2 + 0 * Time", "b = 3 + 0 * Time", "x = a * b * STEP(1, 4)",
+                     "y = a * b * STEP(1, 6) + a * b", "s = INTEG(x + y, 0)", time_step=0.5)
+    model = ac.load(path)
+    rhs = model._program(frozenset(), ()).source_code.split("def rhs", 1)[1].split("def controls")[0]
+    calls = re.findall(r"_(\w+)\(([^)]*), _b\d+\)", rhs)
+    assert len(calls) == len(set(calls))  # no operation of the same names twice
+    assert sum(1 for f, args in calls if f == "divide" and args.startswith("dt,")) == 1
+    t = euler_times(10, 0.5)
+    frame = model.simulate()
+    np.testing.assert_array_equal(frame["x"].to_numpy(), 6.0 * (t + 0.25 > 4))
+    np.testing.assert_array_equal(frame["y"].to_numpy(), 6.0 * (t + 0.25 > 6) + 6.0)

@@ -155,3 +155,15 @@ def test_data_at_reads_a_series_by_vensims_method_per_element_and_per_time(kind,
     np.testing.assert_array_equal(rt.data_at(t, xs, ys, kind), expected)  # (elements, times)
     np.testing.assert_array_equal(rt.data_at(t, xs, ys[:, 1], kind), expected[1])  # unsubscripted
     np.testing.assert_array_equal(rt.data_at(2.0, xs, ys, kind), np.array(expected)[:, [2]])
+
+
+def test_xidz_over_arrays_equals_its_elementwise_definition():
+    # the fast path (no divisor counts as zero) and the general one give the same bits
+    b = np.array(DIVISORS)
+    a = np.linspace(-3.0, 4.0, b.size)
+    for divisors in (b, b[np.abs(b) >= 1e-6]):
+        got = rt.xidz(a[: divisors.size], divisors, 42.0)
+        expected = [pysd_functions.xidz(x, y, 42.0) for x, y in zip(a, divisors)]
+        np.testing.assert_array_equal(got, expected)
+    # the default value's shape is kept when the division itself is a scalar
+    np.testing.assert_array_equal(rt.xidz(3.0, 2.0, np.zeros(4)), np.full(4, 1.5))

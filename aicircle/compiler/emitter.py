@@ -10,7 +10,8 @@ and written as Python functions compiled with :func:`exec` in
   the run constants, the initial state and the delay times of DELAY FIXED;
 - ``rhs(t, dt, Y, C, B)``: evaluates every dynamic variable for the state ``Y``
   (shape ``(n_states, n)``) into preallocated rows ``B`` with numpy ufuncs
-  called with ``out=``, so that one evaluation allocates almost nothing. It
+  called with an output, so that one evaluation allocates almost nothing; an
+  operation written twice (the same ufunc of the same names) is computed once. It
   fills the derivatives of the continuous states (the first rows of ``B``) and
   returns the next values of the discrete ones and the outputs;
 - ``controls(P, t)``: the four time settings.
@@ -133,6 +134,9 @@ class _Emitter:
         self.mode = mode
         self.name_of = name_of
         self.lines = lines
+        #: buffered mode: the name holding each pure operation already written, by its code
+        #: (every name is assigned once per evaluation, so equal code means an equal value)
+        self.done: dict[str, str] = {}
 
     def expr(self, node, out: str | None = None) -> str:
         kind = node[0]
@@ -171,8 +175,22 @@ class _Emitter:
                 return self._bind(_call(function, args + ([repr(self.p.smooth)] if takes_width else [])), out)
             if name in UFUNCS:
                 if self.mode == "buffered" and not self.p.is_array(node):
+                    if out is None and name == "*":  # a STEP of height 1: x * 1.0 is x, bit for bit
+                        ones = [i for i, a in enumerate(node[2:]) if a == ("num", 1.0)]
+                        if ones and args[1 - ones[0]].startswith("_b"):
+                            return args[1 - ones[0]]
+                    # the ufunc by a global name, numbers as 0-d arrays (a Python float costs
+                    # a conversion at every call), the output positional: each is a call's overhead
+                    args = [self.p.number(a[1]) if a[0] == "num" else x for a, x in zip(node[2:], args)]
+                    code = f"_{UFUNCS[name]}({', '.join(args)}"
+                    if out is None and code in self.done:  # written before: the same value
+                        return self.done[code]
                     target = out or self.p.new_row()
-                    self.lines.append(f"np.{UFUNCS[name]}({', '.join(args)}, out={target})")
+                    # (numpy deprecates a positional output for minimum and maximum alone)
+                    sep = "out=" if name in ("min", "max") else ""
+                    self.lines.append(f"{code}, {sep}{target})")
+                    if out is None:
+                        self.done[code] = target
                     return target
                 return self._bind(f"np.{UFUNCS[name]}({', '.join(args)})", out)
             return self._bind(_call(FUNCTIONS[name], args), out)
@@ -184,8 +202,11 @@ class _Emitter:
             return out
         if self.mode == "plain":
             return f"({code})"
+        if code in self.done:
+            return self.done[code]
         tmp = self.p.new_temp()
         self.lines.append(f"{tmp} = {code}")
+        self.done[code] = tmp
         return tmp
 
 
@@ -224,6 +245,7 @@ class Program:
         self.temps = 0
         self.hoisted: dict[int, str] = {}
         self._constants: dict = {}  # name -> value of the arrays the code reads (K0, K1, ...)
+        self._numbers: dict = {}  # float.hex() -> name of its 0-d array (number())
         self._array_nodes: dict[int, bool] = {}
         # a subscripted state takes one row of Y per element
         self.state_index = {}
@@ -304,6 +326,14 @@ class Program:
             return repr(value.item() if isinstance(value, np.generic) else value)
         name = f"K{len(self._constants)}"
         self._constants[name] = value
+        return name
+
+    def number(self, value: float) -> str:
+        """The name of a 0-d array holding ``value`` (one per value), for the buffered code."""
+        key = float(value).hex()
+        name = self._numbers.get(key)
+        if name is None:
+            name = self._numbers[key] = self.constant(np.array(float(value)))
         return name
 
     def is_array(self, node) -> bool:
@@ -446,6 +476,7 @@ class Program:
         self.source_code = ("\n".join(init_src) + "\n\n" + "\n".join(rhs_src) + "\n\n"
                             + "\n".join(ctrl_src) + "\n")
         ns = runtime.namespace()
+        ns.update({f"_{name}": getattr(np, name) for name in UFUNCS.values()})
         ns.update(self._constants)
         for i, lk in enumerate(self.lookups):
             ns[f"LX{i}"] = lk.x
