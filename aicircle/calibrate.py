@@ -175,9 +175,7 @@ class Problem:
     def jacobian(self, x, r0=None, step=1e-3):
         """Forward-difference Jacobian of the residuals at ``x``: one batch of k (+1) runs."""
         x = np.asarray(x, dtype=float)
-        h = step * np.maximum(1.0, np.abs(x))
-        # step inwards at an upper bound, so the perturbed set stays in the box
-        h = np.where(x + h > self.upper, -h, h)
+        h = _difference_steps(x, self.upper, step)
         X = np.repeat(x[None], self.k, axis=0) + np.diag(h)
         if r0 is None:
             X = np.vstack([x[None], X])
@@ -186,6 +184,13 @@ class Problem:
         else:
             R = self.residuals(X)
         return ((R - r0) / h[:, None]).T, r0
+
+
+def _difference_steps(x, upper, step=1e-3):
+    """Forward-difference steps for the coordinates ``x``: ``step`` relative (absolute below 1),
+    taken inwards where they would cross ``upper``, so the perturbed sets stay in the box."""
+    h = step * np.maximum(1.0, np.abs(x))
+    return np.where(x + h > upper, -h, h)
 
 
 @dataclasses.dataclass
@@ -295,7 +300,7 @@ def _solve(problem, x0, nfev):
     # run does not depend on the others of its batch).
     def fun(x):
         J, r = problem.jacobian(x)
-        cache["x"], cache["r"], cache["J"] = x.copy(), r, J
+        cache["x"], cache["J"] = x.copy(), J
         return r
 
     def jac(x):
@@ -404,8 +409,7 @@ def _lm_batch(problem, X0, free_cols, n_iter=12, lam0=1e-2):
         """Residuals at ``points`` and, if asked, their Jacobians, from one batch of runs."""
         if not with_jacobian:
             return problem.residuals(points), None
-        h = 1e-3 * np.maximum(1.0, np.abs(points[:, free_cols]))
-        h = np.where(points[:, free_cols] + h > hi, -h, h)
+        h = _difference_steps(points[:, free_cols], hi)
         P = np.repeat(points[:, None, :], m + 1, axis=1)
         P[:, 1 + np.arange(m), free_cols] += h
         R = problem.residuals(P.reshape(G * (m + 1), -1)).reshape(G, m + 1, -1)
