@@ -616,15 +616,19 @@ def test_when_the_lab_loses_its_funding_its_cancelled_contracts_are_written_off(
     # fees do not cover is written off, years before the calibrated baseline's write-offs.
     stop = {"Stargate Shortfall Size": 1, "Stargate Shortfall Start": 2027,
             "Chipmaker Reinvestment Stop Size": 1, "Chipmaker Reinvestment Stop Start": 2027}
-    columns = ["AI Write Offs", "Builder Defaults", "Commitment Cancellations", "Cancellation Fees"]
+    columns = ["AI Write Offs", "Builder Defaults", "Commitment Cancellations", "Cancellation Fees",
+               "Restructuring Contract Cuts", "Payables Written Off"]
     base = model.simulate(params=calibrated, return_columns=columns).loc[2027:2029.75]
     cut = model.simulate(params={**calibrated, **stop}, return_columns=columns).loc[2027:2029.75]
     assert cut["Commitment Cancellations"].sum() > base["Commitment Cancellations"].sum()
     assert cut["AI Write Offs"].sum() > base["AI Write Offs"].sum()
-    # the fees are paid: the write-offs are the cancellations less the fees, plus defaults
+    # the write-offs are the cancellations less the fees, the contracts rejected and the bills
+    # cut when the lab is restructured (from 2029.25 here), plus defaults
     np.testing.assert_allclose(cut["AI Write Offs"],
-                               cut["Commitment Cancellations"] - cut["Cancellation Fees"] + cut["Builder Defaults"],
+                               cut["Commitment Cancellations"] - cut["Cancellation Fees"] + cut["Builder Defaults"]
+                               + cut["Restructuring Contract Cuts"] + cut["Payables Written Off"],
                                rtol=1e-12, atol=1e-9)
+    assert (cut["Restructuring Contract Cuts"] > 0).any()
     assert (cut["Cancellation Fees"] > 0).any()
 
 
