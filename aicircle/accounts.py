@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .compiler import clean_name
 from .errors import InvalidInput, ModelReadError
 from .reader import read
 
@@ -165,6 +166,58 @@ def _parse_item(name: str, kind: str, body: str) -> Item:
     return Item(name, kind, _parse_holders(fields["asset"], where), issuer)
 
 
+def _signed_references(ast, names) -> list | None:
+    """[(name, +1 or -1)] of an equation that is a signed sum of plain references, else None."""
+    kind = type(ast).__name__
+    if kind == "ReferenceStructure" and ast.subscripts is None and ast.reference in names:
+        return [(names[ast.reference], 1)]
+    if kind != "ArithmeticStructure":
+        return None
+    if list(ast.operators) == ["negative"]:
+        inner = _signed_references(ast.arguments[0], names)
+        return None if inner is None else [(n, -s) for n, s in inner]
+    if not set(ast.operators) <= {"+", "-"}:
+        return None
+    out = []
+    for sign, argument in zip([1] + [1 if op == "+" else -1 for op in ast.operators], ast.arguments):
+        inner = _signed_references(argument, names)
+        if inner is None:
+            return None
+        out += [(n, sign * s) for n, s in inner]
+    return out
+
+
+def _money_terms(model, abstract, money) -> dict:
+    """Money stock -> [(flow, +1 for an inflow or -1 for an outflow)].
+
+    Read from the stocks' rates; a flow that does not both leave one money stock and
+    enter another, and whose own equation is a signed sum of variables, is replaced
+    by those variables (so that a model whose XMILE export gathered a stock's terms
+    into one generated flow, like ``Cloud Cash other flows = Borrowing - Debt
+    Repayment``, books the same flows as its Vensim original).
+    """
+    structure = model.stock_flows()
+    for stock in money:
+        if "(expression)" in structure[stock]["in"] + structure[stock]["out"]:
+            raise ModelReadError(f"money stock '{stock}': its rate must be a sum of named flows")
+    signed = {s: [(f, 1) for f in structure[s]["in"]] + [(f, -1) for f in structure[s]["out"]]
+              for s in money}
+    names = {clean_name(v): v for v in model.variables}
+    equations = {el.name: el.components[0].ast for section in abstract.sections
+                 if section.type != "macro" for el in section.elements if len(el.components) == 1}
+    while True:
+        unmatched = [f for f in dict.fromkeys(n for terms in signed.values() for n, _ in terms)
+                     if sum((f, -1) in signed[s] for s in money) != 1
+                     or sum((f, 1) in signed[s] for s in money) != 1]
+        expansions = {f: _signed_references(equations[f], names) for f in unmatched if f in equations}
+        expansions = {f: terms for f, terms in expansions.items() if terms and terms != [(f, 1)]}
+        if not expansions:
+            return signed
+        for stock, terms in signed.items():
+            signed[stock] = [(n, s * s2) for f, s in terms
+                             for n, s2 in (expansions.get(f) or [(f, 1)])]
+
+
 def read_accounts(model) -> Accounts:
     """Read the accounts that ``model`` declares in its comments.
 
@@ -214,17 +267,10 @@ def read_accounts(model) -> Accounts:
             raise ModelReadError(f"money '{item.name}' must be a stock")
     flows = []
     if money:
-        terms = model.stock_flows()
-        for stock in money:
-            if "(expression)" in terms[stock]["in"] + terms[stock]["out"]:
-                raise ModelReadError(f"money stock '{stock}': its rate must be a sum of named flows")
-        seen = {}
-        for stock in money:
-            for flow in terms[stock]["in"] + terms[stock]["out"]:
-                seen.setdefault(flow, None)
-        for flow in seen:
-            sources = [s for s in money if flow in terms[s]["out"]]
-            sinks = [s for s in money if flow in terms[s]["in"]]
+        signed = _money_terms(model, abstract, money)
+        for flow in dict.fromkeys(name for terms in signed.values() for name, _ in terms):
+            sources = [s for s in money if (flow, -1) in signed[s]]
+            sinks = [s for s in money if (flow, 1) in signed[s]]
             if len(sources) != 1 or len(sinks) != 1 or sources == sinks:
                 raise ModelReadError(f"money flow '{flow}' leaves {sources} and enters {sinks}: "
                                      f"it must leave one money stock and enter another")

@@ -171,6 +171,14 @@ def largest(matrix):
     return np.abs(matrix).max(axis=(-2, -1), keepdims=True)
 
 
+
+def test_the_xmile_twin_declares_the_same_accounts(book):
+    # the XMILE export gathers a stock's terms that fill two stocks (Borrowing fills Cloud
+    # Cash and Cloud Debt) into one generated flow: the accounts read through it
+    twin = accounts.read_accounts(ac.load(ROOT / "models" / "aicircle.xmile"))
+    assert twin.sectors == book.sectors and twin.stock_sectors == book.stock_sectors
+    assert set(twin.items) == set(book.items) and set(twin.flows) == set(book.flows)
+
 @pytest.mark.slow
 def test_every_claim_row_of_the_balance_sheet_sums_to_zero_at_every_step(book, runs):
     sheet = accounts.balance_sheet(book, runs)
