@@ -60,7 +60,7 @@ __all__ = ["Accounts", "Flow", "Item", "balance_sheet", "read_accounts", "transa
            "variables"]
 
 KINDS = ("money", "claim", "memo", "real")
-_TAG = re.compile(r"\[(sector|money|claim|memo|real):\s*([^\]]*)\]")
+_TAG = re.compile(r"\[(sector|" + "|".join(KINDS) + r"):\s*([^\]]*)\]")
 _REST = "the rest"
 
 
