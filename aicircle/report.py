@@ -31,7 +31,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from . import __version__, _resources, plots, tipping
+from . import __version__, plots, tipping
 from . import calibrate as cal
 from ._document import Document
 from .errors import InvalidInput, UnknownName
@@ -347,7 +347,7 @@ class GenericAnalysis:
         _write_generic(doc, context, command, self.morris_n, self.note)
 
 
-def build_report(out="report", seed=0, progress=True, model_path=None, command=None, force=False,
+def build_report(model_path, out="report", seed=0, progress=True, command=None, force=False,
                  recalibrate=False, *, params_path=None, targets_path=None, drivers=(), outcome=None,
                  morris_n=MORRIS_N, vocabulary=None, switches=(), actuals=None):
     """The generic analysis of the model at ``model_path`` (:class:`GenericAnalysis`), written to ``out``.
@@ -355,10 +355,10 @@ def build_report(out="report", seed=0, progress=True, model_path=None, command=N
     See :func:`write_report` and :class:`GenericAnalysis` for the parameters;
     ``command`` is by default the Python call that made the report.
     """
-    model = load(model_path or _resources.shipped_model())
+    model = load(model_path)
     if command is None:
-        command = (f"python -c \"from aicircle.report import build_report; build_report({str(Path(out).resolve())!r}, "
-                   f"seed={seed}, model_path={model_path!r}, recalibrate={recalibrate}, "
+        command = (f"python -c \"from aicircle.report import build_report; build_report({str(model_path)!r}, "
+                   f"{str(Path(out).resolve())!r}, seed={seed}, recalibrate={recalibrate}, "
                    f"params_path={params_path!r}, targets_path={targets_path!r}, drivers={list(drivers)!r}, "
                    f"outcome={outcome if isinstance(outcome, str) or outcome is None else outcome.label!r}, "
                    f"morris_n={morris_n})\"")

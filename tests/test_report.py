@@ -339,6 +339,18 @@ def test_a_model_outside_the_study_gets_the_generic_report(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_toolkits_report_runs_the_generic_analysis_without_the_study(tmp_path):
+    path = _decay_model(tmp_path)
+    out = aicircle.report.build_report(path, tmp_path / "report", progress=False, drivers=["k"], outcome="x<0.5")
+    manifest = json.loads((out / "manifest.json").read_text())
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert manifest["analysis"] == "generic"
+    assert "capital-circle" not in md  # the study's note is the study's to add
+    assert manifest["command"].startswith("python -c \"from aicircle.report import build_report")
+    assert "| k |" in md and "x<0.5" in md
+
+
+@pytest.mark.slow
 def test_the_generic_report_finds_an_outcome_threshold_where_the_euler_run_crosses_it(tmp_path):
     path = _decay_model(tmp_path)
     out = build_report(tmp_path / "report", seed=0, progress=False, model_path=path, drivers=["K"],
