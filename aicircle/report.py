@@ -396,7 +396,6 @@ def _generic_outputs(study: Context) -> list:
 
 
 def _stage_baseline(study: Context):
-
     model = study.model
     shown = _generic_outputs(study)
     run = model.simulate(params=study.params)
@@ -412,7 +411,6 @@ def _stage_baseline(study: Context):
 
 
 def _stage_generic_fit(study: Context, actuals):
-
     if study.targets is None:
         study.findings.fit_note = "No targets were given (--targets FILE): no fit."
         return
@@ -454,7 +452,6 @@ def generic_bounds(model, params, switches=()) -> pd.DataFrame:
 
 
 def _stage_morris(study: Context, morris_n, switches):
-
     model = study.model
     bounds = generic_bounds(model, study.params, switches)
     study.findings.bounds = bounds
@@ -484,7 +481,6 @@ def _ranked_drivers(morris) -> list:
 
 
 def _stage_sweeps(study: Context, drivers, outcome):
-
     model, bounds = study.model, study.findings.bounds
     named = bool(drivers)
     drivers = list(drivers) or _ranked_drivers(study.findings.morris)[:N_GENERIC_DRIVERS]

@@ -220,7 +220,6 @@ def capital_circle_tipping(model, params, drivers, horizons=HORIZONS, n_grid=33)
 
 
 def _stage_fit(study: Context):
-
     model, params = study.model, study.params
     names = find_observables(model.variables, OBSERVABLES)
     columns = list(dict.fromkeys([*names.values(), *ECONOMIC.variables, *KEY_OUTPUTS]))
@@ -260,7 +259,6 @@ def _stage_fit(study: Context):
 
 
 def _stage_ensemble(study: Context, n_draws):
-
     model = study.model
     draws, info = ensemble.predictive_ensemble(model, study.targets, study.params, study.ensemble, n=n_draws,
                                              seed=study.seed)
@@ -312,7 +310,6 @@ def _stage_ensemble(study: Context, n_draws):
 
 
 def _stage_tipping(study: Context):
-
     model = study.model
     depends = study.findings.depends
     drivers = list(SHOCK_DRIVERS)
@@ -427,7 +424,6 @@ def _stage_early_warning(study: Context):
 
 
 def _stage_core(study: Context):
-
     model = study.model
     bifs = {}
     fig, axes = plots.panels(len(BIFURCATION_YEARS), ncols=2, size=(6, 4.2))
@@ -445,7 +441,6 @@ def _stage_core(study: Context):
 
 
 def _stage_sobol(study: Context, sobol_n):
-
     bounds = _posterior_bounds(study.model, study.free, study.ensemble)
     at = min(HORIZONS)
     sobol = sensitivities(study.model, "sobol", ["Investor Confidence", "Total AI Capex"], at=at, bounds=bounds,
@@ -459,7 +454,6 @@ def _stage_sobol(study: Context, sobol_n):
 
 
 def _stage_scenarios(study: Context):
-
     model = study.model
     columns = list(dict.fromkeys([*ECONOMIC.variables, *KEY_OUTPUTS]))
     runs = {"baseline": study.findings.base}
@@ -486,7 +480,6 @@ def _stage_scenarios(study: Context):
 
 
 def _study_stages(study: Context, stages, sobol_n, n_draws):
-
     with stages("structure, baseline and fit"):
         study.fig("structure", plots.plot_structure(study.model),
                   f"The money circuit of {study.model.path.name} and its feedback loops, drawn from the model "
