@@ -2,7 +2,8 @@
 
 Compile any non-subscripted Vensim or XMILE model that PySD reads into
 vectorised numpy code, integrate it with Euler, RK4 or scipy's ``solve_ivp``,
-calibrate it, and find its tipping points.
+calibrate it, and find its tipping points. The capital-circle study is one
+client of this toolkit, in :mod:`aicircle.study`.
 
 >>> import aicircle as ac
 >>> model = ac.load(ac.shipped_model())      # doctest: +SKIP
@@ -11,7 +12,7 @@ calibrate it, and find its tipping points.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import calibrate, observables, scenarios, sensitivity, tipping
+from . import calibrate, observables, sensitivity, study, tipping
 from ._resources import shipped_model, shipped_parameters, shipped_targets
 from .errors import (AicircleError, IntegrationError, InvalidInput, ModelReadError, ResourceLimit,
                      TargetFileError, UnknownName, UnsupportedFeature)
@@ -25,6 +26,6 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "AicircleError", "IntegrationError", "InvalidInput", "Model", "ModelReadError", "ResourceLimit",
     "TargetFileError", "UnknownName", "UnsupportedFeature", "__version__", "calibrate", "load",
-    "observables", "scenarios", "sensitivity", "shipped_model", "shipped_parameters",
-    "shipped_targets", "tipping",
+    "observables", "sensitivity", "shipped_model", "shipped_parameters", "shipped_targets", "study",
+    "tipping",
 ]

@@ -33,6 +33,12 @@ work through the profiles (both need only the fit). The MCMC itself stays in
 one process: its batches of walkers are too small for a split to pay. Every
 residual depends on its own parameter set alone, so the results equal a run in
 one process, bit for bit.
+
+The toolkit knows no study: a target file is read in the ``vocabulary`` of
+observables its caller passes (:func:`aicircle.observables.vocabulary`), the
+parameters never calibrated are the ``switches`` it passes, and the targets
+that report actuals (not plans) are the ``actuals`` mask it passes. The
+capital-circle study fills all three (:mod:`aicircle.study.calibration`).
 """
 
 from __future__ import annotations
@@ -52,10 +58,10 @@ import pandas as pd
 
 from . import _check
 from .errors import InvalidInput
-from .observables import find_observables, observe, read_targets, residuals, windows_extent
+from .observables import errors, find_observables, model_time, observe, read_targets, residuals, windows_extent
 
-__all__ = ["CalibrationResult", "Problem", "calibrate", "fit", "identifiability", "process_pool", "profiles",
-           "sample_posterior", "screen", "validate"]
+__all__ = ["CalibrationResult", "Problem", "calibrate", "fit", "fit_statistics", "identifiability", "process_pool",
+           "profiles", "read_parameters", "read_results", "sample_posterior", "screen", "validate", "write_results"]
 
 CHI2_95 = 3.84  # the 95% quantile of chi-squared with one degree of freedom
 
@@ -66,28 +72,28 @@ class Problem:
     Parameters
     ----------
     model : aicircle.Model
-    targets : pandas.DataFrame
-        As returned by :func:`aicircle.observables.read_targets`.
+    targets : pandas.DataFrame or path
+        As returned by :func:`aicircle.observables.read_targets`, or a target
+        file read in ``vocabulary``.
     free : list of str
         Parameters to calibrate (they need finite declared ranges).
     fixed : dict, optional
         Other parameter values held for every run.
     priors : bool
         Add each free parameter's prior as a pseudo-observation.
+    vocabulary : mapping of str to aicircle.observables.Observable, optional
+        The observables a target file may name; needed when ``targets`` is a path.
     """
 
-    def __init__(self, model, targets, free, fixed=None, priors=True):
+    def __init__(self, model, targets, free, fixed=None, priors=True, vocabulary=None):
         self.model = model
-        if isinstance(targets, (str, Path)):
-            targets = read_targets(targets)
-        if not isinstance(targets, pd.DataFrame) or "observable" not in targets:
-            raise InvalidInput(f"targets must be a target file or read_targets' table, got {type(targets).__name__}")
+        targets = _read(targets, vocabulary)
         if isinstance(free, str) or not isinstance(free, (list, tuple, pd.Index)):
             raise InvalidInput(f"free must be a list of parameter names, got {free!r}")
         self.targets = targets.reset_index(drop=True)
         self.fixed = {model.resolve(k): _check.finite(f"fixed['{k}']", v)
                       for k, v in _check.mapping("fixed", fixed).items()}
-        names = find_observables(model.variables)
+        names = find_observables(model.variables, dict.fromkeys(self.targets["observable"]))
         missing = sorted(set(self.targets["observable"]) - set(names))
         if missing:
             raise InvalidInput(f"{model.path.name} defines no variable for observable(s) "
@@ -186,6 +192,18 @@ class Problem:
         return ((R - r0) / h[:, None]).T, r0
 
 
+def _read(targets, vocabulary):
+    """``targets`` as read_targets' table: a table as it is, a path read in ``vocabulary``."""
+    if isinstance(targets, (str, Path)):
+        if vocabulary is None:
+            raise InvalidInput(f"targets {str(targets)!r} is a file: pass the vocabulary= of observables it "
+                               f"is written in (aicircle.observables.vocabulary), or read_targets' table")
+        return read_targets(targets, vocabulary)
+    if not isinstance(targets, pd.DataFrame) or "observable" not in targets:
+        raise InvalidInput(f"targets must be a target file or read_targets' table, got {type(targets).__name__}")
+    return targets
+
+
 def _difference_steps(x, upper, step=1e-3):
     """Forward-difference steps for the coordinates ``x``: ``step`` relative (absolute below 1),
     taken inwards where they would cross ``upper``, so the perturbed sets stay in the box."""
@@ -202,14 +220,17 @@ class Fit:
     residuals: np.ndarray
 
 
-def screen(model, targets, candidates=None, k_max=10, rel_tol=0.02, fixed=None):
+def screen(model, targets, candidates=None, k_max=10, rel_tol=0.02, fixed=None, switches=()):
     """Choose the parameters the targets can inform (sensitivity matrix + pivoted QR).
 
     Parameters
     ----------
     candidates : list of str, optional
         Parameters considered; by default every parameter with a finite range
-        except the scenario inputs (switches that stay off in calibration).
+        except the ``switches``.
+    switches : collection of str
+        Parameters never calibrated (a study's scenario inputs, off in
+        calibration), as the model spells them.
     k_max : int
         At most this many are chosen.
     rel_tol : float
@@ -225,12 +246,10 @@ def screen(model, targets, candidates=None, k_max=10, rel_tol=0.02, fixed=None):
     """
     from scipy.linalg import qr
 
-    from .scenarios import inputs
-
     k_max = _check.whole_number("k_max", k_max)
     table = model.parameters
     if candidates is None:
-        switches = inputs(model)
+        switches = _switches(model, switches)
         candidates = [p for p in table.index if np.isfinite(table.loc[p, "min"])
                       and np.isfinite(table.loc[p, "max"]) and table.loc[p, "min"] < table.loc[p, "max"]
                       and p not in switches]
@@ -251,6 +270,13 @@ def screen(model, targets, candidates=None, k_max=10, rel_tol=0.02, fixed=None):
                         "chosen": [i in chosen for i in range(len(candidates))]},
                        index=pd.Index([prob.free[i] for i in range(len(candidates))], name="parameter"))
     return out.sort_values(["chosen", "pivot"], ascending=[False, False])
+
+
+def _switches(model, switches) -> set:
+    """``switches`` as the model spells them (a set)."""
+    if isinstance(switches, str) or not hasattr(switches, "__iter__"):
+        raise InvalidInput(f"switches must be a collection of parameter names, got {switches!r}")
+    return {model.resolve(name) for name in switches}
 
 
 def fit(problem, n_starts=8, seed=0, max_nfev=60, polish_nfev=200, progress=False, x0=None, executor=None):
@@ -577,36 +603,37 @@ class CalibrationResult:
     seed: int
 
 
-def calibrate(model, targets=None, seed=0, k_max=30, n_starts=8, free=None, mcmc_steps=300,
+def calibrate(model, targets, seed=0, k_max=30, n_starts=8, free=None, mcmc_steps=300,
               profile_points=7, progress=False, before=None, rel_tol=0.03, include=(),
-              workers=1) -> CalibrationResult:
-    """Calibrate ``model`` against ``targets`` (the shipped targets by default).
+              workers=1, *, vocabulary=None, switches=(), actuals=None) -> CalibrationResult:
+    """Calibrate ``model`` against ``targets``.
 
-    ``before`` (an ISO date) keeps only the targets whose window ends before
-    it: the time-split check calibrates on figures up to the end of 2024.
-    ``include`` names parameters calibrated besides the screened ones (e.g.
-    one that a refit of a structural alternative showed the data inform,
-    although the local screening at the model's values passed it over).
-    ``workers`` processes share the fit, the profiles and the MCMC (None: one
-    per core); the result does not depend on their number.
+    ``targets`` is read_targets' table, or a target file read in
+    ``vocabulary``. ``before`` (an ISO date) keeps only the targets whose
+    window ends before it: the time-split check calibrates on figures up to
+    the end of 2024. ``include`` names parameters calibrated besides the
+    screened ones (e.g. one that a refit of a structural alternative showed
+    the data inform, although the local screening at the model's values passed
+    it over). ``switches`` are never screened in (:func:`screen`);
+    ``actuals`` (one flag per target of ``targets``) marks the targets that
+    report actuals, for :func:`fit_statistics`. ``workers`` processes share
+    the fit, the profiles and the MCMC (None: one per core); the result does
+    not depend on their number.
     """
-    from . import _resources
-
     workers = _workers(workers)
     n_starts, k_max = _check.whole_number("n_starts", n_starts), _check.whole_number("k_max", k_max)
     seed = _check.seed(seed)
     timings = {}
     t0 = _time.perf_counter()
-    if targets is None or isinstance(targets, (str, Path)):
-        targets = read_targets(targets or _resources.shipped_targets())
+    targets = _read(targets, vocabulary)
+    actuals = _actuals(targets, actuals)
     if before is not None:
-        from .observables import model_time
-
-        targets = targets[targets["t_end"] <= model_time(before) + 1e-9].reset_index(drop=True)
+        kept = (targets["t_end"] <= model_time(before) + 1e-9).to_numpy()
+        targets, actuals = targets[kept].reset_index(drop=True), actuals[kept]
         if len(targets) == 0:
             raise InvalidInput(f"no target ends before {before}")
     if free is None:
-        screening = screen(model, targets, k_max=k_max, rel_tol=rel_tol)
+        screening = screen(model, targets, k_max=k_max, rel_tol=rel_tol, switches=switches)
         free = list(screening.index[screening["chosen"]])
         for name in (model.resolve(i) for i in include):
             if name not in screening.index:
@@ -651,17 +678,21 @@ def calibrate(model, targets=None, seed=0, k_max=30, n_starts=8, free=None, mcmc
     for p in problem.free:
         params[p] = float(best_values[p])
     table = validate(model, targets, params[problem.free].to_dict())
-    stats = fit_statistics(targets, table, best.chi2)
+    stats = fit_statistics(targets, table, best.chi2, actuals=actuals)
     timings["total"] = _time.perf_counter() - t0
     return CalibrationResult(params, problem.free, screening, best, ident, curves, intervals,
                              ensemble, info, stats, table, timings, seed)
 
 
-def fit_statistics(targets, table, chi2=None):
-    """Fit statistics of a validation table: chi2, share within 2 sigma (all and actuals)."""
+def fit_statistics(targets, table, chi2=None, actuals=None):
+    """Fit statistics of a validation table: chi2, share within 2 sigma (all and actuals).
+
+    ``actuals``: one flag per target, True where it reports an actual (not a
+    plan or a projection); every target by default.
+    """
     r = table["residual"].to_numpy()
     inside = np.abs(r) <= 2
-    actual = _is_actual(targets)
+    actual = _actuals(targets, actuals)
     return {"chi2_targets": float(np.sum(r**2)),
             "chi2_with_priors": None if chi2 is None else float(chi2),
             "n_targets": int(len(table)),
@@ -670,20 +701,24 @@ def fit_statistics(targets, table, chi2=None):
             "actuals_within_2sigma": float(np.mean(inside[actual])) if actual.any() else float("nan")}
 
 
-def _is_actual(targets):
-    """Targets that report actuals: sigma below 0.3 (the policy's floor for plans and projections), and
-    a source that does not call the figure a plan or projection (words in the source's text, not in its
-    URLs: 'employees-plan-6-billion' is a headline, not a plan)."""
-    words = targets["source"].fillna("").str.replace(r"https?://\S+", " ", regex=True)
-    return (targets["sigma"].to_numpy() < 0.3) & ~words.str.contains(
-        r"\b(?:plan|projection)s?\b", case=False).to_numpy()
+def _actuals(targets, actuals) -> np.ndarray:
+    """The actuals mask as a boolean array, one flag per target (all True for None)."""
+    if actuals is None:
+        return np.ones(len(targets), dtype=bool)
+    mask = np.asarray(actuals)
+    if mask.dtype != bool or mask.shape != (len(targets),):
+        raise InvalidInput(f"actuals must hold one True/False per target ({len(targets)}), got "
+                           f"{mask.dtype} of shape {mask.shape}")
+    return mask
 
 
-def validate(model, targets, params=None) -> pd.DataFrame:
+def validate(model, targets, params=None, vocabulary=None) -> pd.DataFrame:
     """Each target with the model's prediction and its error (docs/design.md §5).
 
     Parameters
     ----------
+    targets : pandas.DataFrame or path
+        read_targets' table, or a target file read in ``vocabulary``.
     params : dict, optional
         Parameter values for the run (the model's own otherwise).
 
@@ -693,11 +728,8 @@ def validate(model, targets, params=None) -> pd.DataFrame:
         One row per target, in file order: id, observable, aggregation, unit,
         value, sigma, predicted, log_error, abs_error, residual.
     """
-    from .observables import errors
-
-    if isinstance(targets, (str, Path)):
-        targets = read_targets(targets)
-    prob = Problem(model, targets, [], fixed=_check.mapping("params", params), priors=False)
+    prob = Problem(model, targets, [], fixed=_check.mapping("params", params), priors=False,
+                   vocabulary=vocabulary)
     predicted = prob.predict(np.zeros((1, 0)))[0]
     return errors(prob.targets, predicted)
 
@@ -723,6 +755,31 @@ def read_parameters(path) -> dict:
         if str(name) in out:
             raise InvalidInput(f"{path}: row {i}, column 'name': '{name}' appears twice")
         out[str(name)] = float(v)
+    return out
+
+
+#: The tables :func:`write_results` writes besides ``parameters.csv`` and ``fit.json``.
+RESULT_TABLES = ("ensemble", "profiles", "profile_intervals", "validation", "screening")
+
+
+def read_results(results_dir, tables=RESULT_TABLES) -> dict:
+    """A calibration as :func:`write_results` wrote it to ``results_dir``.
+
+    Returns
+    -------
+    dict
+        ``parameters`` (name -> value), ``dir``, ``fit`` (fit.json, ``{}`` if
+        absent) and one DataFrame (None if absent) per name of ``tables``.
+    """
+    d = Path(results_dir)
+    if not (d / "parameters.csv").exists():
+        raise InvalidInput(f"no calibration in {d}; run 'aicircle calibrate' or 'aicircle report "
+                           f"--recalibrate'")
+    out = {"parameters": read_parameters(d / "parameters.csv"), "dir": d}
+    for name in tables:
+        p = d / f"{name}.csv"
+        out[name] = pd.read_csv(p) if p.exists() else None
+    out["fit"] = json.loads((d / "fit.json").read_text()) if (d / "fit.json").exists() else {}
     return out
 
 

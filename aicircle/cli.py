@@ -100,7 +100,7 @@ def _load(model):
 
 
 def _cmd_run(args):
-    from . import scenarios
+    from .study import scenarios
 
     _io.check_output(args.out, "--out", _model_input(args) + ([("--params", args.params)] if args.params else []),
                      args.force, _io.owned_run_csv)
@@ -124,8 +124,9 @@ def _cmd_run(args):
 def _cmd_describe(args):
     import pandas as pd
 
-    from . import scenarios
     from .observables import find_observables
+    from .study import scenarios
+    from .study.observables import OBSERVABLES
 
     model = _load(args.model)
     t = model.time
@@ -141,7 +142,7 @@ def _cmd_describe(args):
                            "display.max_colwidth", 60):
         table = model.parameters[["value", "min", "max", "units"]]
         print(table.to_string() if len(table) else "  (none)")
-    obs = find_observables(model.variables)
+    obs = find_observables(model.variables, OBSERVABLES)
     print(f"\nobservables ({len(obs)}):")
     for oid, name in obs.items():
         print(f"  {oid:32s} {name}")
@@ -158,7 +159,7 @@ def _cmd_describe(args):
 
 def _cmd_loops(args):
     from . import loops as _ltm
-    from . import scenarios
+    from .study import scenarios
 
     _check_json(args, ("--params", args.params))
     model = _load(args.model)
@@ -285,13 +286,14 @@ def _is_shipped(model_arg):
 
 def _cmd_calibrate(args):
     from . import calibrate as cal
+    from .study import calibration
 
     _check_calibrate_out(args)
     model = _load(args.model)
     quick = args.quick
     if args.free and args.include:
         raise InvalidInput("--include adds to the screened parameters; with --free, list them all there")
-    result = cal.calibrate(model, args.targets, seed=args.seed, free=args.free, before=args.before,
+    result = calibration.calibrate(model, args.targets, seed=args.seed, free=args.free, before=args.before,
                            include=args.include or (),
                            n_starts=3 if quick else 8, profile_points=0 if quick else 7,
                            mcmc_steps=0 if quick else 300, progress=not args.quiet, workers=args.workers)
@@ -312,6 +314,7 @@ def _cmd_validate(args):
     import math as _m
 
     from . import calibrate as cal
+    from .study import calibration
 
     _check_json(args, ("--targets", args.targets), ("--params", args.params))
     model = _load(args.model)
@@ -322,7 +325,7 @@ def _cmd_validate(args):
     unknown = sorted(set(params) - known)
     if unknown and args.params:
         raise InvalidInput(f"{args.params}: unknown parameter '{unknown[0]}' for {model.path.name}")
-    table = cal.validate(model, args.targets, {p: params[p] for p in known})
+    table = calibration.validate(model, args.targets, {p: params[p] for p in known})
     rows = []
     print(f"{'id':28s} {'value':>12s} {'predicted':>12s} {'error':>10s}")
     for rec in table.to_dict("records"):
@@ -400,6 +403,7 @@ def _known(model, name):
 
 def _cmd_tipping(args):
     from . import tipping
+    from .study import outcomes
 
     _check_json(args, ("--params", args.params))
     model = _load(args.model)
@@ -411,9 +415,10 @@ def _cmd_tipping(args):
         for h in horizons:
             if not start < h <= end:
                 raise InvalidInput(f"--horizon {h:g} is outside the model's run ({start:g} to {end:g})")
+    classifier = None if outcome else (outcomes.classifier(args.classifier) if args.classifier
+                                       else outcomes.default_classifier(model))
     result = tipping.tipping(model, args.param, lo, hi, outcome=outcome, seed=args.seed,
-                             params=_base_params(args, model), horizons=horizons,
-                             classifier=None if outcome else args.classifier)
+                             params=_base_params(args, model), horizons=horizons, classifier=classifier)
     if args.json:
         _write_json(args.json, result)
     print(f"{result['param']} in [{lo:g}, {hi:g}]")
@@ -431,14 +436,16 @@ def _cmd_tipping(args):
 
 def _cmd_sensitivity(args):
     from . import sensitivity as sens
+    from .study import scenarios
 
     _check_json(args, ("--params", args.params))
     model = _load(args.model)
     bounds = _unique_names(dict(args.bounds), "--bounds") if args.bounds else None
     base = _base_params(args, model)
-    varied = set(sens.parameter_bounds(model, bounds))
+    switches = scenarios.switches(model)
+    varied = set(sens.parameter_bounds(model, bounds, switches))
     frame = sens.sensitivity(model, args.method, args.output, at=args.at, bounds=bounds, n=args.n,
-                             seed=args.seed, progress=not args.quiet,
+                             seed=args.seed, progress=not args.quiet, switches=switches,
                              params={k: v for k, v in base.items() if model.resolve(k) not in varied})
     at = args.at if args.at is not None else model.time["final_time"]
     n = None if args.method == "oat" else (args.n if args.n is not None else
@@ -454,7 +461,7 @@ def _cmd_sensitivity(args):
 def _cmd_report(args):
     import shlex
 
-    from .report import build_report
+    from .study.report import build_report
 
     command = "aicircle report" + "".join(
         f" {shlex.quote(str(v))}" for v in [args.model] if v) + f" --out {shlex.quote(args.out)} --seed {args.seed}"

@@ -418,8 +418,9 @@ class Model:
             the others keep the model's values). The index becomes the
             ``set`` coordinate.
         return_columns : list of str, optional
-            By default the stocks and the docs/design.md §3 observables the
-            model defines.
+            By default the stocks (the observables a study calibrates to are
+            the study's: pass them, e.g. with
+            :func:`aicircle.observables.find_observables`).
         chunk_size : int
             Sets integrated at once; results do not depend on it.
         allow_nonfinite : bool
@@ -456,13 +457,7 @@ class Model:
         values_all = self._overrides(columns, allow_arrays=True)
         controls = self._controls_overrides(final_time, time_step, saveper)
         init_all = self._initial_overrides(initial, allow_arrays=True, n_sets=len(table))
-        if return_columns is None:
-            from .observables import find_observables
-
-            default = list(self.stocks) + [n for n in find_observables(self.variables).values()
-                                           if n not in self.stocks]
-        else:
-            default = return_columns
+        default = list(self.stocks) if return_columns is None else return_columns
         outputs = self._outputs(return_columns, default)
         prog = self._program(frozenset(values_all) | frozenset(controls), tuple(outputs))
         n = len(table)

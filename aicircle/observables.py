@@ -1,11 +1,15 @@
-"""Observables: the vocabulary of calibration and validation, and the operators
+"""Observables: how calibration and validation speak of a model, and the operators
 that turn a simulated run into the numbers a target file holds (docs/design.md §3).
 
-A model *defines* an observable when one of its variables, lower-cased with runs
-of spaces and underscores read as one ``_``, equals the observable's id
-(``Lab Revenue`` defines ``lab_revenue``). A target file (CSV, one target a row)
-says which observable, over which calendar window, aggregated how, should have
-which value, with which uncertainty and from which source.
+A *vocabulary* (id -> :class:`Observable`, made with :func:`vocabulary`) names
+the observables a study calibrates to; the toolkit has none of its own, so
+every function that reads ids takes one (the capital-circle study's is
+:data:`aicircle.study.observables.OBSERVABLES`). A model *defines* an
+observable when one of its variables, lower-cased with runs of spaces and
+underscores read as one ``_``, equals the observable's id (``Lab Revenue``
+defines ``lab_revenue``). A target file (CSV, one target a row) says which
+observable, over which calendar window, aggregated how, should have which
+value, with which uncertainty and from which source.
 
 This module knows nothing of the engine: :func:`observe` takes the integration
 grid and a mapping of variable name to array, so it works on the output of
@@ -40,7 +44,6 @@ __all__ = [
     "COLUMNS",
     "LOG_FLOOR",
     "NONFINITE_RESIDUAL",
-    "OBSERVABLES",
     "UNITS",
     "Observable",
     "Payoff",
@@ -53,6 +56,7 @@ __all__ = [
     "payoff",
     "read_targets",
     "residuals",
+    "vocabulary",
     "windows_extent",
 ]
 
@@ -81,31 +85,26 @@ class Observable:
     description: str
 
 
-def _vocabulary(*entries: tuple[str, str, str, str]) -> Mapping[str, Observable]:
-    return MappingProxyType({e[0]: Observable(*e) for e in entries})
+def vocabulary(*entries: Observable | tuple[str, str, str, str]) -> Mapping[str, Observable]:
+    """A read-only vocabulary, id -> :class:`Observable`, from observables or ``(id, kind, unit,
+    description)`` tuples, in the order given."""
+    out = {}
+    for entry in entries:
+        obs = entry if isinstance(entry, Observable) else Observable(*entry)
+        if obs.kind not in ("flow", "level"):
+            raise InvalidInput(f"observable {obs.id!r}: kind must be 'flow' or 'level', got {obs.kind!r}")
+        if obs.id in out:
+            raise InvalidInput(f"observable {obs.id!r} appears twice in the vocabulary")
+        out[obs.id] = obs
+    return MappingProxyType(out)
 
 
-#: The observables of docs/design.md §3, id -> :class:`Observable` (read-only).
-OBSERVABLES: Mapping[str, Observable] = _vocabulary(
-    ("lab_revenue", "flow", "$B/Year", "OpenAI revenue"),
-    ("lab_rd_spend", "flow", "$B/Year", "OpenAI R&D spend"),
-    ("lab_operating_loss", "flow", "$B/Year", "OpenAI operating loss"),
-    ("lab_cash_burn", "flow", "$B/Year", "OpenAI net cash outflow"),
-    ("lab_equity_raised", "flow", "$B/Year", "capital raised by OpenAI"),
-    ("lab_valuation", "level", "$B", "OpenAI valuation"),
-    ("lab_cash", "level", "$B", "OpenAI cash"),
-    ("lab_users", "level", "million", "ChatGPT weekly active users"),
-    ("lab_compute_gw", "level", "GW", "OpenAI compute capacity"),
-    ("lab_compute_commitments", "level", "$B", "contracted compute purchases not yet paid"),
-    ("hyperscaler_capex", "flow", "$B/Year",
-     "big-four cash purchases of property and equipment (finance leases excluded)"),
-    ("cloud_revenue", "flow", "$B/Year", "Azure + Google Cloud + AWS revenue"),
-    ("chipmaker_datacenter_revenue", "flow", "$B/Year", "Nvidia data-centre revenue"),
-    ("chipmaker_investment_in_labs", "flow", "$B/Year", "Nvidia's investment in OpenAI"),
-    ("ai_capacity_gw", "level", "GW", "installed AI data-centre capacity"),
-    ("vc_ai_share", "level", "fraction", "AI share of US venture funding"),
-    ("investor_confidence", "level", "fraction", "investor confidence (no data)"),
-)
+def _check_vocabulary(vocab) -> Mapping[str, Observable]:
+    if not isinstance(vocab, Mapping) or not all(isinstance(o, Observable) for o in vocab.values()):
+        raise InvalidInput(f"vocabulary must map observable ids to Observable (see aicircle.observables."
+                           f"vocabulary), got {type(vocab).__name__}")
+    return vocab
+
 
 #: The columns a target file must have, in the order of docs/design.md §3.
 COLUMNS = ("id", "observable", "start", "end", "aggregation", "value", "unit", "sigma",
@@ -161,20 +160,22 @@ def observable_id(name: str) -> str:
     return _SEPARATORS.sub("_", name.strip()).lower()
 
 
-def find_observables(variable_names: Sequence[str]) -> dict[str, str]:
-    """The §3 observables a model defines.
+def find_observables(variable_names: Sequence[str], vocabulary: Mapping[str, Observable]) -> dict[str, str]:
+    """The observables of a vocabulary that a model defines.
 
     Parameters
     ----------
     variable_names : sequence of str
         The model's variable names (``model.variables``, or the columns of a
         simulation result).
+    vocabulary : mapping of str to Observable
+        The observables looked for (:func:`vocabulary`); only its ids are read.
 
     Returns
     -------
     dict
         Observable id -> the variable name as given, for every observable of
-        :data:`OBSERVABLES` among the names, in the order of the names.
+        ``vocabulary`` among the names, in the order of the names.
 
     Raises
     ------
@@ -184,7 +185,7 @@ def find_observables(variable_names: Sequence[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for name in variable_names:
         oid = observable_id(name)
-        if oid in OBSERVABLES:
+        if oid in vocabulary:
             if oid in found:
                 raise InvalidInput(
                     f"variables {found[oid]!r} and {name!r} both stand for observable {oid!r}")
@@ -231,15 +232,16 @@ def _parse_date(text: str) -> date:
 
 # --------------------------------------------------------------------------- target files
 
-def expected_unit(observable: str, aggregation: str) -> str:
-    """The unit a target's value is in, for an observable and an aggregation.
+def expected_unit(observable: str, aggregation: str, vocabulary: Mapping[str, Observable]) -> str:
+    """The unit a target's value is in, for an observable of ``vocabulary`` and an aggregation.
 
     ``$B`` for ``total``; ``$B/Year`` for ``mean`` and a flow's ``level``; the
     observable's own unit for a level's ``level``; ``fraction`` for ``growth``
     and ``share``.
     """
-    if not isinstance(observable, str) or observable not in OBSERVABLES:
-        raise UnknownName(f"unknown observable {observable!r}; known: {', '.join(OBSERVABLES)}")
+    vocabulary = _check_vocabulary(vocabulary)
+    if not isinstance(observable, str) or observable not in vocabulary:
+        raise UnknownName(f"unknown observable {observable!r}; known: {', '.join(vocabulary)}")
     if not isinstance(aggregation, str) or aggregation not in AGGREGATIONS:
         raise UnknownName(f"unknown aggregation {aggregation!r}; known: {', '.join(AGGREGATIONS)}")
     if aggregation == "total":
@@ -248,12 +250,12 @@ def expected_unit(observable: str, aggregation: str) -> str:
         return "$B/Year"
     if aggregation in ("growth", "share"):
         return "fraction"
-    return OBSERVABLES[observable].unit
+    return vocabulary[observable].unit
 
 
-def _error_scale(observable: str, aggregation: str) -> str:
+def _error_scale(observable: Observable, aggregation: str) -> str:
     """``"abs"`` for growth, share and fraction observables, else ``"log"``."""
-    if aggregation in ("growth", "share") or OBSERVABLES[observable].unit == "fraction":
+    if aggregation in ("growth", "share") or observable.unit == "fraction":
         return "abs"
     return "log"
 
@@ -263,7 +265,7 @@ def _error_scale(observable: str, aggregation: str) -> str:
 MAX_TARGET_FILE_BYTES = 16 * 2**20
 
 
-def read_targets(path: str | Path) -> pd.DataFrame:
+def read_targets(path: str | Path, vocabulary: Mapping[str, Observable]) -> pd.DataFrame:
     """Read and validate a target file (docs/design.md §3).
 
     Parameters
@@ -271,6 +273,8 @@ def read_targets(path: str | Path) -> pd.DataFrame:
     path : str or pathlib.Path
         A UTF-8 CSV file with the columns :data:`COLUMNS` (extra columns are
         ignored).
+    vocabulary : mapping of str to Observable
+        The observables a target may name (:func:`vocabulary`).
 
     Returns
     -------
@@ -299,6 +303,7 @@ def read_targets(path: str | Path) -> pd.DataFrame:
     """
     if not isinstance(path, (str, Path)) and not hasattr(path, "__fspath__"):
         raise TargetFileError(f"path of the target file must be a file name, got {path!r}")
+    vocabulary = _check_vocabulary(vocabulary)
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -352,7 +357,7 @@ def read_targets(path: str | Path) -> pd.DataFrame:
         if len(rec) != len(header):
             raise TargetFileError(f"{where}: has {len(rec)} fields, the header has {len(header)}")
         cells = {name: rec[i].strip() for name, i in position.items()}
-        row = _validate_row(cells, where)
+        row = _validate_row(cells, where, vocabulary)
         if row["id"] in first_row_of_id:
             raise TargetFileError(f"{where}, column 'id': duplicate id {row['id']!r} "
                                   f"(first at row {first_row_of_id[row['id']]})")
@@ -365,7 +370,7 @@ def read_targets(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def _validate_row(cells: dict[str, str], where: str) -> dict:
+def _validate_row(cells: dict[str, str], where: str, vocabulary: Mapping[str, Observable]) -> dict:
     def bad(column: str, problem: str) -> TargetFileError:
         return TargetFileError(f"{where}, column {column!r}: {problem}")
 
@@ -376,10 +381,10 @@ def _validate_row(cells: dict[str, str], where: str) -> dict:
         raise bad("id", f"id {tid!r} is a bare number; use a name such as 'oai_rev_2024'")
 
     obs = observable_id(cells["observable"])
-    if obs not in OBSERVABLES:
+    if obs not in vocabulary:
         raise bad("observable", f"unknown observable {cells['observable']!r}; known: "
-                  + ", ".join(OBSERVABLES))
-    kind = OBSERVABLES[obs].kind
+                  + ", ".join(vocabulary))
+    kind = vocabulary[obs].kind
 
     dates = {}
     for column in ("start", "end"):
@@ -400,14 +405,14 @@ def _validate_row(cells: dict[str, str], where: str) -> dict:
         raise bad("aggregation", f"unknown aggregation {agg!r}; one of " + ", ".join(AGGREGATIONS))
     if agg in _FLOW_AGGREGATIONS and kind != "flow":
         raise bad("aggregation", f"aggregation {agg!r} applies to flows only; {obs!r} is a {kind}")
-    if agg == "share" and OBSERVABLES[obs].unit != "fraction":
+    if agg == "share" and vocabulary[obs].unit != "fraction":
         raise bad("aggregation", f"aggregation 'share' applies to fraction observables only; "
-                  f"{obs!r} is in {OBSERVABLES[obs].unit}")
+                  f"{obs!r} is in {vocabulary[obs].unit}")
 
     unit = cells["unit"]
     if unit not in UNITS:
         raise bad("unit", f"unknown unit {unit!r}; one of " + ", ".join(UNITS))
-    want = expected_unit(obs, agg)
+    want = expected_unit(obs, agg, vocabulary)
     if unit != want:
         raise bad("unit", f"unit {unit!r} does not match: {obs} with aggregation {agg!r} is in {want!r}")
 
@@ -420,7 +425,7 @@ def _validate_row(cells: dict[str, str], where: str) -> dict:
         if not math.isfinite(numbers[column]):
             raise bad(column, f"{column} {cells[column]!r} is not a finite number")
     value, sigma = numbers["value"], numbers["sigma"]
-    scale = _error_scale(obs, agg)
+    scale = _error_scale(vocabulary[obs], agg)
     if scale == "log" and value <= 0:
         raise bad("value", f"value {value:g} must be > 0: {obs} {agg} is compared on a log scale")
     if agg == "growth" and value <= -1:
@@ -525,7 +530,7 @@ def observe(targets: pd.DataFrame, time: np.ndarray, values: Mapping[str, np.nda
     """
     _require_windows(targets)
     t = _check_grid(time)
-    names = find_observables(list(values.keys()))
+    names = find_observables(list(values.keys()), dict.fromkeys(targets["observable"]))
 
     series: dict[str, np.ndarray] = {}
     n_sets = None

@@ -109,7 +109,7 @@ def _target_points(targets, observable):
     return pts
 
 
-def plot_fit(targets, times, values, names, bands=None, ncols=3, title=None):
+def plot_fit(targets, times, values, names, bands=None, ncols=3, title=None, vocabulary=None):
     """Each calibrated observable over time, with its data points and error bars.
 
     Parameters
@@ -123,9 +123,11 @@ def plot_fit(targets, times, values, names, bands=None, ncols=3, title=None):
         Observable id -> model variable name (only those with targets are drawn).
     bands : pandas.DataFrame, optional
         :func:`aicircle.sensitivity.monte_carlo` bands, drawn behind the line.
+    vocabulary : mapping, optional
+        The targets' observables (:func:`aicircle.observables.vocabulary`): the
+        y axes carry their units.
     """
-    from .observables import OBSERVABLES
-
+    vocabulary = vocabulary or {}
     obs = [o for o in dict.fromkeys(targets["observable"])
            if o in names and targets.loc[targets["observable"] == o, "aggregation"].ne("growth").any()]
     n = len(obs)
@@ -141,7 +143,7 @@ def plot_fit(targets, times, values, names, bands=None, ncols=3, title=None):
             ax.errorbar(mid, y, yerr=[[y - lo], [hi - y]], xerr=[[mid - a], [bnd - mid]] if bnd > a else None,
                         fmt="o", ms=4, color="black", ecolor="0.35", elinewidth=1, capsize=2,
                         zorder=3, label="data (±1σ; bar = window)")
-        unit = OBSERVABLES[o].unit if o in OBSERVABLES else ""
+        unit = vocabulary[o].unit if o in vocabulary else ""
         ax.set_title(var, fontsize=10)
         ax.set_xlabel("year")
         ax.set_ylabel(_unit_label(unit))

@@ -1,13 +1,12 @@
-"""``aicircle report``: the whole analysis of the shipped model in one command.
+"""``aicircle report``: the whole analysis of a model in one command.
 
-Stages, each a function of one shared :class:`_Study`: the calibrated baseline
-and its fit to the data; the predictive ensemble (every parameter the data
-cannot pin down, drawn and kept where it fits as well as the calibration's own
-ensemble) with the probability of a bust and what it depends on; the
-structural alternatives (refitted by ``calibration/structural.py``); tipping
-points of the drivers the ensemble names; continuation of the reduced core;
-Sobol indices; scenarios. It writes ``report.html`` (figures embedded),
-``report.md``, the PNG figures and ``manifest.json``.
+:func:`write_report` runs an :class:`Analysis` -- its stages, each a function
+of one shared :class:`Context`, filling one typed findings object -- and writes
+``report.html`` (figures embedded), ``report.md``, the PNG figures and
+``manifest.json``. :class:`GenericAnalysis` serves any model: its baseline
+run, its fit to a target file, Morris screening of its parameters and sweeps
+of its drivers (:func:`build_report`). A study brings an analysis of its own
+(the capital circle's is :mod:`aicircle.study.report`).
 
 Everything is written into a fresh folder beside the destination and moved
 into place once complete. The destination may hold only what an earlier report
@@ -20,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import platform
 import shutil
@@ -28,32 +26,28 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-from . import __version__, _resources, circle
+from . import __version__, plots, tipping
+from . import calibrate as cal
 from ._document import Document
 from .errors import InvalidInput, UnknownName
+from .model import load
+from .observables import find_observables, read_targets
+from .sensitivity import sensitivities
 
-__all__ = ["build_report", "capital_circle_tipping", "load_calibration"]
+__all__ = ["Analysis", "Context", "GenericAnalysis", "GenericFindings", "build_report", "generic_bounds",
+           "write_report"]
 
-#: How many of the parameters the ensemble's outcome depends on most become tipping drivers.
-N_ENSEMBLE_DRIVERS = 4
-PREDICTIVE_DRAWS = 4000
-#: Early-warning runs at each of the two values, and how many sweep points inside each side they sit.
-EW_RUNS = 200
-EW_STEPS = 3
-#: Loop dominance: runs this share of the driver's range either side of its threshold; loops drawn alone.
-LOOP_SIDE = 0.03
-LOOP_TOP = 6
 #: A model outside the study: Morris trajectories, stocks shown and analysed, drivers swept.
 MORRIS_N = 32
 N_GENERIC_OUTPUTS = 6
 N_GENERIC_DRIVERS = 2
 #: A parameter the model gives no range varies this far either side of its value (stated in the report).
 UNDECLARED_SPAN = 0.5
-N_LARGEST_RESIDUALS = 10
 LOCK_NAME = ".aicircle-report.lock"
 
 
@@ -86,8 +80,8 @@ class _Stages:
 
 
 @dataclasses.dataclass
-class _Study:
-    """What the stages share: the model, its calibration, and what each stage found."""
+class Context:
+    """What the stages share: the model, its calibration, the figures and the findings."""
 
     model: object
     targets: pd.DataFrame
@@ -100,11 +94,9 @@ class _Study:
     seed: int
     progress: bool
     figures: dict = dataclasses.field(default_factory=dict)
-    found: dict = dataclasses.field(default_factory=dict)
+    findings: object = None
 
     def fig(self, name, obj, caption):
-        from . import plots
-
         path = self.work / f"{name}.png"
         plots.save(obj, path)
         self.figures[name] = (path, caption)
@@ -116,377 +108,75 @@ class _Study:
         return {k: v for k, v in self.params.items() if k not in names}
 
 
-def load_calibration(results_dir=None):
-    """The calibrated parameters, ensemble and fit summary written by ``aicircle calibrate``."""
-    from .calibrate import read_parameters
+class Findings:
+    """Base of an analysis' findings: a dataclass whose fields the stages fill (``slots``: a name
+    that is not a field is an error, not a new entry)."""
 
-    d = Path(results_dir) if results_dir else _resources.calibration_dir() / "results"
-    if not (d / "parameters.csv").exists():
-        raise InvalidInput(f"no calibration in {d}; run 'aicircle calibrate' or 'aicircle report "
-                           f"--recalibrate'")
-    out = {"parameters": read_parameters(d / "parameters.csv"), "dir": d}
-    for name in ("ensemble", "profiles", "profile_intervals", "validation", "screening", "structural"):
-        p = d / f"{name}.csv"
-        out[name] = pd.read_csv(p) if p.exists() else None
-    out["fit"] = json.loads((d / "fit.json").read_text()) if (d / "fit.json").exists() else {}
-    return out
+    __slots__ = ()
+
+    def set(self, **values):
+        for name, value in values.items():
+            setattr(self, name, value)
 
 
-def capital_circle_tipping(model, params, drivers, horizons=circle.HORIZONS, n_grid=33):
-    """Critical value, calibrated value, margin and time to bust for each driver (economic outcome).
+class Analysis(Protocol):
+    """What :func:`write_report` runs: a study's analysis, or :class:`GenericAnalysis`.
 
-    Parameters
+    Attributes
     ----------
-    drivers : sequence of (name, (lo, hi), meaning)
-
-    Returns
-    -------
-    table : pandas.DataFrame
-        One row per (driver, horizon) threshold: ``critical``, ``calibrated``,
-        ``margin`` (critical - calibrated), ``from``, ``to``.
-    curves : dict
-        Driver -> (values, year of the first bust after the data, or NaN) over its range.
+    name : str
+        Recorded in the manifest (``"generic"``, ``"capital circle"``).
+    title : str
+        The report's title.
+    n_stages : int
+        Stages shown in the progress lines, the loading and the writing included.
     """
-    from . import tipping
 
-    rows, curves = [], {}
-    for name, (lo, hi), meaning in drivers:
-        calibrated = float(params.get(name, model.parameters.loc[name, "value"]))
-        base = {k: v for k, v in params.items() if k != name}
-        found = tipping.outcome_thresholds(model, name, lo, hi, horizons=list(horizons), n_grid=n_grid,
-                                           params=base, tol=(hi - lo) * 1e-4, classifier=circle.ECONOMIC)
-        for th in found:
-            rows.append({"driver": name, "meaning": meaning, "horizon": int(th["horizon"]),
-                         "critical": th["value"], "calibrated": calibrated,
-                         "margin": th["value"] - calibrated, "from": th["from"], "to": th["to"]})
-        if not found:
-            for h in horizons:
-                rows.append({"driver": name, "meaning": meaning, "horizon": int(h), "critical": np.nan,
-                             "calibrated": calibrated, "margin": np.nan, "from": "", "to": "no change in range"})
-        values = np.linspace(lo, hi, n_grid)
-        # one frame at once: inserting ~100 columns one by one fragments it (pandas PerformanceWarning)
-        table = pd.DataFrame({name: values, **base})
-        curves[name] = (values, tipping.time_to_bust(model, table, final_time=max(horizons),
-                                                     classifier=circle.ECONOMIC, start=circle.FORECAST_START))
-    return pd.DataFrame(rows), curves
+    name: str
+    title: str
+    n_stages: int
 
+    def check(self, model, recalibrate: bool, targets_path) -> None:
+        """Refuse what cannot run (before anything is written)."""
 
-# --------------------------------------------------------------------------
-# stages
-# --------------------------------------------------------------------------
+    def default_targets(self):
+        """The target file used when none is given (None: no targets)."""
 
+    def read_targets(self, path) -> pd.DataFrame:
+        """A target file as :func:`aicircle.observables.read_targets`' table."""
 
-def _stage_fit(study: _Study):
-    from . import plots
-    from . import calibrate as cal
-    from .observables import find_observables, windows_extent
-    from .sensitivity import monte_carlo
+    def calibrate(self, model, targets, seed: int, progress: bool) -> cal.CalibrationResult:
+        """Calibrate ``model`` (``--recalibrate``)."""
 
-    model, params = study.model, study.params
-    names = find_observables(model.variables)
-    columns = list(dict.fromkeys([*names.values(), *circle.ECONOMIC.variables, *circle.KEY_OUTPUTS]))
-    base = model.simulate(params=params, return_columns=columns, final_time=max(circle.HORIZONS))
-    # the fit figure ends a year after the last target's window
-    fit_end = math.ceil(windows_extent(study.targets)[1]) + 1
-    fine = model.simulate(params=params, saveper=model.time["time_step"], final_time=fit_end,
-                          return_columns=list(names.values()))
-    validation = cal.validate(model, study.targets, params)
-    stats = cal.fit_statistics(study.targets, validation)
-    bands_fit = None
-    if study.ensemble is not None and len(study.ensemble):
-        bands_fit, _ = monte_carlo(
-            model, n=min(200, len(study.ensemble)), seed=study.seed, ensemble=study.ensemble,
-            outputs=[names[o] for o in dict.fromkeys(study.targets["observable"]) if o in names],
-            final_time=fit_end)
-    study.fig("fit", plots.plot_fit(study.targets, fine.index.to_numpy(), {c: fine[c].to_numpy() for c in fine},
-                                    names, bands=bands_fit),
-              "Each calibrated observable (line), the 95% band of the calibration ensemble (shade) and "
-              "the data with ±1σ error bars; horizontal bars span each figure's window.")
-    study.fig("residuals", plots.plot_residuals(validation),
-              "Residual of every target (error / σ); the grey band is ±2σ.")
-    calib = study.calib
-    if calib["profiles"] is not None and len(calib["profiles"]):
-        intervals = calib["profile_intervals"].set_index("parameter")
-        study.fig("profiles", plots.plot_profiles(calib["profiles"], intervals, units=study.model.parameters["units"]),
-                  "Profile likelihoods: Δχ² as each calibrated parameter is fixed and the others "
-                  "re-fitted; the 95% interval is where Δχ² < 3.84.")
-    t = base.index.to_numpy()
-    vals = [base[v].to_numpy()[None] for v in circle.ECONOMIC.variables]
-    largest = validation.reindex(validation["residual"].abs().sort_values(ascending=False).index)
-    study.found.update(base=base, validation=validation, stats=stats,
-                       largest=largest.head(N_LARGEST_RESIDUALS)[["id", "value", "sigma", "predicted", "residual"]],
-                       baseline_outcome={int(h): str(circle.ECONOMIC.labels(t, vals, h)[0])
-                                         for h in circle.HORIZONS},
-                       baseline_first_bust=float(circle.ECONOMIC.first_bust(t, vals, circle.FORECAST_START)[0]))
+    def calibration(self) -> dict | None:
+        """The calibration to start from without ``--recalibrate`` (:func:`aicircle.calibrate.read_results`'s
+        dict), or None for the model's own values."""
+
+    def run(self, context: Context, stages) -> Findings:
+        """Every stage, each inside ``with stages(name):``; the findings (also ``context.findings``)."""
+
+    def write(self, doc: Document, context: Context, command: str) -> None:
+        """The report's text, tables and figures."""
 
 
-def _stage_ensemble(study: _Study, n_draws):
-    from . import plots
-    from .sensitivity import bands_of, p_bust_by_year, run_ensemble
-
-    model = study.model
-    draws, info = circle.predictive_ensemble(model, study.targets, study.params, study.ensemble, n=n_draws,
-                                             seed=study.seed)
-    kept = draws[draws["kept"]].drop(columns=["chi2", "kept"]).reset_index(drop=True)
-    if len(kept) < 20:
-        raise InvalidInput(f"only {len(kept)} of {n_draws} draws fit as well as the calibration's ensemble; "
-                           f"too few for a probability")
-    classifiers = (circle.ECONOMIC, circle.CONFIDENCE)
-    # one run of the kept sets serves both definitions and the bands
-    columns = list(dict.fromkeys([*(model.resolve(v) for c in classifiers for v in c.variables), *circle.KEY_OUTPUTS]))
-    values, times = run_ensemble(model, circle.with_fixed(kept, info["fixed"]), columns,
-                                 final_time=max(circle.HORIZONS))
-    summaries, runs = {}, {}
-    for clf in classifiers:
-        summaries[clf.name], runs[clf.name] = circle.bust_summary(
-            times, [values[model.resolve(v)] for v in clf.variables], clf, index=kept.index)
-    busted = runs["economic"]["first_bust"].to_numpy() <= max(circle.HORIZONS) + 1e-9
-    # what the economic busts consist of, and whether compute ever stands idle
-    forecast = times >= circle.FORECAST_START - 1e-9
-    causes = circle.ECONOMIC.causes(times, [values[model.resolve(v)] for v in circle.ECONOMIC.variables])
-    utilisation = values[model.resolve(circle.ECONOMIC.variables[3])][:, forecast]
-    anatomy = {"sets": len(kept), **{name: float(flag[:, forecast].any(axis=1).mean()) for name, flag in causes.items()},
-               "idle compute": float((utilisation.min(axis=1) < 0.999).mean())}
-    drivers = circle.depends_on(kept, busted, top=8)
-    bands = bands_of(values, times, list(circle.KEY_OUTPUTS))
-    years = np.arange(int(np.ceil(circle.FORECAST_START)), int(max(circle.HORIZONS)) + 1)
-    p_bust, p_bust_first = (p_bust_by_year(runs[name]["first_bust"], years)
-                            for name in ("economic", "confidence"))
-    fig, axes = plots.panels(len(circle.KEY_OUTPUTS), ncols=2, size=(5.5, 3.9))
-    for ax, (output, unit) in zip(axes, circle.KEY_OUTPUTS.items()):
-        plots.plot_bands(bands, output, ax=ax, unit=unit, title=output)
-    study.fig("bands", fig, f"Vensim-style 50/75/95/100% bands of the {len(kept)} parameter sets the data "
-                            f"cannot reject (of {n_draws} drawn).")
-    ax = plots.plot_p_bust(p_bust, label="economic definition (default)")
-    plots.plot_p_bust(p_bust_first, ax=ax, label="first definition (confidence/capex, absorbing)",
-                      title="Probability of a bust after September 2025, by year")
-    study.fig("p_bust", ax, "Share of the predictive ensemble that has been in a bust between October 2025 "
-                            "and each year, under each definition.")
-    capex = bands.loc["Total AI Capex"]["median"]
-    peak = capex.loc[:circle.HORIZONS[0] + 1].idxmax()
-    trough = capex.loc[peak:].idxmin()
-    confidence = bands.loc["Investor Confidence"]["median"]
-    path = {"peak_year": float(peak), "peak": float(capex.loc[peak]), "trough_year": float(trough),
-            "trough": float(capex.loc[trough]), "end": float(capex.iloc[-1]),
-            "confidence_min": float(confidence.loc[peak:].min()),
-            "confidence_min_year": float(confidence.loc[peak:].idxmin())}
-    study.found.update(draws=draws, kept=kept, ensemble_info=info, bust=summaries, bust_runs=runs,
-                       depends=drivers, median_path=path, anatomy=anatomy)
-
-
-def _stage_tipping(study: _Study):
-    from . import plots, tipping
-
-    model = study.model
-    depends = study.found["depends"]
-    drivers = list(circle.SHOCK_DRIVERS)
-    for name in depends.index[:N_ENSEMBLE_DRIVERS]:
-        lo, hi = (float(x) for x in model.parameters.loc[name, ["min", "max"]])
-        drivers.append((name, (lo, hi), str(model.parameters.loc[name, "doc"]).split(".")[0]))
-    table, curves = capital_circle_tipping(model, study.params, drivers)
-    study.found["tipping_curves"] = curves
-    fig, axes = plots.panels(len(curves))
-    for ax, (name, (vals, ttb)) in zip(axes, curves.items()):
-        plots.plot_time_to_bust(vals, ttb, name, circle.HORIZONS, circle.FORECAST_START, ax=ax,
-                                calibrated=study.value(name), title=name)
-    study.fig("time_to_bust", fig, "Year of the first bust after September 2025 (economic definition) "
-                                   "against each driver, the others at their calibrated values; no marker "
-                                   f"where none happens by {int(max(circle.HORIZONS))}.")
-    ranges = {d[0]: d[1] for d in drivers}
-    top = _closest_drivers(table, ranges)
-    rmap = tipping.regime_map(model, top[0], ranges[top[0]], top[1], ranges[top[1]], n=(41, 41),
-                              horizon=max(circle.HORIZONS), params=study.without(*top),
-                              classifier=circle.ECONOMIC)
-    horizon = int(max(circle.HORIZONS))
-    study.fig("regime_map", plots.plot_regime_map(rmap, marker=(study.value(top[0]), study.value(top[1])),
-                                                  title=f"Outcome in {horizon} over\n{top[0]} and {top[1]}"),
-              f"Outcome in {horizon} (economic definition) over the two drivers whose thresholds lie "
-              "closest to their calibrated values; the star marks the calibration.")
-    shock = "Confidence Shock Size"
-    basin = pd.concat([tipping.basin_stability(model, shock, n=200, seed=study.seed, horizon=h,
-                                               params=study.without(shock), low=0.0, high=0.95,
-                                               classifier=circle.ECONOMIC).reset_index().assign(horizon=int(h))
-                       for h in circle.HORIZONS])
-    study.found.update(tipping=table, drivers=drivers, regime=top,
-                       basin=basin.set_index("horizon")[["outcome", "share", "stderr"]])
-
-
-def _stage_loops(study: _Study):
-    """Loop dominance (Loops That Matter) of the baseline and of runs either side of a threshold."""
-    from . import loops as ltm
-    from . import plots
-
-    model, end = study.model, max(circle.HORIZONS)
-    table = study.found["tipping"].dropna(subset=["critical"])
-    ranges = {d[0]: d[1] for d in study.found["drivers"]}
-    runs = {"calibrated baseline": dict(study.params)}
-    driver = None
-    if len(table):
-        closest = [d for d in study.found["regime"] if d in set(table["driver"])] or list(table["driver"])
-        row = table[table["driver"] == closest[0]].sort_values("horizon").iloc[0]
-        driver, critical = row["driver"], float(row["critical"])
-        lo, hi = ranges[driver]
-        step = LOOP_SIDE * (hi - lo)
-        for value in (max(lo, critical - step), min(hi, critical + step)):
-            runs[f"{driver} = {value:.3g}"] = {**study.params, driver: value}
-    # one batch for the runs: every variable, the loops' scores vectorised over them
-    keys = sorted({k for p in runs.values() for k in p})
-    sets = pd.DataFrame([{k: p.get(k, study.value(k)) for k in keys} for p in runs.values()])
-    batch = model.simulate_batch(sets, return_columns=list(model.variables), final_time=end)
-    loops = model._loop_table(batch.isel(set=0).to_dataframe().drop(columns="set"))
-    rels = model.loop_scores_batch(batch, loops=loops, relative=True)
-    fig, axes = plots.panels(len(runs), ncols=1, size=(14, 3.6))
-    rows = []
-    t = batch["time"].to_numpy()
-    shown = list(rels.isel(set=0).to_pandas().abs().mean().sort_values(ascending=False).index[:LOOP_TOP])
-    for i, (ax, name) in enumerate(zip(axes, runs)):
-        rel = rels.isel(set=i).to_pandas()
-        bust = float(circle.ECONOMIC.first_bust(t, [batch[v].to_numpy()[i:i + 1] for v in circle.ECONOMIC.variables],
-                                                circle.FORECAST_START)[0])
-        capex = batch["Total AI Capex"].isel(set=i).to_pandas()
-        peak = float(capex.loc[circle.FORECAST_START - 1:].idxmax())
-        turn = peak  # the circle turns when AI capex peaks; the tipping moment is the first bust
-        plots.plot_loop_dominance(rel, loops, ax=ax, shown=shown, marks={"first bust": bust, "AI capex peak": peak},
-                                  title=name + (f": first bust {bust:g}" if np.isfinite(bust) else ": no bust"))
-        row = {"run": name, "first bust": _year(bust), "AI capex peak": f"{peak:g}"}
-        for label, window in (("before", (turn - 1, turn)), ("after", (turn, turn + 1))):
-            part = rel.loc[(rel.index > window[0]) & (rel.index <= window[1])]
-            mean = part.mean()
-            top = mean.abs().idxmax()
-            row[f"dominant in the year {label}"] = f"{top} ({'R' if mean[top] > 0 else 'B'}, {abs(mean[top]):.2f})"
-            row[f"R share {label}"] = float(part.clip(lower=0).sum(axis=1).mean())
-        rows.append(row)
-        if i == 0:
-            periods = ltm.dominance(rel)
-    study.fig("loop_dominance", fig,
-              "Relative loop scores (Loops That Matter) of the calibrated baseline and of runs either side of "
-              f"the threshold of {driver or 'no driver'}: reinforcing loops above zero, balancing below; the "
-              f"{LOOP_TOP} loops with the largest mean share in the baseline on their own, the rest summed. Dashed: the first "
-              "bust; dotted: the peak of AI capex.")
-    study.found["loops"] = {"table": loops, "dominance": pd.DataFrame(rows).set_index("run"),
-                            "driver": driver, "periods": periods}
-
-
-def _stage_early_warning(study: _Study):
-    """Noisy runs on both sides of the first ensemble driver's threshold: do the indicators warn?"""
-    from . import early_warning
-
-    name = study.found["depends"].index[0]
-    values, ttb = study.found["tipping_curves"][name]
-    busts = np.isfinite(ttb)
-    if busts.all() or not busts.any():
-        study.found["early_warning"] = None
-        return
-    # the sweep's grid on each side of the threshold, EW_STEPS points in: every noisy run at the first
-    # value busts and none at the second unless the noise alone moves the threshold that far
-    edge = int(np.flatnonzero(busts[1:] != busts[:-1])[0])
-    inside_bust = edge - EW_STEPS + 1 if busts[edge] else edge + EW_STEPS
-    inside_calm = edge + EW_STEPS if busts[edge] else edge - EW_STEPS + 1
-    tipping_value = float(values[int(np.clip(inside_bust, 0, len(values) - 1))])
-    stable_value = float(values[int(np.clip(inside_calm, 0, len(values) - 1))])
-    out = {}
-    for detrending in ("kernel", "noise-free"):
-        out[detrending], runs = early_warning.capital_circle_study(
-            study.model, study.params, parameter=name, tipping=tipping_value, stable=stable_value,
-            n_runs=EW_RUNS, detrending=detrending, seed=study.seed)
-    study.found["early_warning"] = {"parameter": name, "tipping": tipping_value, "stable": stable_value,
-                                    "summaries": out, "groups": runs["group"].value_counts().to_dict()}
-
-
-def _stage_core(study: _Study):
-    from . import plots, tipping
-
-    model = study.model
-    bifs = {}
-    fig, axes = plots.panels(len(circle.BIFURCATION_YEARS), ncols=2, size=(6, 4.2))
-    for ax, year in zip(axes, circle.BIFURCATION_YEARS):
-        bifs[year] = tipping.bifurcations(
-            model, circle.BIFURCATION_PARAM, *circle.BIFURCATION_RANGE, free=list(circle.REDUCED_CORE),
-            state=model.state_at(year, params=study.params), time=year,
-            params=study.without(circle.BIFURCATION_PARAM), n_starts=16, seed=study.seed)
-        plots.plot_bifurcation(bifs[year], ax=ax, calibrated=study.value(circle.BIFURCATION_PARAM),
-                               title=f"other stocks frozen at {int(year)}")
-    study.fig("bifurcation", fig,
-              f"Equilibria of the reduced core ({' and '.join(circle.REDUCED_CORE)} free, every other stock and the "
-              f"time trends frozen at their calibrated values in that year) against {circle.BIFURCATION_PARAM}.")
-    study.found["bifurcations"] = bifs
-
-
-def _stage_sobol(study: _Study, sobol_n):
-    from . import plots
-    from .sensitivity import sensitivities
-
-    bounds = _posterior_bounds(study.model, study.free, study.ensemble)
-    at = min(circle.HORIZONS)
-    sobol = sensitivities(study.model, "sobol", ["Investor Confidence", "Total AI Capex"], at=at, bounds=bounds,
-                          n=sobol_n, seed=study.seed, params=study.without(*bounds), final_time=at)
-    fig, axes = plots.panels(len(sobol), ncols=2, size=(6.5, 5))
-    for ax, (output, frame) in zip(axes, sobol.items()):
-        plots.plot_sensitivity(frame, ax=ax, title=f"{output} in {int(at)}")
-    study.fig("sobol", fig, f"Sobol indices (first and total order, 95% CI; SALib, N = {sobol_n}) of two "
-                            f"outputs in {int(at)} over the calibrated parameters' 95% ensemble ranges.")
-    study.found["sobol"] = sobol
-
-
-def _stage_scenarios(study: _Study):
-    from . import plots, scenarios
-
-    model = study.model
-    columns = list(dict.fromkeys([*circle.ECONOMIC.variables, *circle.KEY_OUTPUTS]))
-    runs = {"baseline": study.found["base"]}
-    for name, sc in scenarios.available(model).items():
-        runs[name] = model.simulate(params={**study.params, **sc.params}, return_columns=columns,
-                                    final_time=max(circle.HORIZONS))
-    rows = []
-    for name, df in runs.items():
-        t = df.index.to_numpy()
-        vals = [df[v].to_numpy()[None] for v in circle.ECONOMIC.variables]
-        row = {"scenario": name,
-               "description": "calibrated model, no scenario input" if name == "baseline"
-               else scenarios.SCENARIOS[name].description}
-        for h in circle.HORIZONS:
-            row[f"outcome {int(h)}"] = str(circle.ECONOMIC.labels(t, vals, h)[0])
-        row["first bust"] = _year(circle.ECONOMIC.first_bust(t, vals, circle.FORECAST_START)[0])
-        row[f"AI capex {int(min(circle.HORIZONS))} ($B/yr)"] = float(np.interp(min(circle.HORIZONS), t,
-                                                                                 df["Total AI Capex"]))
-        rows.append(row)
-    shown = list(circle.KEY_OUTPUTS)
-    study.fig("scenarios", plots.plot_scenarios({k: v[shown] for k, v in runs.items()}, shown, units=circle.KEY_OUTPUTS),
-              "Each scenario (coloured) against the calibrated baseline (black).")
-    study.found["scenarios"] = pd.DataFrame(rows).set_index("scenario")
-
-
-# --------------------------------------------------------------------------
-# the report
-# --------------------------------------------------------------------------
-
-
-def build_report(out="report", recalibrate=False, seed=0, progress=True, model_path=None,
-                 sobol_n=1024, n_draws=PREDICTIVE_DRAWS, command=None, force=False, *,
-                 params_path=None, targets_path=None, drivers=(), outcome=None, morris_n=MORRIS_N):
-    """Run the analysis of a model and write the report to ``out`` (see the module docstring).
-
-    A model that defines every variable the capital-circle study reads
-    (:func:`aicircle.circle.missing_names` is empty; the shipped model and
-    edited copies of it) gets the study: the shipped calibration, the
-    predictive ensemble, structural alternatives, tipping points, the reduced
-    core, Sobol indices and scenarios. Any other model gets the generic
-    analysis: its baseline run, its fit to ``targets_path`` where the targets'
-    observables are among its variables, Morris screening of its parameters,
-    and sweeps of ``drivers`` (default: the parameters Morris ranks first),
-    with thresholds of ``outcome`` (``'VARIABLE<VALUE'``) where one is given.
+def write_report(out, model, analysis: Analysis, *, seed=0, progress=True, recalibrate=False,
+                 params_path=None, targets_path=None, command=None, force=False) -> Path:
+    """Run ``analysis`` on ``model`` and write the report to ``out`` (see the module docstring).
 
     Parameters
     ----------
+    out : path
+        The report folder.
+    model : aicircle.Model
+    analysis : Analysis
     params_path : path, optional
-        A ``name,value`` CSV whose values replace the model's (and, for the
-        study, the calibrated point values; the ensembles keep the
-        calibration's posterior).
+        A ``name,value`` CSV whose values replace the model's (and the
+        calibration's point values; the ensembles keep the calibration's
+        posterior).
     targets_path : path, optional
-        A target CSV; the study's default is the shipped targets.
-    command : str, optional
-        Recorded as the way to reproduce the report; by default, the Python
-        call that made it.
+        A target CSV; by default the analysis' own (``default_targets``).
+    command : str
+        Recorded as the way to reproduce the report.
     force : bool
         Let the report go into a folder that holds other files (they are left
         alone).
@@ -496,32 +186,8 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
     pathlib.Path
         The report folder.
     """
-    from . import load
-
     out = Path(out).resolve()
-    model = load(model_path or _resources.shipped_model())
-    generic = bool(circle.missing_names(model))
-    if generic and recalibrate and targets_path is None:
-        raise InvalidInput(f"{model.path.name} is not the capital-circle model: recalibrating it needs "
-                           f"--targets")
-    try:
-        outcome = _outcome(model, outcome) if outcome is not None else None
-    except UnknownName as err:
-        raise InvalidInput(f"outcome '{outcome}': {err}") from err
-    try:
-        drivers = [model.resolve(d) for d in drivers]
-    except UnknownName as err:
-        raise InvalidInput(f"driver: {err}") from err
-    not_params = [d for d in drivers if d not in model.parameters.index]
-    if not_params:
-        raise InvalidInput(f"--driver '{not_params[0]}' is not a parameter (a numeric constant) of "
-                           f"{model.path.name}")
-    if command is None:
-        command = (f"python -c \"from aicircle.report import build_report; build_report({str(out)!r}, "
-                   f"recalibrate={recalibrate}, seed={seed}, model_path={model_path!r}, "
-                   f"sobol_n={sobol_n}, n_draws={n_draws}, params_path={params_path!r}, "
-                   f"targets_path={targets_path!r}, drivers={list(drivers)!r}, outcome={outcome and outcome.label!r}, "
-                   f"morris_n={morris_n})\"")
+    analysis.check(model, recalibrate, targets_path)
     _check_destination(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = _acquire_lock(out)
@@ -529,36 +195,28 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
     for stale in out.parent.glob(f".{out.name}-partial-*"):
         shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-partial-", dir=out.parent))
-    stages = _Stages(progress, 6 if generic else 10)
+    stages = _Stages(progress, analysis.n_stages)
     try:
         with stages("loading the targets and the parameter values"):
-            study = _prepare(model, work, seed, progress, recalibrate, params_path, targets_path, command,
-                             generic)
-        if generic:
-            _generic_stages(study, stages, drivers, outcome, morris_n)
-            title = f"aicircle: an analysis of {model.path.name}"
-        else:
-            _study_stages(study, stages, sobol_n, n_draws)
-            title = "aicircle: where does the AI capital circle tip?"
+            context = _prepare(analysis, model, work, seed, progress, recalibrate, params_path, targets_path,
+                               command)
+        analysis.run(context, stages)
         with stages("writing report.html and report.md"):
-            doc = Document(title)
-            if generic:
-                _write_generic(doc, study, command, morris_n)
-            else:
-                _write_document(doc, study, sobol_n, n_draws, command)
+            doc = Document(analysis.title)
+            analysis.write(doc, context, command)
             (work / "report.md").write_text(doc.markdown(), encoding="utf-8")
             (work / "report.html").write_text(doc.html(), encoding="utf-8")
         # the manifest after the last stage, so that its timings include every stage
         owned = sorted(p.name for p in work.iterdir() if p.is_file()) + ["manifest.json"]
         manifest = {
             "command": command, "seed": seed, "recalibrated": bool(recalibrate),
-            "analysis": "generic" if generic else "capital circle",
+            "analysis": analysis.name,
             "versions": _versions(), "python": platform.python_version(),
             "machine": f"{platform.machine()} {platform.system()}", "model": str(model.path),
-            "targets": str(study.targets_path) if study.targets_path else None,
-            "parameters": study.params, "free": study.free,
+            "targets": str(context.targets_path) if context.targets_path else None,
+            "parameters": context.params, "free": context.free,
             "timings_s": stages.timings, "total_s": round(time.perf_counter() - stages.start, 1),
-            "figures": sorted(f"{k}.png" for k in study.figures),
+            "figures": sorted(f"{k}.png" for k in context.figures),
             "files": sorted(set(owned) | ({"calibration"} if recalibrate else set())),
             "aicircle": __version__,
         }
@@ -570,28 +228,19 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
     return out
 
 
-def _outcome(model, outcome):
-    from .tipping import parse_outcome
-
-    return outcome if not isinstance(outcome, str) else parse_outcome(outcome, model)
-
-
-def _prepare(model, work, seed, progress, recalibrate, params_path, targets_path, command, generic) -> _Study:
-    """The study's shared data: targets, calibration (or the model's values) and ``params_path``'s values."""
-    from . import calibrate as cal
-    from .observables import read_targets
-
-    if targets_path is None and not generic:
-        targets_path = _resources.shipped_targets()
-    targets = read_targets(targets_path) if targets_path is not None else None
+def _prepare(analysis, model, work, seed, progress, recalibrate, params_path, targets_path, command) -> Context:
+    """The shared data: targets, calibration (or the model's values) and ``params_path``'s values."""
+    if targets_path is None:
+        targets_path = analysis.default_targets()
+    targets = analysis.read_targets(targets_path) if targets_path is not None else None
     calib = {"parameters": {}, "fit": {}, "ensemble": None, "profiles": None, "profile_intervals": None,
              "structural": None}
     if recalibrate:
-        result = cal.calibrate(model, targets, seed=seed, progress=progress)
+        result = analysis.calibrate(model, targets, seed, progress)
         cal.write_results(result, work / "calibration", model=model, command=command)
-        calib = load_calibration(work / "calibration")
-    elif not generic:
-        calib = load_calibration()
+        calib = cal.read_results(work / "calibration")
+    else:
+        calib = analysis.calibration() or calib
     params = {k: v for k, v in calib["parameters"].items() if k in model.parameters.index}
     if params_path is not None:
         given = cal.read_parameters(params_path)
@@ -599,59 +248,154 @@ def _prepare(model, work, seed, progress, recalibrate, params_path, targets_path
         if unknown:
             raise InvalidInput(f"{params_path}: '{unknown[0]}' is not a parameter of {model.path.name}")
         params.update(given)
-    return _Study(model, targets, Path(targets_path) if targets_path is not None else None, calib, params,
-                  list(calib["fit"].get("free", [])), calib["ensemble"], work, seed, progress)
-
-
-def _study_stages(study: _Study, stages, sobol_n, n_draws):
-    from . import plots
-
-    with stages("structure, baseline and fit"):
-        study.fig("structure", plots.plot_structure(study.model),
-                  f"The money circuit of {study.model.path.name} and its feedback loops, drawn from the model "
-                  "file.")
-        _stage_fit(study)
-    with stages(f"predictive ensemble ({n_draws} draws)"):
-        _stage_ensemble(study, n_draws)
-    with stages("tipping points"):
-        _stage_tipping(study)
-    with stages("loop dominance"):
-        _stage_loops(study)
-    with stages(f"early-warning indicators ({2 * EW_RUNS} noisy runs, two detrendings)"):
-        _stage_early_warning(study)
-    with stages("continuation of the reduced core"):
-        _stage_core(study)
-    with stages(f"Sobol analysis (N = {sobol_n})"):
-        _stage_sobol(study, sobol_n)
-    with stages("scenarios"):
-        _stage_scenarios(study)
+    return Context(model, targets, Path(targets_path) if targets_path is not None else None, calib, params,
+                   list(calib["fit"].get("free", [])), calib["ensemble"], work, seed, progress)
 
 
 # --------------------------------------------------------------------------
-# any other model
+# any model
 # --------------------------------------------------------------------------
 
 
-def _generic_stages(study: _Study, stages, drivers, outcome, morris_n):
-    with stages("baseline run"):
-        _stage_baseline(study)
-    with stages("fit to the targets"):
-        _stage_generic_fit(study)
-    with stages(f"Morris screening (N = {morris_n})"):
-        _stage_morris(study, morris_n)
-    with stages("sweeps of the drivers"):
-        _stage_sweeps(study, drivers, outcome)
+@dataclasses.dataclass(slots=True)
+class GenericFindings(Findings):
+    """What the generic analysis found (each field filled by its stage)."""
+
+    base: pd.DataFrame = None
+    stocks: pd.DataFrame = None
+    span: tuple = None
+    fit_note: str = None
+    validation: pd.DataFrame = None
+    stats: dict = None
+    bounds: pd.DataFrame = None
+    morris: dict = None
+    sweeps: dict = None
+    thresholds: pd.DataFrame = None
+    drivers_swept: list = None
+    drivers_named: bool = None
+    outcome: tipping.Outcome = None
 
 
-def _generic_outputs(study: _Study) -> list:
+class GenericAnalysis:
+    """The analysis of any model: baseline, fit, Morris screening, sweeps of the drivers.
+
+    Parameters
+    ----------
+    drivers : sequence of str
+        Parameters to sweep (default: the parameters Morris ranks first).
+    outcome : str or aicircle.tipping.Outcome, optional
+        ``'VARIABLE<VALUE'`` whose thresholds the sweeps find.
+    morris_n : int
+        Morris trajectories.
+    vocabulary : mapping, optional
+        The observables a target file may name (needed to read one).
+    switches : collection of str
+        Parameters never varied (a study's scenario inputs).
+    actuals : callable, optional
+        Targets table -> one flag per target, True for actuals (for the fit statistics).
+    note : str, optional
+        A sentence added to the report's first paragraph.
+    """
+
+    name = "generic"
+    n_stages = 6
+
+    def __init__(self, drivers=(), outcome=None, morris_n=MORRIS_N, vocabulary=None, switches=(), actuals=None,
+                 note=None):
+        self.drivers, self.outcome, self.morris_n = list(drivers), outcome, morris_n
+        self.vocabulary, self.switches, self.actuals, self.note = vocabulary, switches, actuals, note
+
+    def check(self, model, recalibrate, targets_path):
+        if recalibrate and targets_path is None:
+            raise InvalidInput(f"{model.path.name} has no targets of its own: recalibrating it needs "
+                               f"--targets")
+        self.title = f"aicircle: an analysis of {model.path.name}"
+        self.outcome = _outcome(model, self.outcome)
+        self.drivers = _drivers(model, self.drivers)
+
+    def default_targets(self):
+        return None
+
+    def read_targets(self, path):
+        if self.vocabulary is None:
+            raise InvalidInput(f"targets {path}: the analysis has no vocabulary of observables to read them in")
+        return read_targets(path, self.vocabulary)
+
+    def calibrate(self, model, targets, seed, progress):
+        return cal.calibrate(model, targets, seed=seed, progress=progress, switches=self.switches,
+                             actuals=self._actuals(targets))
+
+    def calibration(self):
+        return None
+
+    def _actuals(self, targets):
+        return None if self.actuals is None else self.actuals(targets)
+
+    def run(self, context, stages):
+        context.findings = GenericFindings()
+        with stages("baseline run"):
+            _stage_baseline(context)
+        with stages("fit to the targets"):
+            _stage_generic_fit(context, self._actuals)
+        with stages(f"Morris screening (N = {self.morris_n})"):
+            _stage_morris(context, self.morris_n, self.switches)
+        with stages("sweeps of the drivers"):
+            _stage_sweeps(context, self.drivers, self.outcome)
+        return context.findings
+
+    def write(self, doc, context, command):
+        _write_generic(doc, context, command, self.morris_n, self.note)
+
+
+def build_report(model_path, out="report", seed=0, progress=True, command=None, force=False,
+                 recalibrate=False, *, params_path=None, targets_path=None, drivers=(), outcome=None,
+                 morris_n=MORRIS_N, vocabulary=None, switches=(), actuals=None):
+    """The generic analysis of the model at ``model_path`` (:class:`GenericAnalysis`), written to ``out``.
+
+    See :func:`write_report` and :class:`GenericAnalysis` for the parameters;
+    ``command`` is by default the Python call that made the report.
+    """
+    model = load(model_path)
+    if command is None:
+        command = (f"python -c \"from aicircle.report import build_report; build_report({str(model_path)!r}, "
+                   f"{str(Path(out).resolve())!r}, seed={seed}, recalibrate={recalibrate}, "
+                   f"params_path={params_path!r}, targets_path={targets_path!r}, drivers={list(drivers)!r}, "
+                   f"outcome={outcome if isinstance(outcome, str) or outcome is None else outcome.label!r}, "
+                   f"morris_n={morris_n})\"")
+    analysis = GenericAnalysis(drivers, outcome, morris_n, vocabulary=vocabulary, switches=switches,
+                               actuals=actuals)
+    return write_report(out, model, analysis, seed=seed, progress=progress, recalibrate=recalibrate,
+                        params_path=params_path, targets_path=targets_path, command=command, force=force)
+
+
+def _outcome(model, outcome):
+    if outcome is None:
+        return None
+    try:
+        return outcome if not isinstance(outcome, str) else tipping.parse_outcome(outcome, model)
+    except UnknownName as err:
+        raise InvalidInput(f"outcome '{outcome}': {err}") from err
+
+
+def _drivers(model, drivers):
+    try:
+        drivers = [model.resolve(d) for d in drivers]
+    except UnknownName as err:
+        raise InvalidInput(f"driver: {err}") from err
+    not_params = [d for d in drivers if d not in model.parameters.index]
+    if not_params:
+        raise InvalidInput(f"--driver '{not_params[0]}' is not a parameter (a numeric constant) of "
+                           f"{model.path.name}")
+    return drivers
+
+
+def _generic_outputs(study: Context) -> list:
     """The stocks analysed: the model's first N_GENERIC_OUTPUTS stocks (its variables if it has none)."""
     model = study.model
     return list(model.stocks or model.variables)[:N_GENERIC_OUTPUTS]
 
 
-def _stage_baseline(study: _Study):
-    from . import plots
-
+def _stage_baseline(study: Context):
     model = study.model
     shown = _generic_outputs(study)
     run = model.simulate(params=study.params)
@@ -663,40 +407,36 @@ def _stage_baseline(study: _Study):
     table = pd.DataFrame({"initial": run[list(model.stocks)].iloc[0], "final": run[list(model.stocks)].iloc[-1],
                           "min": run[list(model.stocks)].min(), "max": run[list(model.stocks)].max()})
     table.index.name = "stock"
-    study.found.update(base=run, stocks=table, span=(float(t[0]), float(t[-1])))
+    study.findings.set(base=run, stocks=table, span=(float(t[0]), float(t[-1])))
 
 
-def _stage_generic_fit(study: _Study):
-    from . import calibrate as cal
-    from . import plots
-    from .observables import find_observables
-
+def _stage_generic_fit(study: Context, actuals):
     if study.targets is None:
-        study.found["fit_note"] = "No targets were given (--targets FILE): no fit."
+        study.findings.fit_note = "No targets were given (--targets FILE): no fit."
         return
-    names = find_observables(study.model.variables)
+    names = find_observables(study.model.variables, dict.fromkeys(study.targets["observable"]))
     missing = sorted(set(study.targets["observable"]) - set(names))
     if missing:
-        study.found["fit_note"] = (f"The targets name observables the model does not define "
+        study.findings.fit_note = (f"The targets name observables the model does not define "
                                    f"({', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}): no fit.")
         return
     validation = cal.validate(study.model, study.targets, study.params)
-    study.found.update(validation=validation, stats=cal.fit_statistics(study.targets, validation))
+    study.findings.set(validation=validation, stats=cal.fit_statistics(study.targets, validation,
+                                                                              actuals=actuals(study.targets)))
     study.fig("residuals", plots.plot_residuals(validation), "Residual of every target (error / σ); the grey "
                                                                "band is ±2σ.")
 
 
-def generic_bounds(model, params) -> pd.DataFrame:
+def generic_bounds(model, params, switches=()) -> pd.DataFrame:
     """Ranges of the parameters a model outside the study varies, and where each comes from.
 
-    The declared range where the model gives a finite one (scenario switches
+    The declared range where the model gives a finite one (``switches``
     excluded, as in :func:`aicircle.sensitivity.parameter_bounds`); otherwise
     ``UNDECLARED_SPAN`` either side of the value (a parameter of value 0 without
     a range is not varied).
     """
-    from .scenarios import inputs
 
-    switches, rows = inputs(model), []
+    switches, rows = {model.resolve(s) for s in switches}, []
     for name, row in model.parameters.iterrows():
         if name in switches:
             continue
@@ -711,15 +451,12 @@ def generic_bounds(model, params) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["parameter", "min", "max", "value", "range"]).set_index("parameter")
 
 
-def _stage_morris(study: _Study, morris_n):
-    from . import plots
-    from .sensitivity import sensitivities
-
+def _stage_morris(study: Context, morris_n, switches):
     model = study.model
-    bounds = generic_bounds(model, study.params)
-    study.found["bounds"] = bounds
+    bounds = generic_bounds(model, study.params, switches)
+    study.findings.bounds = bounds
     if bounds.empty:
-        study.found["morris"] = {}
+        study.findings.morris = {}
         return
     outputs = _generic_outputs(study)
     space = {k: (r["min"], r["max"]) for k, r in bounds.iterrows()}
@@ -727,10 +464,10 @@ def _stage_morris(study: _Study, morris_n):
                            params={k: v for k, v in study.params.items() if k not in space})
     fig, axes = plots.panels(len(morris), ncols=2, size=(6, max(3.0, 0.3 * len(space) + 1.5)))
     for ax, (output, frame) in zip(axes, morris.items()):
-        plots.plot_sensitivity(frame, ax=ax, title=f"{output} at {study.found['span'][1]:g}")
+        plots.plot_sensitivity(frame, ax=ax, title=f"{output} at {study.findings.span[1]:g}")
     study.fig("morris", fig, f"Morris elementary effects (μ*, 95% CI; SALib, {morris_n} trajectories) of each "
                              f"stock at the final time over the parameters' ranges.")
-    study.found["morris"] = morris
+    study.findings.morris = morris
 
 
 def _ranked_drivers(morris) -> list:
@@ -743,14 +480,12 @@ def _ranked_drivers(morris) -> list:
     return sorted(scores, key=lambda k: -scores[k])
 
 
-def _stage_sweeps(study: _Study, drivers, outcome):
-    from . import plots, tipping
-
-    model, bounds = study.model, study.found["bounds"]
+def _stage_sweeps(study: Context, drivers, outcome):
+    model, bounds = study.model, study.findings.bounds
     named = bool(drivers)
-    drivers = list(drivers) or _ranked_drivers(study.found["morris"])[:N_GENERIC_DRIVERS]
+    drivers = list(drivers) or _ranked_drivers(study.findings.morris)[:N_GENERIC_DRIVERS]
     outputs = _generic_outputs(study)
-    end = study.found["span"][1]
+    end = study.findings.span[1]
     curves, rows = {}, []
     for name in drivers:
         if name in bounds.index:
@@ -777,112 +512,52 @@ def _stage_sweeps(study: _Study, drivers, outcome):
             k: float(study.params.get(k, model.parameters.loc[k, "value"])) for k in curves}),
             f"Each stock at the final time ({end:g}) against each driver over its range, the other "
             "parameters at their values (marker: the value used).")
-    study.found.update(sweeps=curves, thresholds=pd.DataFrame(rows) if outcome is not None else None,
+    study.findings.set(sweeps=curves, thresholds=pd.DataFrame(rows) if outcome is not None else None,
                        drivers_swept=drivers, drivers_named=named, outcome=outcome)
 
 
-def _write_loops(doc, study: _Study):
-    found = study.found["loops"]
-    table, dom = found["table"], found["dominance"]
-    doc.heading("Loop dominance")
-    disagree = table[table["tag_agrees"] == False]  # noqa: E712 - a column of True/False/None
-    doc.text(f"Which feedback loops drive the behaviour, and when: loop scores after Schoenberg, Davidsen & "
-             f"Eberlein (2020), computed from every saved quarter of a run (`aicircle loops`). The loops are the "
-             f"{table.attrs['method']}; "
-             + (f"the comment tags {', '.join(sorted(set(table['tag']) - {''}))} name loops found, "
-                if (table["tag"] != "").any() else "no comment tag names a loop found, ")
-             + (f"{', '.join(table.attrs['unmatched_tags'])} name none. " if table.attrs.get("unmatched_tags")
-                else "every tag names one. ")
-             + ("Every named loop has the polarity its letter says." if disagree.empty else
-                f"**The polarity computed from the links contradicts the tag of {', '.join(disagree['tag'])}.**")
-             + " A loop's relative score is its share of the sum of all loops' absolute scores (reinforcing "
-             "positive, balancing negative); the table gives, for the year before and the year after each run's "
-             "turn (the peak of AI capex), the loop with the largest mean share and the reinforcing loops' total "
-             "share; the figure marks the tipping moment, each run's first bust.")
-    shown = table.assign(variables=[" → ".join(v) for v in table["variables"]])
-    doc.table(shown[["polarity", "tag", "length", "stocks", "variables"]], "The loops scored.")
-    doc.table(dom, "Dominant loop (mean relative score) and the reinforcing loops' share in the year before and "
-                   "the year after the peak of AI capex.")
-    if "loop_dominance" in study.figures:
-        doc.figure(*study.figures["loop_dominance"])
-
-
-def _write_early_warning(doc, study: _Study):
-    ew = study.found["early_warning"]
-    doc.heading("Early-warning indicators")
-    if ew is None:
-        doc.text("The first driver's sweep has no bust threshold in its range: no early-warning runs.")
-        return
-    summary = ew["summaries"]["noise-free"]
-    verdicts = []
-    for (variable, indicator), rows in summary.groupby(level=["variable", "indicator"]):
-        tip, calm = rows.xs("tipping", level="group").iloc[0], rows.xs("non-tipping", level="group").iloc[0]
-        warns = tip["lo"] > calm["hi"]
-        verdicts.append(warns)
-    doc.text(f"Before a tip, a system that slows down (critical slowing down) fluctuates more and with more "
-             f"memory: rising variance and lag-1 autocorrelation are the classic warnings. {EW_RUNS} runs with "
-             f"white noise on investor confidence (σ = 0.02 per √year) at {ew['parameter']} = "
-             f"{ew['tipping']:.3g}, where the model busts, and {EW_RUNS} at {ew['stable']:.3g}, where it does not "
-             f"(values {EW_STEPS} points inside each side of the threshold of the sweep above); over the five "
-             f"years before each bust (the same years in the runs that do not bust), the share of runs in which "
-             f"each indicator rises (Kendall τ > 0). Residuals around the noise-free run at the same value "
-             f"remove the trend exactly; around a kernel smoothing (as with observed data) the trend leaks in. "
-             + ("**An indicator warns** where its share in the busting runs is clearly above that in the others: "
-                f"{sum(verdicts)} of {len(verdicts)} do." if any(verdicts) else
-                "**No indicator tells the busting runs from the others**: with the trend removed exactly, the "
-                "intervals overlap for every variable and indicator, so a rise would be as often a false alarm "
-                "as a warning. The bust here is not the slow approach to a fold that these indicators detect."))
-    for detrending, frame in ew["summaries"].items():
-        doc.table(frame[["n", "rising", "share", "lo", "hi", "median_tau"]],
-                  f"Share of runs whose indicator rises before the (partner's) bust, 95% Wilson interval, "
-                  f"residuals around the {'noise-free run' if detrending == 'noise-free' else 'kernel trend (1 year)'}.")
-
-
-def _write_generic(doc, study: _Study, command, morris_n):
-    f, model = study.found, study.model
+def _write_generic(doc, study: Context, command, morris_n, note=None):
+    f, model = study.findings, study.model
 
     def figure(name):
         if name in study.figures:
             doc.figure(*study.figures[name])
 
-    missing = circle.missing_names(model)
     doc.text(f"The generic analysis of `{model.path.name}`: {len(model.stocks)} stocks, "
-             f"{len(model.parameters)} parameters, {len(model.variables)} variables. The capital-circle study "
-             f"(predictive ensemble, bust probabilities, structural alternatives) needs variables this model "
-             f"does not define (e.g. {', '.join(missing[:3])}).")
+             f"{len(model.parameters)} parameters, {len(model.variables)} variables." + (f" {note}" if note else ""))
     doc.text(f"Reproduce it with `{command}`; every number below comes from that command.")
     doc.heading("Baseline run")
     doc.text("Parameter values: " + (f"{len(study.params)} from the parameter file, the rest the model's."
                                      if study.params else "the model file's own."))
-    doc.table(f["stocks"], "Each stock at the start and the end of the run, and its range over the run.")
+    doc.table(f.stocks, "Each stock at the start and the end of the run, and its range over the run.")
     figure("baseline")
     doc.heading("Fit to the targets")
-    if "stats" in f:
-        st = f["stats"]
-        doc.text(f"{st['n_targets']} targets: {_pct(st['within_2sigma'])} within 2σ, "
+    if f.stats is not None:
+        st = f.stats
+        doc.text(f"{st['n_targets']} targets: {percent(st['within_2sigma'])} within 2σ, "
                  f"χ² = {st['chi2_targets']:.1f}.")
-        doc.table(f["validation"].set_index("id")[["value", "sigma", "predicted", "residual"]],
+        doc.table(f.validation.set_index("id")[["value", "sigma", "predicted", "residual"]],
                   "Each target, the model's value and the residual (error / σ).")
         figure("residuals")
     else:
-        doc.text(f["fit_note"])
+        doc.text(f.fit_note)
     doc.heading("Sensitivity")
-    if f["morris"]:
-        doc.table(f["bounds"], "The parameters varied and their ranges.")
-        for output, frame in f["morris"].items():
+    if f.morris:
+        doc.table(f.bounds, "The parameters varied and their ranges.")
+        for output, frame in f.morris.items():
             doc.table(frame, f"Morris screening of {output} at the final time ({morris_n} trajectories), "
                              "ranked by μ*.")
         figure("morris")
     else:
         doc.text("No parameter has a range to vary (none declared, all of value 0).")
     doc.heading("Drivers")
-    if f["sweeps"]:
-        doc.text(f"Swept: {', '.join(f['drivers_swept'])}"
-                 + (" (as asked)." if f["drivers_named"] else " (the parameters Morris ranks first)."))
+    if f.sweeps:
+        doc.text(f"Swept: {', '.join(f.drivers_swept)}"
+                 + (" (as asked)." if f.drivers_named else " (the parameters Morris ranks first)."))
         figure("sweeps")
-        if f["thresholds"] is not None:
-            doc.table(f["thresholds"].set_index("driver"),
-                      f"Where the outcome '{f['outcome'].label}' at the final time changes (bisection).")
+        if f.thresholds is not None:
+            doc.table(f.thresholds.set_index("driver"),
+                      f"Where the outcome '{f.outcome.label}' at the final time changes (bisection).")
         else:
             doc.text("No outcome was given (--outcome 'VARIABLE<VALUE'): the sweeps show how the stocks "
                      "respond, without a threshold.")
@@ -973,32 +648,8 @@ def _publish(work: Path, dest: Path):
 
 
 # --------------------------------------------------------------------------
-# helpers and the document
+# helpers
 # --------------------------------------------------------------------------
-
-
-def _closest_drivers(table, ranges):
-    """The two drivers whose (earliest-horizon) thresholds lie closest to their calibrated values."""
-    t = table.dropna(subset=["critical"]).copy()
-    t["relative"] = t["margin"].abs() / t["driver"].map({k: hi - lo for k, (lo, hi) in ranges.items()})
-    order = t.sort_values("relative")["driver"].drop_duplicates().tolist()
-    order += [d for d in ranges if d not in order]
-    return order[:2]
-
-
-def _posterior_bounds(model, free, ensemble):
-    """Ranges for the Sobol analysis: the 2.5-97.5% of the ensemble, else the declared ranges."""
-    out = {}
-    for p in free:
-        if ensemble is not None and p in ensemble and len(ensemble):
-            lo, hi = np.percentile(ensemble[p], [2.5, 97.5])
-        else:
-            lo, hi = model.parameters.loc[p, ["min", "max"]]
-        if hi > lo:
-            out[p] = (float(lo), float(hi))
-    if not out:
-        raise InvalidInput("no calibrated parameter has a range for the Sobol analysis")
-    return out
 
 
 def _versions():
@@ -1013,161 +664,6 @@ def _versions():
     return out
 
 
-def _year(t):
-    """A time as a quarter-resolved year ('2030.75'), or 'none'."""
-    return f"{t:.2f}" if np.isfinite(t) else "none"
-
-
-def _pct(x):
+def percent(x):
+    """A fraction as a whole percentage ('42%')."""
     return f"{100 * x:.0f}%"
-
-
-def _write_document(doc, study: _Study, sobol_n, n_draws, command):
-    f = study.found
-    model = study.model
-
-    def figure(name):
-        if name in study.figures:
-            doc.figure(*study.figures[name])
-
-    doc.text("An October 2025 commentary described the AI industry's capital *revolving door*: viral apps "
-             "attract investors, the money buys cloud compute, the clouds report growth and buy GPUs, and "
-             "the chipmaker invests back into the lab, while revenue ($4.3B in H1 2025) trails spending "
-             "($6.7B of R&D) and valuations ($500B). This report asks under what conditions the circle keeps "
-             "turning and where it tips into a bust, with the stock-and-flow model `models/aicircle.mdl` "
-             "calibrated to the article's figures and sourced history published by 30 September 2025.")
-    doc.text(f"Reproduce it with `{command}`; every number below comes from that command.")
-    doc.heading("What a bust is")
-    doc.text(f"**Economic definition (default):** {circle.ECONOMIC.description}. It is judged at each time over "
-             "the year before it, so a bust can end; a bust *by* a year is one that happens between October "
-             "2025 (the data end in September) and that year. The end of a build-out while compute is still "
-             f"scarce is not a bust. **First definition (kept for comparison):** {circle.CONFIDENCE.description}.")
-    doc.heading("The model")
-    doc.text(f"{len(model.stocks)} stocks, {len(model.parameters)} parameters, "
-             f"{len(model.variables)} variables; the feedback loops named in its comments: "
-             f"{', '.join(model.loop_tags)}. See docs/model.md for the model in words.")
-    figure("structure")
-    doc.heading("Calibration")
-    stats, fit = f["stats"], study.calib.get("fit", {})
-    doc.text(f"{len(study.free)} parameters were calibrated (chosen by screening the sensitivity matrix; the "
-             f"others keep their sourced values) against {stats['n_targets']} targets: "
-             f"**{_pct(stats['within_2sigma'])} of all targets and {_pct(stats['actuals_within_2sigma'])} "
-             f"of the {stats['n_actuals']} actuals lie within 2σ**, χ² = {stats['chi2_targets']:.1f}. "
-             f"Identifiability: the weighted Jacobian has rank {fit.get('identifiability', {}).get('rank', '?')} "
-             f"of {len(study.free)}.")
-    validation = f["validation"]
-    firm = validation[validation["id"].isin(circle.FIRM_TARGET_IDS)][["id", "value", "predicted", "residual"]]
-    if len(firm):
-        doc.table(firm.set_index("id"), "The article's firm figures: value, model, residual (error / σ).")
-    doc.table(f["largest"].set_index("id"), f"The {N_LARGEST_RESIDUALS} largest residuals (error / σ), "
-                                            "whatever their σ.")
-    figure("fit")
-    figure("residuals")
-    if study.calib.get("profile_intervals") is not None:
-        doc.table(study.calib["profile_intervals"].set_index("parameter"),
-                  "Calibrated values and 95% profile-likelihood intervals (bounded: the profile stays below "
-                  "3.84 up to the declared range's edge).")
-    figure("profiles")
-
-    doc.heading("What the data say about the future")
-    info, kept = f["ensemble_info"], f["kept"]
-    ranges = info["ranges"]
-    full = int(((ranges["draw_max"] - ranges["draw_min"]) >= (ranges["max"] - ranges["min"]) - 1e-12).sum())
-    e = f["bust"]["economic"]
-    first = f["baseline_first_bust"]
-    doc.text(f"The calibrated baseline is a **{f['baseline_outcome'][int(min(circle.HORIZONS))]}** in "
-             f"{int(min(circle.HORIZONS))} and a **{f['baseline_outcome'][int(max(circle.HORIZONS))]}** in "
-             f"{int(max(circle.HORIZONS))}"
-             + (f", with a bust in between (from {first:.2f})" if np.isfinite(first) else ", with no bust in between")
-             + f". One run is not a forecast: the calibration pins down "
-             f"{len(info['calibrated'])} parameters, and {len(info['varied'])} others — among them those that "
-             f"decide the future (how investors value the capital, how far they count circular sales, the "
-             f"compute price's response, ceilings, margins, what cancelling a contract costs) — are not "
-             f"calibrated. {n_draws} parameter sets were drawn — the "
-             f"calibrated parameters from the posterior ensemble, every other non-switch parameter uniformly "
-             f"over the part of its declared range that the data do not reject on its own (Δχ² < 3.84 with the "
-             f"others at the calibration: {full} of the {len(info['varied'])} keep their whole range) — and "
-             f"**{len(kept)} kept**: those whose χ² against the targets is no worse than the 95th percentile "
-             f"of the calibration's own ensemble ({info['threshold']:.1f}). The data cannot reject any of them. "
-             f"One-at-a-time ranges are narrower than joint ones; the structural alternatives and the tipping "
-             f"thresholds below show what lies beyond them.")
-    rows = []
-    for name, summary in f["bust"].items():
-        for h, r in summary.iterrows():
-            rows.append({"definition": name, "by": int(h), "P(bust)": r["p_bust_by"],
-                         "95% interval": f"{r['lo']:.2f}–{r['hi']:.2f}",
-                         "bust at": r[f"bust at {h}"], "soft landing at": r[f"soft landing at {h}"],
-                         "boom at": r[f"boom at {h}"]})
-    doc.table(pd.DataFrame(rows).set_index("definition"),
-              f"Probability of a bust after September 2025 by each year over the {len(kept)} kept sets "
-              "(Wilson 95% interval), and the share in each state at that year, under each definition.")
-    p30, p35 = (float(e.loc[int(h), "p_bust_by"]) for h in circle.HORIZONS)
-    doc.text(f"**P(bust by {int(min(circle.HORIZONS))}) = {p30:.2f} "
-             f"({e.loc[int(min(circle.HORIZONS)), 'lo']:.2f}–{e.loc[int(min(circle.HORIZONS)), 'hi']:.2f}); "
-             f"P(bust by {int(max(circle.HORIZONS))}) = {p35:.2f} "
-             f"({e.loc[int(max(circle.HORIZONS)), 'lo']:.2f}–{e.loc[int(max(circle.HORIZONS)), 'hi']:.2f})** "
-             "(economic definition). What it depends on — the parameters whose values most change the "
-             "chance of a bust among the kept sets:")
-    doc.table(f["depends"], "P(bust by the last horizon) among the kept sets in the lowest and highest third of "
-                            "each parameter's values, their difference, and the rank correlation with a bust.")
-    m = f["median_path"]
-    doc.text(f"Across the kept sets the median AI capex peaks at ${m['peak']:.0f}B a year in {m['peak_year']:.0f}, "
-             f"falls to ${m['trough']:.0f}B in {m['trough_year']:.0f} and is ${m['end']:.0f}B a year in "
-             f"{int(max(circle.HORIZONS))}; median confidence falls to {m['confidence_min']:.2f} "
-             f"({m['confidence_min_year']:.0f}). Whether that turn is a bust is the definitions' difference: "
-             "the first one counts any collapse of confidence or capex, the economic one asks whether capital "
-             "stands idle at returns below its cost or contracts are written off — when compute stays scarce "
-             "while capex falls, the build-out ends without idle capacity.")
-    a = f["anatomy"]
-    doc.text(f"What the economic busts consist of, after September 2025 over the {a['sets']} kept sets: "
-             f"write-offs (cancelled contracts not paid for and builders' debt defaulted, above a tenth of AI "
-             f"capex over a year) in {a['write-offs']:.1%} of the sets; idle capital at returns below its "
-             f"cost with capex and utilisation falling in {a['idle capital']:.1%}; utilisation falls below "
-             f"0.999 at some time in {a['idle compute']:.1%}.")
-    figure("p_bust")
-    figure("bands")
-    narrowed = ranges[(ranges["draw_max"] - ranges["draw_min"]) < (ranges["max"] - ranges["min"]) - 1e-12]
-    doc.table(narrowed[["min", "max", "draw_min", "draw_max"]],
-              "The uncalibrated parameters whose declared range the data narrow on their own, and the range "
-              "drawn.")
-    structural = study.calib.get("structural")
-    doc.heading("Structural alternatives")
-    if structural is not None and len(structural):
-        doc.text("Each alternative formulation fixes one switch of the model and refits the calibrated "
-                 "parameters (`python calibration/structural.py`). A conclusion that an alternative of equal "
-                 "fit contradicts is not a finding.")
-        shown = structural.assign(first_bust=structural["first_bust"].map(_year))
-        doc.table(shown.set_index("alternative"), "Fit and outcome of each alternative, refitted.")
-    else:
-        doc.text("No structural alternatives in the calibration results; run `python calibration/structural.py`.")
-
-    doc.heading("Tipping points")
-    doc.text("For each driver — the two scenario shocks and the parameters the ensemble's outcome depends on "
-             "most — the threshold is found by bisection on the economic outcome at each horizon, the other "
-             "parameters at their calibrated values; the margin is the distance from the calibrated value. "
-             "Drivers that the data do not pin down have thresholds that are conditions, not predictions.")
-    show = f["tipping"][["driver", "horizon", "critical", "calibrated", "margin", "from", "to"]]
-    doc.table(show.set_index("driver"), "Critical values, calibrated values and margins.")
-    figure("time_to_bust")
-    figure("regime_map")
-    doc.table(f["basin"], "Basin stability of the calibrated baseline under confidence shocks of a uniformly "
-                          "drawn size in [0, 0.95] in 2026 (share in each state at each horizon, binomial "
-                          "standard error).")
-    _write_loops(doc, study)
-    _write_early_warning(doc, study)
-    doc.heading("The reduced core")
-    for year, bif in f["bifurcations"].items():
-        folds = ", ".join(f"{x['value']:.3g}" for x in bif.folds) or \
-            f"none in [{circle.BIFURCATION_RANGE[0]:g}, {circle.BIFURCATION_RANGE[1]:g}]"
-        doc.text(f"Continuation of the equilibria of {' and '.join(circle.REDUCED_CORE)} in {circle.BIFURCATION_PARAM}, "
-                 f"every other stock and every time trend frozen at the calibrated {int(year)} values (an "
-                 f"autonomous reduced core, not the full model): folds at {folds}.")
-    figure("bifurcation")
-    doc.heading("Sensitivity")
-    for output, frame in f["sobol"].items():
-        doc.table(frame.sort_values("ST", ascending=False),
-                  f"Sobol indices of {output} in {int(min(circle.HORIZONS))} (N = {sobol_n}), by total order.")
-    figure("sobol")
-    doc.heading("Scenarios")
-    doc.table(f["scenarios"], "Outcome of each scenario (calibrated model, economic definition).")
-    figure("scenarios")

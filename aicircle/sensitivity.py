@@ -21,6 +21,7 @@ import pandas as pd
 
 from . import _check, _limits
 from .errors import InvalidInput, SampleSizeWarning, UnknownName
+from .tipping import Classifier
 
 __all__ = ["BANDS", "bands_of", "dask_client", "monte_carlo", "p_bust_by_year", "parameter_bounds", "run_ensemble",
            "sensitivities", "sensitivity"]
@@ -32,7 +33,7 @@ SOBOL_N_PER_PARAMETER = 4  # below N = 4 D a warning (see sensitivity())
 MAX_RUNS = 10_000_000  # ~1.5 hours at the shipped model's ~2000 runs/s: beyond it, refuse before sampling
 
 
-def parameter_bounds(model, bounds=None) -> dict:
+def parameter_bounds(model, bounds=None, switches=()) -> dict:
     """The parameters to vary and their ranges.
 
     Parameters
@@ -42,7 +43,10 @@ def parameter_bounds(model, bounds=None) -> dict:
         Name -> (lo, hi). When given, exactly these parameters vary.
         Otherwise every parameter whose declared range is finite with
         min < max varies (a declared ``[a,a]`` holds it fixed), except the
-        scenario inputs (switches that stay off unless a scenario sets them).
+        ``switches``.
+    switches : collection of str
+        Parameters never varied by default (a study's scenario inputs, off
+        unless a scenario sets them), as the model spells them.
 
     Returns
     -------
@@ -63,9 +67,9 @@ def parameter_bounds(model, bounds=None) -> dict:
                 raise InvalidInput(f"bounds of '{canon}' need LO < HI, got {lo:g}:{hi:g}")
             out[canon] = (lo, hi)
         return out
-    from .scenarios import inputs
-
-    switches = inputs(model)
+    if isinstance(switches, str) or not hasattr(switches, "__iter__"):
+        raise InvalidInput(f"switches must be a collection of parameter names, got {switches!r}")
+    switches = {model.resolve(name) for name in switches}
     for name, row in model.parameters.iterrows():
         lo, hi = row["min"], row["max"]
         if np.isfinite(lo) and np.isfinite(hi) and lo < hi and name not in switches:
@@ -165,7 +169,7 @@ def _at(values, times, at):
 
 
 def sensitivity(model, method, output, at=None, bounds=None, n=None, seed=0, executor=None,
-                chunk_size=1000, progress=False, params=None, **simulate_kwargs) -> pd.DataFrame:
+                chunk_size=1000, progress=False, params=None, switches=(), **simulate_kwargs) -> pd.DataFrame:
     """Sensitivity of ``output`` at time ``at`` to the model's parameters.
 
     One output of :func:`sensitivities` (see there for the parameters).
@@ -179,11 +183,12 @@ def sensitivity(model, method, output, at=None, bounds=None, n=None, seed=0, exe
     """
     output = model.resolve(output)
     return sensitivities(model, method, [output], at=at, bounds=bounds, n=n, seed=seed, executor=executor,
-                         chunk_size=chunk_size, progress=progress, params=params, **simulate_kwargs)[output]
+                         chunk_size=chunk_size, progress=progress, params=params, switches=switches,
+                         **simulate_kwargs)[output]
 
 
 def sensitivities(model, method, outputs, at=None, bounds=None, n=None, seed=0, executor=None,
-                  chunk_size=1000, progress=False, params=None, **simulate_kwargs) -> dict:
+                  chunk_size=1000, progress=False, params=None, switches=(), **simulate_kwargs) -> dict:
     """Sensitivity of each of ``outputs`` at time ``at`` to the model's parameters, from one sample.
 
     Parameters
@@ -198,7 +203,7 @@ def sensitivities(model, method, outputs, at=None, bounds=None, n=None, seed=0, 
         Model variables; one ensemble run serves them all.
     at : float, optional
         Time of the output; FINAL TIME by default.
-    bounds : dict, optional
+    bounds, switches : optional
         See :func:`parameter_bounds`.
     n : int, optional
         SALib's N; defaults: 64 for morris, 1024 for sobol.
@@ -220,7 +225,7 @@ def sensitivities(model, method, outputs, at=None, bounds=None, n=None, seed=0, 
     chunk_size = _check.whole_number("chunk_size", chunk_size)
     seed = _check.seed(seed)
     params = _check.mapping("params", params)
-    space = parameter_bounds(model, bounds)
+    space = parameter_bounds(model, bounds, switches)
     names = list(space)
     problem = {"num_vars": len(names), "names": names, "bounds": [list(space[k]) for k in names]}
     runs = 2 * len(names)
@@ -307,8 +312,8 @@ def _indices(method, problem, names, table, y, output, at, seed):
     return frame.sort_values("ST", ascending=False)
 
 
-def sample_parameters(model, n, seed=0, ensemble=None, bounds=None) -> pd.DataFrame:
-    """``n`` parameter sets: rows drawn from ``ensemble`` or uniform in the declared ranges."""
+def sample_parameters(model, n, seed=0, ensemble=None, bounds=None, switches=()) -> pd.DataFrame:
+    """``n`` parameter sets: rows drawn from ``ensemble`` or uniform in :func:`parameter_bounds`."""
     n = _check.whole_number("n", n)
     rng = np.random.default_rng(_check.seed(seed))
     if ensemble is not None:
@@ -319,12 +324,12 @@ def sample_parameters(model, n, seed=0, ensemble=None, bounds=None) -> pd.DataFr
             raise InvalidInput("the ensemble is empty")
         idx = rng.integers(0, len(ensemble), size=n)
         return ensemble.iloc[idx].reset_index(drop=True)
-    space = parameter_bounds(model, bounds)
+    space = parameter_bounds(model, bounds, switches)
     return pd.DataFrame({k: rng.uniform(lo, hi, size=n) for k, (lo, hi) in space.items()})
 
 
 def monte_carlo(model, n=1000, seed=0, outputs=None, ensemble=None, bounds=None, executor=None,
-                chunk_size=1000, progress=False, classifier=None, start=None, table=None,
+                chunk_size=1000, progress=False, classifier=None, start=None, table=None, switches=(),
                 **simulate_kwargs):
     """Monte Carlo over parameter uncertainty.
 
@@ -337,8 +342,8 @@ def monte_carlo(model, n=1000, seed=0, outputs=None, ensemble=None, bounds=None,
         Variables to band.
     ensemble : pandas.DataFrame, optional
         Parameter sets to draw from (a calibration's ensemble); the declared
-        ranges otherwise.
-    classifier : aicircle.circle.Classifier, optional
+        ranges otherwise (:func:`parameter_bounds` with ``bounds`` and ``switches``).
+    classifier : aicircle.tipping.Classifier, optional
         Also compute the probability that a run has been in a bust (as the
         classifier defines it) at some time between ``start`` and each year.
     table : pandas.DataFrame, optional
@@ -356,8 +361,8 @@ def monte_carlo(model, n=1000, seed=0, outputs=None, ensemble=None, bounds=None,
     if not outputs:
         raise InvalidInput("Monte Carlo needs at least one output to band")
     wanted = _check.names(model, "outputs", outputs)
-    if classifier is not None and not hasattr(classifier, "first_bust"):
-        raise InvalidInput(f"classifier must be an aicircle.circle.Classifier, got {classifier!r}")
+    if classifier is not None and not isinstance(classifier, Classifier):
+        raise InvalidInput(f"classifier must be an aicircle.tipping.Classifier, got {classifier!r}")
     judged = [model.resolve(v) for v in classifier.variables] if classifier is not None else []
     needed = list(dict.fromkeys(wanted + judged))
     chunk_size = _check.whole_number("chunk_size", chunk_size)
@@ -365,11 +370,11 @@ def monte_carlo(model, n=1000, seed=0, outputs=None, ensemble=None, bounds=None,
         n = _check.whole_number("n", n, 2)
         seed = _check.seed(seed)
         columns = len(ensemble.columns) if isinstance(ensemble, pd.DataFrame) else \
-            len(parameter_bounds(model, bounds))
+            len(parameter_bounds(model, bounds, switches))
         # before the sample is drawn: its table, the runs' results (twice in run_ensemble)
         _limits.check_ensemble(model, n, len(needed), chunk_size, simulate_kwargs,
                                f"monte_carlo of {n:,} runs", "a smaller n or fewer outputs", result_copies=2, table_columns=columns)
-        table = sample_parameters(model, n, seed=seed, ensemble=ensemble, bounds=bounds)
+        table = sample_parameters(model, n, seed=seed, ensemble=ensemble, bounds=bounds, switches=switches)
     values, times = run_ensemble(model, table, needed, executor=executor, chunk_size=chunk_size,
                                  progress=progress, **simulate_kwargs)
     p_bust = None

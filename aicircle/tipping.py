@@ -11,11 +11,11 @@ Two independent ways, both generic (any model aicircle loads):
   (:func:`regime_map`), time to bust (:func:`time_to_bust`) and the early
   warning of critical slowing down (:func:`leading_eigenvalues`).
 
-Outcomes are judged by a classifier: by default the capital-circle study's
-(:mod:`aicircle.circle`: the economic definition where the model defines its
-variables, else the first, confidence-based one); any other model takes an
-outcome ``VARIABLE<VALUE`` or ``VARIABLE>VALUE``: the outcome of a run is
-whether the condition holds at the horizon.
+Outcomes are judged either by an outcome ``VARIABLE<VALUE`` or
+``VARIABLE>VALUE`` (the outcome of a run is whether the condition holds at the
+horizon) or by a :class:`Classifier`, the protocol a study fills with its own
+definitions (the capital-circle study's are in
+:mod:`aicircle.study.outcomes`). There is no default: a caller passes one.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ from .errors import InvalidInput, UnknownName
 from .observables import index_at
 
 __all__ = [
-    "Outcome", "basin_stability", "bifurcations", "leading_eigenvalues", "outcome_thresholds",
+    "Classifier", "Outcome", "basin_stability", "bifurcations", "leading_eigenvalues", "outcome_thresholds",
     "parse_outcome", "regime_map", "time_to_bust", "tipping",
 ]
 
@@ -57,6 +58,40 @@ class Outcome:
         return np.where(holds, self.label, f"not {self.label}")
 
 
+@runtime_checkable
+class Classifier(Protocol):
+    """The outcome protocol: what a study fills to name the outcome of each run.
+
+    Attributes
+    ----------
+    name : str
+        Its name (for reports and error messages).
+    variables : tuple of str
+        The model variables it reads; ``values`` below holds them in this
+        order, each an array of shape (n_sets, n_times) over ``times``.
+    """
+
+    name: str
+    variables: tuple
+
+    def labels(self, times, values, horizon) -> np.ndarray:
+        """The outcome of each run at ``horizon``, shape (n_sets,) of str."""
+
+    def first_bust(self, times, values, start=None) -> np.ndarray:
+        """Time of each run's first bust (the outcome a threshold search cares about) at or after
+        ``start``, NaN where none, shape (n_sets,)."""
+
+
+def applies_to(classifier: Classifier, model) -> bool:
+    """Whether ``model`` defines every variable ``classifier`` reads."""
+    try:
+        for name in classifier.variables:
+            model.resolve(name)
+    except UnknownName:
+        return False
+    return True
+
+
 _OUTCOME = re.compile(r"^\s*(?P<var>[^<>]+?)\s*(?P<op>[<>])\s*(?P<value>[^<>]+?)\s*$")
 
 
@@ -77,17 +112,11 @@ def parse_outcome(text: str, model=None) -> Outcome:
     return Outcome(var, match["op"], value)
 
 
-def _classifier(model, classifier=None):
-    """The classifier for ``model``: the one given (or named), else the study's default, else None."""
-    from . import circle
-
-    if classifier is None:
-        return circle.default_classifier(model)
-    if isinstance(classifier, str):
-        return circle.classifier(classifier)
-    if not isinstance(classifier, circle.Classifier):
-        raise InvalidInput(f"classifier must be 'economic', 'confidence' or an aicircle.circle.Classifier, "
-                           f"got {classifier!r}")
+def _classifier(classifier):
+    """``classifier`` checked against the protocol (None stays None)."""
+    if classifier is not None and not isinstance(classifier, Classifier):
+        raise InvalidInput(f"classifier must be an aicircle.tipping.Classifier (a study's definition of "
+                           f"the outcomes), got {classifier!r}")
     return classifier
 
 
@@ -97,11 +126,11 @@ class _Judge:
     def __init__(self, model, outcome=None, classifier=None, **simulate_kwargs):
         self.model = model
         self.outcome = outcome
-        self.classifier = None if outcome is not None else _classifier(model, classifier)
-        if outcome is None and (self.classifier is None or not self.classifier.applies_to(model)):
-            from . import circle
-
-            needed = " and ".join((self.classifier or circle.ECONOMIC).variables)
+        self.classifier = None if outcome is not None else _classifier(classifier)
+        if outcome is None and self.classifier is None:
+            raise InvalidInput("no outcome to judge: give an outcome such as 'VARIABLE<VALUE' or a classifier")
+        if outcome is None and not applies_to(self.classifier, model):
+            needed = " and ".join(self.classifier.variables)
             raise InvalidInput(f"{model.path.name} does not define {needed}; "
                                f"give an outcome such as 'VARIABLE<VALUE'")
         self.columns = [outcome.variable] if outcome else [model.resolve(v) for v in self.classifier.variables]
@@ -143,10 +172,9 @@ def outcome_thresholds(model, param, lo, hi, horizons=None, outcome=None, n_grid
     horizons : list of float, optional
         Times at which outcomes are read; by default FINAL TIME.
     outcome : Outcome or str, optional
-        A custom outcome; by default the capital-circle classifier.
-    classifier : aicircle.circle.Classifier or str, optional
-        The capital-circle definition to use ('economic' or 'confidence'); the
-        study's default where the model defines its variables.
+        An outcome ``'VARIABLE<VALUE'``; or else
+    classifier : Classifier, optional
+        A study's definition of the outcomes (one of the two is needed).
     n_grid : int
         Grid of the first scan (each sign change is then bisected).
     tol : float, optional
@@ -514,9 +542,9 @@ def tipping(model, param, lo, hi, outcome=None, seed=0, horizons=None, params=No
 
     Folds and Hopf points come from continuation of all continuous states
     (none for a model with discrete states or without equilibria in the
-    range); thresholds use ``outcome`` if given, the capital-circle classifier
-    if the model defines its variables, and are ``[]`` otherwise. ``params``
-    holds the other parameters' values (e.g. a calibration).
+    range); thresholds use ``outcome`` if given, else ``classifier`` if the
+    model defines its variables, and are ``[]`` otherwise. ``params`` holds
+    the other parameters' values (e.g. a calibration).
     """
     param = model.resolve(param)
     lo, hi = _check_range(lo, hi)
@@ -529,8 +557,8 @@ def tipping(model, param, lo, hi, outcome=None, seed=0, horizons=None, params=No
     else:
         note = "the model has discrete states; no continuation of equilibria"
     thresholds = []
-    chosen = _classifier(model, classifier) if outcome is None else None
-    if outcome is not None or (chosen is not None and chosen.applies_to(model)):
+    chosen = _classifier(classifier) if outcome is None else None
+    if outcome is not None or (chosen is not None and applies_to(chosen, model)):
         thresholds = outcome_thresholds(model, param, lo, hi, horizons=horizons, outcome=outcome,
                                         params=base or None, classifier=chosen)
     result = {"param": param, "range": [lo, hi], "folds": folds, "hopf": hopf,

@@ -1,6 +1,6 @@
 """How long the full calibration of the capital-circle model takes (budget: 15 minutes on 2 cores).
 
-Times ``aicircle.calibrate.calibrate(model, seed=0, include=...)`` on the shipped model
+Times ``aicircle.study.calibration.calibrate(model, seed=0, include=...)`` on the shipped model
 (models/aicircle.mdl) and targets (calibration/targets.csv) with the default
 pipeline: screening (pivoted QR of the sensitivity matrix, the parameters
 whose pivot stays above 3% of the first), least squares from 8 starts, profile likelihoods (7 points per
@@ -34,7 +34,7 @@ import numpy as np
 
 import aicircle as ac
 from aicircle import _resources
-from aicircle.calibrate import calibrate
+from aicircle.study.calibration import calibrate
 
 ROOT = Path(__file__).resolve().parents[1]
 FIT = ROOT / "calibration" / "results" / "fit.json"

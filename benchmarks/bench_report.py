@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from aicircle.report import build_report
+from aicircle.study.report import build_report
 
 BUDGET_S = 180.0  # the report's budget: 3 minutes on 2 cores
 

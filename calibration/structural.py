@@ -1,6 +1,6 @@
 """Structural alternatives: refit the model under each alternative formulation and compare.
 
-Each alternative of ``aicircle.circle.STRUCTURAL`` fixes one switch of the
+Each alternative of ``aicircle.study.ensemble.STRUCTURAL`` fixes one switch of the
 model (how far investors count sales within the circle, whether the compute
 price responds to scarcity, what cancelling a compute contract costs) and
 refits the calibrated parameters from the shipped calibration (one start and
@@ -21,9 +21,9 @@ import json
 from pathlib import Path
 
 import aicircle as ac
-from aicircle import _resources, circle
+from aicircle import _resources
 from aicircle import calibrate as cal
-from aicircle.observables import read_targets
+from aicircle.study import calibration, ensemble
 
 
 def main(argv=None) -> int:
@@ -33,12 +33,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     model = ac.load(_resources.shipped_model())
-    targets = read_targets(_resources.shipped_targets())
+    targets = calibration.targets()
     results = _resources.calibration_dir() / "results"
     params = {k: v for k, v in cal.read_parameters(results / "parameters.csv").items()
               if k in model.parameters.index}
     free = json.loads((results / "fit.json").read_text())["free"]
-    table = circle.structural_alternatives(model, targets, params, free, seed=args.seed, progress=True)
+    table = ensemble.structural_alternatives(model, targets, params, free, seed=args.seed, progress=True)
     out = Path(args.out)
     tmp = out.with_name(f".{out.name}.tmp")
     table.to_csv(tmp, float_format="%.6g")

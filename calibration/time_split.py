@@ -26,7 +26,8 @@ import pandas as pd
 import aicircle as ac
 from aicircle import _resources
 from aicircle import calibrate as cal
-from aicircle.observables import model_time, read_targets
+from aicircle.observables import model_time
+from aicircle.study import calibration
 
 CUT = "2024-12-31"
 H1_END = "2025-06-30"
@@ -70,11 +71,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(_resources.calibration_dir() / "results" / "time_split.csv"))
     args = parser.parse_args(argv)
     model = ac.load(_resources.shipped_model())
-    targets = read_targets(_resources.shipped_targets())
+    targets = calibration.targets()
     cut, h1 = model_time(CUT) + 1 / 366, model_time(H1_END) + 1 / 365
     history = targets[targets["t_end"] <= cut + 1e-9]
     test = targets[(targets["t_end"] > cut + 1e-9) & (targets["t_end"] <= h1 + 1e-9)]
-    result = cal.calibrate(model, targets, seed=args.seed, before=CUT, n_starts=4, profile_points=0,
+    result = calibration.calibrate(model, targets, seed=args.seed, before=CUT, n_starts=4, profile_points=0,
                            mcmc_steps=0, progress=True)
     params = {p: float(result.parameters[p]) for p in result.free}
     predicted = cal.validate(model, test.reset_index(drop=True), params)["predicted"].to_numpy()

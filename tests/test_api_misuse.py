@@ -1,8 +1,8 @@
 """Misuse of the Python API raises an AicircleError naming the argument (issue 16).
 
 An audit of the public entry points (``ac.__all__`` and the public functions of
-``calibrate``, ``circle``, ``sensitivity``, ``tipping``, ``observables`` and
-``scenarios``): each case gives one argument a wrong type, a bad number (negative,
+``calibrate``, ``sensitivity``, ``tipping``, ``observables``, and the study's
+``outcomes``, ``ensemble`` and ``scenarios``): each case gives one argument a wrong type, a bad number (negative,
 zero, NaN, infinite), an empty sequence, an unknown name, a wrong shape, a missing
 file or a folder for a file, and asserts an :class:`aicircle.AicircleError` whose
 message names the argument (or the bad name or file it got). A raw ``TypeError`` or
@@ -18,7 +18,9 @@ import pytest
 
 import aicircle as ac
 from conftest import mdl_text
-from aicircle import calibrate, circle, observables, scenarios, sensitivity, tipping
+from aicircle import calibrate, observables, sensitivity, tipping
+from aicircle.study import ensemble, outcomes, scenarios
+from aicircle.study.observables import OBSERVABLES as VOCABULARY
 
 NAN, INF = math.nan, math.inf
 
@@ -61,7 +63,7 @@ def w(tmp_path_factory):
     (d / "params.csv").write_text("name,value\ng,0.4\n", encoding="utf-8")
     (d / "garbage.csv").write_text("this is not,a parameter file\n\x00\x01\n", encoding="utf-8")
     model = ac.load(d / "m.mdl")
-    targets = observables.read_targets(d / "targets.csv")
+    targets = observables.read_targets(d / "targets.csv", VOCABULARY)
     problem = calibrate.Problem(model, targets, ["g"])
     run = model.simulate()
     return types.SimpleNamespace(
@@ -107,7 +109,7 @@ def mc(**kw):
 
 
 def predictive(params=None, **kw):
-    return lambda w: circle.predictive_ensemble(w.model, w.targets, {} if params is None else params,
+    return lambda w: ensemble.predictive_ensemble(w.model, w.targets, {} if params is None else params,
                                                 w.ensemble, **kw)
 
 
@@ -190,11 +192,11 @@ CASES = {
     "model_time/not a date": (lambda w: observables.model_time("yesterday"), "yesterday"),
     "model_time/None": (lambda w: observables.model_time(None), "date"),
     "model_time/int": (lambda w: observables.model_time(2024), "date"),
-    "expected_unit/unknown observable": (lambda w: observables.expected_unit("nope", "total"), "nope"),
-    "expected_unit/unknown aggregation": (lambda w: observables.expected_unit("lab_revenue", "sum"), "sum"),
-    "read_targets/missing": (lambda w: observables.read_targets(w.dir / "missing.csv"), "missing.csv"),
-    "read_targets/folder": (lambda w: observables.read_targets(w.dir), "folder|directory"),
-    "read_targets/None": (lambda w: observables.read_targets(None), "path|targets"),
+    "expected_unit/unknown observable": (lambda w: observables.expected_unit("nope", "total", VOCABULARY), "nope"),
+    "expected_unit/unknown aggregation": (lambda w: observables.expected_unit("lab_revenue", "sum", VOCABULARY), "sum"),
+    "read_targets/missing": (lambda w: observables.read_targets(w.dir / "missing.csv", VOCABULARY), "missing.csv"),
+    "read_targets/folder": (lambda w: observables.read_targets(w.dir, VOCABULARY), "folder|directory"),
+    "read_targets/None": (lambda w: observables.read_targets(None, VOCABULARY), "path|targets"),
     "index_at/nan": (lambda w: observables.index_at(w.times, NAN), "nan|time"),
     "index_at/outside": (lambda w: observables.index_at(w.times, 3000), "3000"),
     "windows_extent/not targets": (lambda w: observables.windows_extent(pd.DataFrame({"a": [1]})), "targets"),
@@ -211,7 +213,8 @@ CASES = {
     "Problem/free str": (lambda w: calibrate.Problem(w.model, w.targets, "g"), "free"),
     "Problem/free without range": (lambda w: calibrate.Problem(w.model, w.targets, ["Lab Revenue"]),
                                    "Lab Revenue"),
-    "Problem/targets missing": (lambda w: calibrate.Problem(w.model, str(w.dir / "missing.csv"), ["g"]),
+    "Problem/targets missing": (lambda w: calibrate.Problem(w.model, str(w.dir / "missing.csv"), ["g"],
+                                                                              vocabulary=VOCABULARY),
                                 "missing.csv"),
     "Problem/targets list": (lambda w: calibrate.Problem(w.model, [1, 2], ["g"]), "targets"),
     "Problem/fixed list": (lambda w: calibrate.Problem(w.model, w.targets, ["g"], fixed=[1]), "fixed"),
@@ -223,13 +226,19 @@ CASES = {
     "fit/seed negative": (lambda w: calibrate.fit(w.problem, seed=-1), "seed"),
     "identifiability/names mismatch": (lambda w: calibrate.identifiability(np.ones((3, 2)), ["a"]), "names"),
     "identifiability/1-d": (lambda w: calibrate.identifiability(np.ones(3), ["a"]), "jacobian"),
-    "calibrate/targets missing": (lambda w: calibrate.calibrate(w.model, w.dir / "missing.csv"),
+    "calibrate/targets missing": (lambda w: calibrate.calibrate(w.model, w.dir / "missing.csv",
+                                                                                vocabulary=VOCABULARY),
                                   "missing.csv"),
-    "calibrate/targets folder": (lambda w: calibrate.calibrate(w.model, w.dir), "folder|directory"),
+    "calibrate/targets folder": (lambda w: calibrate.calibrate(w.model, w.dir, vocabulary=VOCABULARY), "folder|directory"),
     "calibrate/free unknown": (lambda w: calibrate.calibrate(w.model, w.targets, free=["nope"]), "nope"),
     "calibrate/n_starts negative": (cal("calibrate", n_starts=-1), "n_starts"),
     "calibrate/seed str": (lambda w: calibrate.calibrate(w.model, w.targets, seed="x"), "seed"),
-    "validate/targets missing": (lambda w: calibrate.validate(w.model, w.dir / "missing.csv"), "missing.csv"),
+    "calibrate/targets file without vocabulary": (lambda w: calibrate.calibrate(w.model, w.dir / "targets.csv"),
+                                                  "vocabulary"),
+    "calibrate/actuals wrong length": (lambda w: calibrate.calibrate(w.model, w.targets, actuals=[True]),
+                                       "actuals"),
+    "calibrate/switches str": (lambda w: calibrate.calibrate(w.model, w.targets, switches="g"), "switches"),
+    "validate/targets missing": (lambda w: calibrate.validate(w.model, w.dir / "missing.csv", vocabulary=VOCABULARY), "missing.csv"),
     "validate/params list": (lambda w: calibrate.validate(w.model, w.targets, params=[0.4]), "params"),
     "validate/params unknown": (lambda w: calibrate.validate(w.model, w.targets, params={"nope": 1}), "nope"),
     "read_parameters/missing": (lambda w: calibrate.read_parameters(w.dir / "missing.csv"), "missing.csv"),
@@ -266,6 +275,7 @@ CASES = {
                                      "'s'"),
     "sensitivities/outputs empty": (lambda w: sensitivity.sensitivities(w.model, "oat", []), "outputs"),
     "sensitivities/outputs None": (lambda w: sensitivity.sensitivities(w.model, "oat", None), "outputs"),
+    "parameter_bounds/switches str": (lambda w: sensitivity.parameter_bounds(w.model, switches="g"), "switches"),
     "parameter_bounds/no ranges": (lambda w: sensitivity.parameter_bounds(w.model, {"g": (NAN, 1)}), "'g'"),
     "run_ensemble/table dict": (lambda w: sensitivity.run_ensemble(w.model, {"g": [1]}, ["x"]), "table"),
     "run_ensemble/outputs empty": (lambda w: sensitivity.run_ensemble(w.model, w.table, []), "outputs"),
@@ -315,6 +325,7 @@ CASES = {
     "basin_stability/sizes str": (basin(sizes=["a"]),
                                   "sizes"),
     "time_to_bust/table None": (lambda w: tipping.time_to_bust(w.model, None), "table"),
+    "time_to_bust/no classifier": (lambda w: tipping.time_to_bust(w.model, w.table), "classifier"),
     "bifurcations/lo inf": (bif(lo=-INF), "lo|range"),
     "bifurcations/free unknown": (bif(free=["nope"]), "nope"),
     "bifurcations/free not a state": (bif(free=["g"]), "'g'"),
@@ -328,20 +339,20 @@ CASES = {
     "leading_eigenvalues/times str": (lambda w: tipping.leading_eigenvalues(w.model, times=["x"]), "times"),
     "tipping/param unknown": (lambda w: tipping.tipping(w.model, "nope", 0, 1), "nope"),
     "tipping/range reversed": (lambda w: tipping.tipping(w.model, "g", 1, 0), "LO"),
-    # ---- circle ----
-    "classifier/unknown": (lambda w: circle.classifier("nope"), "nope"),
-    "wilson_interval/k above n": (lambda w: circle.wilson_interval(5, 2), "k"),
-    "wilson_interval/k negative": (lambda w: circle.wilson_interval(-1, 10), "k"),
-    "wilson_interval/z negative": (lambda w: circle.wilson_interval(1, 10, z=-1), "z"),
-    "predictive_ensemble/ensemble None": (lambda w: circle.predictive_ensemble(w.model, w.targets, {}, None),
+    # ---- the study's outcomes and ensemble ----
+    "classifier/unknown": (lambda w: outcomes.classifier("nope"), "nope"),
+    "wilson_interval/k above n": (lambda w: ensemble.wilson_interval(5, 2), "k"),
+    "wilson_interval/k negative": (lambda w: ensemble.wilson_interval(-1, 10), "k"),
+    "wilson_interval/z negative": (lambda w: ensemble.wilson_interval(1, 10, z=-1), "z"),
+    "predictive_ensemble/ensemble None": (lambda w: ensemble.predictive_ensemble(w.model, w.targets, {}, None),
                                           "ensemble"),
     "predictive_ensemble/n zero": (predictive(n=0), "n"),
     "predictive_ensemble/quantile two": (predictive(quantile=2), "quantile"),
     "predictive_ensemble/params list": (predictive(params=[1]), "params"),
-    "bust_probability/table None": (lambda w: circle.bust_probability(w.model, None), "table"),
-    "with_fixed/table None": (lambda w: circle.with_fixed(None, {"g": 1}), "table"),
-    "with_fixed/fixed list": (lambda w: circle.with_fixed(w.table, [1]), "fixed"),
-    "depends_on/busted wrong length": (lambda w: circle.depends_on(w.table, [True]), "busted"),
+    "bust_probability/table None": (lambda w: ensemble.bust_probability(w.model, None), "table"),
+    "with_fixed/table None": (lambda w: ensemble.with_fixed(None, {"g": 1}), "table"),
+    "with_fixed/fixed list": (lambda w: ensemble.with_fixed(w.table, [1]), "fixed"),
+    "depends_on/busted wrong length": (lambda w: ensemble.depends_on(w.table, [True]), "busted"),
 }
 
 

@@ -27,6 +27,7 @@ from scipy.optimize import brentq
 import aicircle as ac
 from aicircle import tipping
 from aicircle.errors import InvalidInput, UnknownName
+from aicircle.study import outcomes
 from conftest import mdl_text
 
 
@@ -503,7 +504,7 @@ def test_leading_eigenvalue_of_a_model_without_parameters(models):
 
 def test_time_to_bust_of_exponentially_decaying_confidence_is_ln5_over_k(models):
     table = pd.DataFrame({"k": [0.0, 0.5, 1.0, 2.0]})
-    got = tipping.time_to_bust(models["decaying_confidence"], table)
+    got = tipping.time_to_bust(models["decaying_confidence"], table, classifier=outcomes.CONFIDENCE)
     assert np.isnan(got[0])  # confidence never falls
     expected = 2025 + math.log(5) / table["k"].to_numpy()[1:]
     # the first saved time (SAVEPER 0.05) after the crossing; Euler at dt = 0.01 decays

@@ -14,9 +14,10 @@ import pytest
 
 import aicircle as ac
 from aicircle import calibrate as cal
-from aicircle import scenarios
 from aicircle.cli import write_atomic
 from aicircle.observables import observe, read_targets
+from aicircle.study import scenarios
+from aicircle.study.observables import OBSERVABLES as VOCABULARY  # the test models define its observables
 from conftest import mdl_text
 
 TIME_SETTINGS = dict(initial_time=2020, final_time=2027, time_step=0.0625, saveper=0.25)
@@ -112,7 +113,7 @@ def write_targets(path, values):
 
 def predictions(model, params, folder):
     """Each target of ROWS as ``model`` predicts it, from one run saved at every TIME STEP."""
-    skeleton = read_targets(write_targets(folder / "skeleton.csv", [0.5] * len(ROWS)))
+    skeleton = read_targets(write_targets(folder / "skeleton.csv", [0.5] * len(ROWS)), VOCABULARY)
     run = model.simulate(params=params, saveper=model.time["time_step"],
                          return_columns=["Lab Revenue", "Lab Users"])
     return observe(skeleton, run.index.to_numpy(), run)
@@ -139,7 +140,7 @@ def synthetic(model, folder):
 @pytest.fixture(scope="module")
 def result(model, synthetic):
     return cal.calibrate(model, synthetic, free=["r", "K"], n_starts=3, mcmc_steps=30,
-                         profile_points=7, seed=0)
+                         profile_points=7, seed=0, vocabulary=VOCABULARY)
 
 
 # --------------------------------------------------------------------------- recovery
@@ -167,7 +168,7 @@ def test_noise_free_data_are_fitted_with_chi2_near_zero(result):
 
 
 def test_profile_intervals_agree_with_the_curvature_of_chi2(model, synthetic, result):
-    problem = cal.Problem(model, read_targets(synthetic), result.free)
+    problem = cal.Problem(model, read_targets(synthetic, VOCABULARY), result.free)
     J, _ = problem.jacobian(result.fit.x)
     sd = np.sqrt(np.diag(np.linalg.inv(J.T @ J)))  # search coordinates: ln r, ln K
     lo = np.log(result.intervals.loc[result.free, "lo95"].to_numpy())
@@ -182,14 +183,14 @@ def test_profile_intervals_agree_with_the_curvature_of_chi2(model, synthetic, re
 @pytest.mark.slow
 def test_calibration_is_reproducible_with_the_same_seed(model, synthetic):
     first, second = (cal.calibrate(model, synthetic, free=["r", "K"], n_starts=3, mcmc_steps=0,
-                                   profile_points=0, seed=7) for _ in range(2))
+                                   profile_points=0, seed=7, vocabulary=VOCABULARY) for _ in range(2))
     np.testing.assert_array_equal(first.fit.x, second.fit.x)
     assert first.fit.chi2 == second.fit.chi2
     assert first.fit.starts == second.fit.starts
 
 
 def test_polish_runs_on_from_the_best_start_and_never_makes_it_worse(model, synthetic):
-    problem = cal.Problem(model, read_targets(synthetic), ["r", "K"], priors=False)
+    problem = cal.Problem(model, read_targets(synthetic, VOCABULARY), ["r", "K"], priors=False)
     # Two evaluations per start leave every start short of the optimum; the polish finishes it.
     best = cal.fit(problem, n_starts=3, seed=1, max_nfev=2, polish_nfev=100)
     *starts, polish = best.starts
@@ -201,7 +202,7 @@ def test_polish_runs_on_from_the_best_start_and_never_makes_it_worse(model, synt
 
 
 def test_posterior_ensemble_depends_on_the_seed_alone(model, synthetic, result):
-    problem = cal.Problem(model, read_targets(synthetic), result.free)
+    problem = cal.Problem(model, read_targets(synthetic, VOCABULARY), result.free)
     a, b, c = (cal.sample_posterior(problem, result.fit, n_steps=12, burn=4, thin=1, seed=s)[0]
                for s in (1, 1, 2))
     pd.testing.assert_frame_equal(a, b)
@@ -210,7 +211,7 @@ def test_posterior_ensemble_depends_on_the_seed_alone(model, synthetic, result):
 
 
 def test_sample_posterior_rejects_a_burn_in_as_long_as_the_chain(model, synthetic, result):
-    problem = cal.Problem(model, read_targets(synthetic), result.free)
+    problem = cal.Problem(model, read_targets(synthetic, VOCABULARY), result.free)
     with pytest.raises(ac.InvalidInput, match="burn-in 10"):
         cal.sample_posterior(problem, result.fit, n_steps=10, burn=10)
 
@@ -218,7 +219,7 @@ def test_sample_posterior_rejects_a_burn_in_as_long_as_the_chain(model, syntheti
 # --------------------------------------------------------------------------- screening
 
 def test_screen_chooses_informative_parameters_and_not_one_without_effect(model, synthetic):
-    screening = cal.screen(model, read_targets(synthetic))
+    screening = cal.screen(model, read_targets(synthetic, VOCABULARY))
     assert set(screening.index) == {"r", "K", "dummy"}  # the parameters with a finite range
     assert screening.loc["r", "chosen"] and screening.loc["K", "chosen"]
     assert not screening.loc["dummy", "chosen"]
@@ -231,8 +232,8 @@ def test_screen_never_calibrates_a_scenario_switch():
     # Scenario inputs (the confidence shock's size, ...) are off in history; a fit that
     # turned one on would explain the past with a shock that never happened.
     circle = ac.load(ac.shipped_model())
-    screening = cal.screen(circle, read_targets(ac.shipped_targets()), k_max=5)
-    switches = scenarios.inputs(circle)
+    switches = scenarios.switches(circle)
+    screening = cal.screen(circle, read_targets(ac.shipped_targets(), VOCABULARY), k_max=5, switches=switches)
     assert "Confidence Shock Size" in switches
     assert switches.isdisjoint(screening.index)
     assert "Value per User" in screening.index  # an ordinary ranged parameter stays a candidate
@@ -257,7 +258,7 @@ growth = 1
 	|
 confidence_shock_size = 0
 	~	dmnl [0, 1]
-	~	A scenario input, spelt otherwise than in aicircle.scenarios.
+	~	A scenario input, spelt otherwise than in aicircle.study.scenarios.
 	|
 CONFIDENCE SHOCK START = 2026
 	~	Year [2020, 2035]
@@ -270,9 +271,12 @@ def test_scenario_switches_are_recognised_however_the_model_spells_them(folder):
     path = folder / "switches.mdl"
     path.write_text(SWITCHES_MDL, encoding="utf-8")
     model = ac.load(path)
-    assert scenarios.inputs(model) == {"confidence_shock_size", "CONFIDENCE SHOCK START"}
-    targets = read_targets(write_targets(folder / "switches.csv", predictions(model, {}, folder)))
-    assert set(cal.screen(model, targets).index) == {"growth"}
+    switches = scenarios.switches(model)
+    assert switches == {"confidence_shock_size", "CONFIDENCE SHOCK START"}
+    targets = read_targets(write_targets(folder / "switches.csv", predictions(model, {}, folder)), VOCABULARY)
+    assert set(cal.screen(model, targets, switches=switches).index) == {"growth"}
+    # the toolkit holds back only the switches it is given
+    assert "confidence_shock_size" in cal.screen(model, targets).index
 
 
 # --------------------------------------------------------------------------- identifiability
@@ -281,7 +285,7 @@ def test_parameters_entering_as_a_product_have_rank_one_and_a_sloppy_ratio(folde
     path = folder / "product.mdl"
     path.write_text(PRODUCT_MDL, encoding="utf-8")
     model = ac.load(path)
-    targets = read_targets(write_targets(folder / "product.csv", predictions(model, {}, folder)))
+    targets = read_targets(write_targets(folder / "product.csv", predictions(model, {}, folder)), VOCABULARY)
     problem = cal.Problem(model, targets, ["a", "b"], priors=False)
     J, _ = problem.jacobian(problem.x_default)
     ident = cal.identifiability(J, problem.free)
@@ -301,7 +305,7 @@ def test_validate_gives_each_target_its_prediction_and_error_in_file_order(model
     exact = predictions(model, TRUE, folder)
     # positive amounts 10% above the model; the growth 0.05 below it
     values = np.where(np.arange(len(ROWS)) == GROWTH_ROW, exact - 0.05, exact * 1.1)
-    table = cal.validate(model, write_targets(folder / "off.csv", values), TRUE)
+    table = cal.validate(model, write_targets(folder / "off.csv", values), TRUE, vocabulary=VOCABULARY)
     assert table["id"].tolist() == [row[0] for row in ROWS]
     # a batch run and a single run, the same Euler arithmetic
     np.testing.assert_allclose(table["predicted"], exact, rtol=1e-12)
@@ -317,13 +321,13 @@ def test_validate_gives_each_target_its_prediction_and_error_in_file_order(model
 
 
 def test_validate_uses_the_model_values_without_params(model, folder, synthetic):
-    table = cal.validate(model, synthetic)
+    table = cal.validate(model, synthetic, vocabulary=VOCABULARY)
     np.testing.assert_allclose(table["predicted"], predictions(model, {}, folder), rtol=1e-12)
 
 
 def test_problem_refuses_a_parameter_without_a_declared_range(model, synthetic):
     with pytest.raises(ac.InvalidInput, match="'x0' needs a finite declared range"):
-        cal.Problem(model, read_targets(synthetic), ["x0"])
+        cal.Problem(model, read_targets(synthetic, VOCABULARY), ["x0"])
 
 
 # --------------------------------------------------------------------------- files
@@ -391,7 +395,7 @@ def test_two_processes_give_the_same_calibration_bit_for_bit(model, synthetic, r
     # every residual depends on its own parameter set alone, so sharing the starts and the
     # profiles' parameters among processes, and running the MCMC in one of them, cannot change a number
     shared = cal.calibrate(model, synthetic, free=["r", "K"], n_starts=3, mcmc_steps=30, profile_points=7,
-                           seed=0, workers=2)
+                           seed=0, workers=2, vocabulary=VOCABULARY)
     np.testing.assert_array_equal(shared.fit.x, result.fit.x)
     assert shared.fit.starts == result.fit.starts
     pd.testing.assert_frame_equal(shared.profile_curves, result.profile_curves, check_exact=True)
@@ -401,6 +405,6 @@ def test_two_processes_give_the_same_calibration_bit_for_bit(model, synthetic, r
 
 @pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
 def test_a_process_pool_needs_a_positive_whole_number_of_workers(model, synthetic, workers):
-    problem = cal.Problem(model, read_targets(synthetic), ["r", "K"])
+    problem = cal.Problem(model, read_targets(synthetic, VOCABULARY), ["r", "K"])
     with pytest.raises(ac.InvalidInput, match="workers must be a positive whole number"):
         cal.process_pool(problem, workers)

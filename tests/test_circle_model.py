@@ -25,9 +25,10 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 import aicircle as ac
-from aicircle import circle, scenarios
 from aicircle.compiler import clean_name
-from aicircle.observables import OBSERVABLES, find_observables
+from aicircle.observables import find_observables
+from aicircle.study import outcomes, scenarios
+from aicircle.study.observables import OBSERVABLES
 from aicircle.xmile import export_xmile
 
 with warnings.catch_warnings():
@@ -76,7 +77,7 @@ def elements():
 
 @pytest.fixture(scope="module")
 def observables(model):
-    return list(find_observables(model.variables).values())
+    return list(find_observables(model.variables, OBSERVABLES).values())
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,7 @@ def scenario_runs(model, cash_stocks, observables):
     rows = {"baseline": defaults}
     rows.update({name: {**defaults, **sc.params} for name, sc in scenarios.SCENARIOS.items()})
     table = pd.DataFrame.from_dict(rows, orient="index")
-    columns = list(dict.fromkeys([*cash_stocks, "Total Money", *observables, *circle.ECONOMIC.variables]))
+    columns = list(dict.fromkeys([*cash_stocks, "Total Money", *observables, *outcomes.ECONOMIC.variables]))
     return model.simulate_batch(table, return_columns=columns)
 
 
@@ -134,8 +135,8 @@ def worst_relative_difference(actual, expected, columns) -> tuple:
 
 def outcome(times, run, horizon=2035.0) -> str:
     """The study's (economic) outcome of one run; ``run`` maps variable names to values."""
-    values = [np.asarray(run[v], dtype=float)[None] for v in circle.ECONOMIC.variables]
-    return str(circle.ECONOMIC.labels(np.asarray(times, dtype=float), values, horizon)[0])
+    values = [np.asarray(run[v], dtype=float)[None] for v in outcomes.ECONOMIC.variables]
+    return str(outcomes.ECONOMIC.labels(np.asarray(times, dtype=float), values, horizon)[0])
 
 
 def lab_spending(run: pd.DataFrame) -> pd.Series:
@@ -311,7 +312,7 @@ def test_every_estimated_parameter_documents_its_source_or_rationale(model):
 
 
 def test_every_design_observable_is_a_model_variable(model):
-    assert set(find_observables(model.variables)) == set(OBSERVABLES)
+    assert set(find_observables(model.variables, OBSERVABLES)) == set(OBSERVABLES)
     assert len(OBSERVABLES) == 17
 
 
@@ -586,7 +587,7 @@ def test_capacity_and_capex_grow_from_2020_to_2025(baseline, variable):
 
 
 def test_baseline_is_not_a_bust(baseline):
-    assert outcome(baseline.index, baseline) != circle.BUST
+    assert outcome(baseline.index, baseline) != outcomes.BUST
 
 
 def test_confidence_shock_scenario_cuts_confidence_and_ai_capex(scenario_runs):

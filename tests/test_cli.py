@@ -22,6 +22,7 @@ import pytest
 
 import aicircle as ac
 from aicircle import calibrate as cal
+from aicircle.study.observables import OBSERVABLES as VOCABULARY
 from conftest import mdl_text
 
 # every test starts a process that imports aicircle: about a second each
@@ -531,7 +532,7 @@ def test_validate_json_has_one_object_per_target_in_file_order_even_for_a_poor_f
     assert [r["id"] for r in rows] == [t["id"] for t in TARGET_ROWS]
     assert [r["observable"] for r in rows] == ["lab_users", "lab_revenue", "lab_revenue",
                                                "lab_revenue"]
-    expected = cal.validate(ac.load(work / "logistic.mdl"), work / "targets.csv")
+    expected = cal.validate(ac.load(work / "logistic.mdl"), work / "targets.csv", vocabulary=VOCABULARY)
     for row, exp in zip(rows, expected.to_dict("records")):
         assert row["value"] == exp["value"]
         # the same computation in another process
@@ -552,7 +553,7 @@ def test_validate_uses_the_params_file(work):
     assert proc.returncode == 0, proc.stderr
     predicted = [r["predicted"] for r in json.loads((work / "v.json").read_text())]
     expected = cal.validate(ac.load(work / "logistic.mdl"), work / "targets.csv",
-                            {"r": 0.9, "K": 800.0})
+                            {"r": 0.9, "K": 800.0}, vocabulary=VOCABULARY)
     np.testing.assert_allclose(predicted, expected["predicted"], rtol=1e-12)  # same computation
 
 
@@ -568,7 +569,7 @@ def test_calibrate_writes_parameters_that_validate_reads(work):
     assert proc.returncode == 0, proc.stderr
     predicted = [r["predicted"] for r in json.loads((work / "v.json").read_text())]
     params = cal.read_parameters(work / "results" / "parameters.csv")
-    expected = cal.validate(ac.load(work / "logistic.mdl"), work / "targets.csv", params)
+    expected = cal.validate(ac.load(work / "logistic.mdl"), work / "targets.csv", params, vocabulary=VOCABULARY)
     np.testing.assert_allclose(predicted, expected["predicted"], rtol=1e-12)  # same computation
 
 
@@ -582,7 +583,7 @@ def test_validate_the_shipped_model_with_the_shipped_targets(tmp_path):
     model = ac.load(SHIPPED_MODEL)
     params = cal.read_parameters(SHIPPED_PARAMETERS) if SHIPPED_PARAMETERS.exists() else {}
     params = {k: v for k, v in params.items() if _defines(model, k)}  # as the command does
-    expected = cal.validate(model, SHIPPED_TARGETS, params)
+    expected = cal.validate(model, SHIPPED_TARGETS, params, vocabulary=VOCABULARY)
     np.testing.assert_allclose([r["predicted"] for r in rows], expected["predicted"], rtol=1e-12)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import aicircle as ac
 from conftest import mdl_text
-from aicircle import _limits, circle, cli, integrate, sensitivity, tipping
+from aicircle import _limits, cli, integrate, sensitivity, tipping
 
 MIB = 2**20
 
@@ -66,14 +66,17 @@ def no_runs(monkeypatch):
     monkeypatch.setattr(morris, "sample", tripwire)
 
 
-class _ToyBust(circle.Classifier):
-    """A bust whenever x exceeds 2 (time_to_bust needs a classifier of the model's variables)."""
+class _ToyBust:
+    """A bust whenever x exceeds 2: a tipping.Classifier of the model's variables, as time_to_bust needs."""
 
-    def flags(self, times, values):
-        return np.asarray(values[0]) > 2
+    name, variables = "toy", ("x",)
 
-    def booming(self, times, values):
-        return np.zeros_like(np.asarray(values[0]), dtype=bool)
+    def labels(self, times, values, horizon):
+        return np.where(np.asarray(values[0])[:, -1] > 2, "bust", "calm")
+
+    def first_bust(self, times, values, start=None):
+        busted = np.asarray(values[0]) > 2
+        return np.where(busted.any(axis=1), np.asarray(times)[np.argmax(busted, axis=1)], np.nan)
 
 
 def table(n):
@@ -152,7 +155,7 @@ def test_a_resource_limit_is_an_invalid_input():
     pytest.param(lambda m: tipping.regime_map(m, "g", (0, 0.5), "h", (1, 3), n=(500, 500), outcome="x>2"),
                  id="regime_map"),
     pytest.param(lambda m: tipping.basin_stability(m, "g", n=200_000, outcome="x>2"), id="basin_stability"),
-    pytest.param(lambda m: tipping.time_to_bust(m, table(200_000), classifier=_ToyBust("toy", ("x",), "x > 2")),
+    pytest.param(lambda m: tipping.time_to_bust(m, table(200_000), classifier=_ToyBust()),
                  id="time_to_bust"),
 ])
 def test_every_ensemble_refuses_before_drawing_or_running(model, budget, no_runs, call):

@@ -9,6 +9,7 @@ import pytest
 
 from aicircle import observables as obs
 from aicircle.errors import InvalidInput, TargetFileError, UnknownName
+from aicircle.study.observables import OBSERVABLES as VOCABULARY  # the study's 17: the shipped targets'
 
 SHIPPED_TARGETS = Path(__file__).resolve().parents[1] / "calibration" / "targets.csv"
 HEADER = ",".join(obs.COLUMNS)
@@ -28,7 +29,7 @@ def write_targets(tmp_path, rows, header=HEADER, name="targets.csv"):
 
 def targets_from(tmp_path, *rows):
     """Targets from CSV rows written without the source/quote columns."""
-    return obs.read_targets(write_targets(tmp_path, [r + ",src,quote" for r in rows]))
+    return obs.read_targets(write_targets(tmp_path, [r + ",src,quote" for r in rows]), VOCABULARY)
 
 
 def grid(start, stop, step):
@@ -45,17 +46,32 @@ def test_observable_id_reads_spaces_and_underscores_as_one(name):
 
 
 def test_find_observables_maps_ids_to_model_names():
-    found = obs.find_observables(["Lab Revenue", "Time", "Hyperscaler Capex", "Something Else"])
+    found = obs.find_observables(["Lab Revenue", "Time", "Hyperscaler Capex", "Something Else"], VOCABULARY)
     assert found == {"lab_revenue": "Lab Revenue", "hyperscaler_capex": "Hyperscaler Capex"}
 
 
 def test_find_observables_rejects_two_names_for_one_observable():
     with pytest.raises(InvalidInput, match="both stand for observable 'lab_revenue'"):
-        obs.find_observables(["Lab Revenue", "lab_revenue"])
+        obs.find_observables(["Lab Revenue", "lab_revenue"], VOCABULARY)
+
+
+def test_a_vocabulary_of_its_own_reads_a_target_file_of_its_own(tmp_path):
+    own = obs.vocabulary(("population", "level", "million", "people alive"))
+    path = write_targets(tmp_path, ["pop_2024,population,2024-01-01,2024-12-31,level,8100,million,0.05,src,q"])
+    assert obs.read_targets(path, own)["observable"].tolist() == ["population"]
+    with pytest.raises(TargetFileError, match="unknown observable 'population'"):
+        obs.read_targets(path, VOCABULARY)
+
+
+def test_a_vocabulary_refuses_an_id_twice_and_an_unknown_kind():
+    with pytest.raises(InvalidInput, match="appears twice"):
+        obs.vocabulary(("x", "level", "GW", ""), ("x", "flow", "$B/Year", ""))
+    with pytest.raises(InvalidInput, match="kind must be"):
+        obs.vocabulary(("x", "stock", "GW", ""))
 
 
 def test_fraction_observables_are_vc_share_and_confidence():
-    fractions = {k for k, o in obs.OBSERVABLES.items() if o.unit == "fraction"}
+    fractions = {k for k, o in VOCABULARY.items() if o.unit == "fraction"}
     assert fractions == {"vc_ai_share", "investor_confidence"}
 
 
@@ -332,19 +348,19 @@ REV = GOOD_ROWS[0].replace("rev_2024", "rev_2025")
 def test_a_bad_cell_is_rejected_naming_row_and_column(tmp_path, bad_row, column, message):
     path = write_targets(tmp_path, [GOOD_ROWS[0], bad_row])
     with pytest.raises(TargetFileError, match=rf"row 2 \(line 3\), column[s]? .*'{column}'.*{message}"):
-        obs.read_targets(path)
+        obs.read_targets(path, VOCABULARY)
 
 
 def test_a_row_with_too_few_fields_is_rejected_naming_the_row(tmp_path):
     path = write_targets(tmp_path, [GOOD_ROWS[0], ROW2.rsplit(",", 2)[0]])
     with pytest.raises(TargetFileError, match=r"row 2 \(line 3\): has 8 fields, the header has 10"):
-        obs.read_targets(path)
+        obs.read_targets(path, VOCABULARY)
 
 
 def test_rows_are_counted_without_blank_lines(tmp_path):
     path = write_targets(tmp_path, [GOOD_ROWS[0], "", replace_cell(ROW2, "sigma", "0")])
     with pytest.raises(TargetFileError, match=r"row 2 \(line 4\), column 'sigma'"):
-        obs.read_targets(path)
+        obs.read_targets(path, VOCABULARY)
 
 
 def test_missing_columns_are_named(tmp_path):
@@ -352,31 +368,31 @@ def test_missing_columns_are_named(tmp_path):
     rows = [r.replace(",0.05,", ",") for r in GOOD_ROWS]
     path = write_targets(tmp_path, rows, header=header)
     with pytest.raises(TargetFileError, match=r"header \(line 1\): missing column\(s\) 'sigma'"):
-        obs.read_targets(path)
+        obs.read_targets(path, VOCABULARY)
 
 
 def test_a_file_with_only_a_header_is_rejected(tmp_path):
     path = write_targets(tmp_path, [])
     with pytest.raises(TargetFileError, match="no data rows"):
-        obs.read_targets(path)
+        obs.read_targets(path, VOCABULARY)
 
 
 def test_an_empty_file_is_rejected(tmp_path):
     path = tmp_path / "empty.csv"
     path.write_text("", encoding="utf-8")
     with pytest.raises(TargetFileError, match="empty file"):
-        obs.read_targets(path)
+        obs.read_targets(path, VOCABULARY)
 
 
 def test_a_missing_file_is_rejected_naming_it(tmp_path):
     path = tmp_path / "nowhere.csv"
     with pytest.raises(TargetFileError, match="nowhere.csv: no such file"):
-        obs.read_targets(path)
+        obs.read_targets(path, VOCABULARY)
 
 
 def test_a_directory_is_rejected(tmp_path):
     with pytest.raises(TargetFileError, match="cannot be read"):
-        obs.read_targets(tmp_path)
+        obs.read_targets(tmp_path, VOCABULARY)
 
 
 @pytest.mark.parametrize("content", [b"PK\x03\x04\xff\xfe\x00\x00binary", b"id,observable\x00,start\n"])
@@ -384,17 +400,17 @@ def test_a_binary_file_is_rejected(tmp_path, content):
     path = tmp_path / "targets.xlsx"
     path.write_bytes(content)
     with pytest.raises(TargetFileError, match="not a CSV text file"):
-        obs.read_targets(path)
+        obs.read_targets(path, VOCABULARY)
 
 
 def test_a_target_file_error_is_an_invalid_input_and_a_value_error(tmp_path):
     with pytest.raises(ValueError):
-        obs.read_targets(tmp_path / "nowhere.csv")
+        obs.read_targets(tmp_path / "nowhere.csv", VOCABULARY)
 
 
 def test_extra_columns_are_ignored(tmp_path):
     path = write_targets(tmp_path, [r + ",extra note" for r in GOOD_ROWS], header=HEADER + ",note")
-    targets = obs.read_targets(path)
+    targets = obs.read_targets(path, VOCABULARY)
     assert list(targets.columns[: len(obs.COLUMNS)]) == list(obs.COLUMNS)
     assert "note" not in targets.columns
     assert targets["value"].tolist() == [3.7, 500.0]
@@ -402,28 +418,28 @@ def test_extra_columns_are_ignored(tmp_path):
 
 def test_observable_names_in_the_file_follow_the_naming_rule(tmp_path):
     path = write_targets(tmp_path, [replace_cell(GOOD_ROWS[0], "observable", "Lab Revenue")])
-    assert obs.read_targets(path)["observable"].tolist() == ["lab_revenue"]
+    assert obs.read_targets(path, VOCABULARY)["observable"].tolist() == ["lab_revenue"]
 
 
 # --------------------------------------------------------------------------- the shipped targets
 
 def test_the_shipped_targets_read_cleanly():
-    targets = obs.read_targets(SHIPPED_TARGETS)
+    targets = obs.read_targets(SHIPPED_TARGETS, VOCABULARY)
     assert len(targets) > 0
     assert targets["source"].str.len().min() > 0 and targets["quote"].str.len().min() > 0
 
 
 def test_only_the_articles_own_figures_reach_past_september_2025():
-    targets = obs.read_targets(SHIPPED_TARGETS)
+    targets = obs.read_targets(SHIPPED_TARGETS, VOCABULARY)
     late = targets[targets["end"] > pd.Timestamp("2025-09-30")]
     assert late["source"].str.contains("article").all(), late["id"].tolist()
 
 
 def test_the_shipped_targets_can_be_observed_on_one_grid():
-    targets = obs.read_targets(SHIPPED_TARGETS)
+    targets = obs.read_targets(SHIPPED_TARGETS, VOCABULARY)
     lo, hi = obs.windows_extent(targets)
     t = grid(math.floor(lo), math.ceil(hi), 1 / 16)
-    values = {name: np.full(t.size, 0.5) for name in obs.OBSERVABLES}
+    values = {name: np.full(t.size, 0.5) for name in VOCABULARY}
     predicted = obs.observe(targets, t, values)
     assert predicted.shape == (len(targets),) and np.isfinite(predicted).all()
 
@@ -436,4 +452,4 @@ def test_a_huge_target_file_is_refused_before_it_is_read(tmp_path):
     with open(path, "wb") as f:  # a sparse file: its size is what counts
         f.truncate(MAX_TARGET_FILE_BYTES + 1)
     with pytest.raises(TargetFileError, match=r"huge.csv: 16 MiB is far more than a target file holds"):
-        read_targets(path)
+        read_targets(path, VOCABULARY)

@@ -17,9 +17,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 import aicircle as ac
-from aicircle import circle, plots, tipping
+from aicircle import plots, tipping
 from aicircle.observables import read_targets
 from aicircle.sensitivity import monte_carlo, sensitivity
+from aicircle.study import outcomes
+from aicircle.study.observables import OBSERVABLES as VOCABULARY
 from conftest import mdl_text
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -188,18 +190,18 @@ def test_plot_regime_map_keeps_its_legend_off_the_map():
 
 def test_plot_time_to_bust_draws_the_year_of_bust_against_the_parameter(models, tmp_path):
     ks = np.linspace(0.05, 1.0, 12)
-    ttb = tipping.time_to_bust(models["confidence"], pd.DataFrame({"k": ks}))
+    ttb = tipping.time_to_bust(models["confidence"], pd.DataFrame({"k": ks}), classifier=outcomes.CONFIDENCE)
     assert np.isnan(ttb[0]) and np.isfinite(ttb[-1])  # k = 0.05 never busts by 2035
-    ax = plots.plot_time_to_bust(ks, ttb, "k", circle.HORIZONS, circle.FORECAST_START, calibrated=0.3)
+    ax = plots.plot_time_to_bust(ks, ttb, "k", outcomes.HORIZONS, outcomes.FORECAST_START, calibrated=0.3)
     _check(ax, Axes, tmp_path)
     # the horizons are drawn, and the axis starts where the forecast does unless a bust comes earlier
-    assert sorted(line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == ":") == list(circle.HORIZONS)
-    assert ax.get_ylim()[0] == min(circle.FORECAST_START, np.nanmin(ttb) - 0.5)
+    assert sorted(line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == ":") == list(outcomes.HORIZONS)
+    assert ax.get_ylim()[0] == min(outcomes.FORECAST_START, np.nanmin(ttb) - 0.5)
 
 
 def test_plot_p_bust_draws_a_probability_by_year(models, tmp_path):
     _, p_bust = monte_carlo(models["confidence"], n=40, seed=0, outputs=["Investor Confidence"],
-                            classifier=circle.CONFIDENCE)
+                            classifier=outcomes.CONFIDENCE)
     ax = plots.plot_p_bust(p_bust)
     assert ax.get_ylim() == (0.0, 1.0)
     _check(ax, Axes, tmp_path)
@@ -360,7 +362,7 @@ def test_plot_residuals_labels_never_overlap(n):
 def test_plot_fit_draws_each_observable_with_its_targets(tmp_path):
     path = tmp_path / "targets.csv"
     path.write_text(TARGETS_CSV, encoding="utf-8")
-    targets = read_targets(path)
+    targets = read_targets(path, VOCABULARY)
     times = np.linspace(2020, 2027, 85)
     values = {"Lab Revenue": 0.05 * np.exp(0.9 * (times - 2020)),
               "Lab Cash": 5 + 3 * (times - 2020)}
@@ -368,7 +370,7 @@ def test_plot_fit_draws_each_observable_with_its_targets(tmp_path):
     bands = pd.DataFrame({"lo95": 0.8 * values["Lab Revenue"], "hi95": 1.2 * values["Lab Revenue"]},
                          index=pd.MultiIndex.from_product([["Lab Revenue"], times],
                                                           names=["output", "time"]))
-    fig = plots.plot_fit(targets, times, values, names, bands=bands)
+    fig = plots.plot_fit(targets, times, values, names, bands=bands, vocabulary=VOCABULARY)
     panels = _panels(fig)
     assert [ax.get_title() for ax in panels] == ["Lab Revenue", "Lab Cash"]
     assert [ax.get_ylabel() for ax in panels] == ["$B per year", "$B"]

@@ -255,7 +255,7 @@ def test_python_blocks_find_the_reduced_cores_folds(python_blocks):
 def test_python_blocks_thresholds_sensitivity_and_bust_probability_have_their_shapes(python_blocks):
     assert {t["horizon"] for t in python_blocks["th"]} <= {2030, 2035}
     assert list(python_blocks["s"].columns) == ["mu_star", "sigma", "mu_star_conf"]
-    # "summary, runs = circle.bust_probability(...)   # P(bust by 2030, 2035)"
+    # "summary, runs = ensemble.bust_probability(...)   # P(bust by 2030, 2035)"
     summary = python_blocks["summary"]
     assert list(summary.index) == [2030, 2035]
     assert ((0 <= summary["lo"]) & (summary["lo"] <= summary["p_bust_by"])

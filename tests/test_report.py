@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 
 import aicircle.report
+import aicircle.study.report
 from aicircle.errors import InvalidInput
-from aicircle.report import build_report
+from aicircle.study.report import build_report
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT_SCRIPT = ROOT / "scripts" / "screenshot_report.py"
@@ -166,7 +167,7 @@ def _interrupt_at_tipping(monkeypatch, parent: Path, seen: list):
         seen.extend(p.name for folder in parent.glob(".*-partial-*") for p in folder.iterdir())
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(aicircle.report, "capital_circle_tipping", interrupted)
+    monkeypatch.setattr(aicircle.study.report, "capital_circle_tipping", interrupted)
 
 
 @pytest.mark.slow  # ~20 s: the stages before the tipping points run for real
@@ -338,6 +339,18 @@ def test_a_model_outside_the_study_gets_the_generic_report(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_toolkits_report_runs_the_generic_analysis_without_the_study(tmp_path):
+    path = _decay_model(tmp_path)
+    out = aicircle.report.build_report(path, tmp_path / "report", progress=False, drivers=["k"], outcome="x<0.5")
+    manifest = json.loads((out / "manifest.json").read_text())
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert manifest["analysis"] == "generic"
+    assert "capital-circle" not in md  # the study's note is the study's to add
+    assert manifest["command"].startswith("python -c \"from aicircle.report import build_report")
+    assert "| k |" in md and "x<0.5" in md
+
+
+@pytest.mark.slow
 def test_the_generic_report_finds_an_outcome_threshold_where_the_euler_run_crosses_it(tmp_path):
     path = _decay_model(tmp_path)
     out = build_report(tmp_path / "report", seed=0, progress=False, model_path=path, drivers=["K"],
@@ -382,10 +395,11 @@ def test_the_generic_report_refuses_bad_arguments_before_writing_anything(tmp_pa
 @pytest.mark.slow
 def test_the_study_applies_to_the_shipped_model_and_not_to_others(tmp_path):
     import aicircle as ac
-    from aicircle import _resources, circle
+    from aicircle import _resources
+    from aicircle.study import outcomes
 
-    assert circle.missing_names(ac.load(_resources.shipped_model())) == []
-    assert "Investor Confidence" in circle.missing_names(ac.load(_decay_model(tmp_path)))
+    assert outcomes.missing_names(ac.load(_resources.shipped_model())) == []
+    assert "Investor Confidence" in outcomes.missing_names(ac.load(_decay_model(tmp_path)))
 
 
 @pytest.mark.slow

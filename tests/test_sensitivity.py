@@ -11,6 +11,7 @@ import pytest
 
 import aicircle as ac
 from aicircle.sensitivity import monte_carlo, run_ensemble, sensitivity
+from aicircle.study import scenarios
 from conftest import mdl_text
 
 PI = math.pi
@@ -191,11 +192,15 @@ SWITCHED = LINEAR.replace("fixed = 2 ~ dmnl [2,2] ~ a declared [a,a] range holds
                           "Confidence Shock Start = 2026 ~ Year [2020,2035] ~ its start |")
 
 
-def test_sensitivity_never_varies_a_scenario_switch_by_default(tmp_path):
+def test_sensitivity_never_varies_the_switches_it_is_given(tmp_path):
     model = _model(tmp_path, SWITCHED)
-    frame = sensitivity(model, "oat", "Y", at=1)
+    switches = scenarios.switches(model)  # what the command line passes: the study's scenario inputs
+    frame = sensitivity(model, "oat", "Y", at=1, switches=switches)
     assert "Confidence Shock Size" not in frame.index
     assert set(frame.index) == {"p1", "p2", "p3"}
+    # the toolkit has no switches of its own
+    assert set(sensitivity(model, "oat", "Y", at=1).index) == {"p1", "p2", "p3", "Confidence Shock Size",
+                                                                 "Confidence Shock Start"}
 
 
 @pytest.mark.parametrize(("method", "n", "column"), [("oat", None, None), ("morris", 8, "mu_star"),

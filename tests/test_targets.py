@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from aicircle import observables as obs
+from aicircle.study.observables import OBSERVABLES as VOCABULARY
 
 SHIPPED_TARGETS = Path(__file__).resolve().parents[1] / "calibration" / "targets.csv"
 VINTAGE = dt.date(2025, 9, 30)
@@ -80,5 +81,5 @@ def test_no_source_dated_in_the_source_text_is_after_the_vintage(targets):
 
 
 def test_the_published_column_does_not_disturb_reading(targets):
-    read = obs.read_targets(SHIPPED_TARGETS)
+    read = obs.read_targets(SHIPPED_TARGETS, VOCABULARY)
     assert read["id"].tolist() == targets["id"].tolist()

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aicircle import circle
+from aicircle import tipping
 from aicircle.errors import InvalidInput
+from aicircle.study import ensemble, outcomes
 from conftest import mdl_text
 
 # The runs below are synthetic: piecewise-linear through the knots given, saved quarterly.
@@ -42,28 +43,28 @@ def economic(ret=LOW_RETURN, cost=COST, capex=RISING, util=flat(1.0), imp=flat(0
 
 ECONOMIC_CASES = {
     "not a bust: a build-out ends while compute is scarce (utilisation stays 1)": (
-        economic(capex=PEAK_2029), 2035, circle.SOFT),
+        economic(capex=PEAK_2029), 2035, outcomes.SOFT),
     "bust: returns below the cost of capital, capex and utilisation falling": (
-        economic(capex=PEAK_2029, util=path((2020, 1), (2030, 1), (2035, 0.6))), 2035, circle.BUST),
+        economic(capex=PEAK_2029, util=path((2020, 1), (2030, 1), (2035, 0.6))), 2035, outcomes.BUST),
     "not a bust: capex and utilisation falling but returns above the cost of capital": (
         economic(ret=flat(0.12), capex=PEAK_2029, util=path((2020, 1), (2030, 1), (2035, 0.6))), 2035,
-        circle.SOFT),
+        outcomes.SOFT),
     "bust: cancelled contracts written off above a tenth of AI capex, utilisation steady": (
-        economic(imp=path((2020, 0), (2033, 0), (2034, 60), (2035, 60))), 2035, circle.BUST),
+        economic(imp=path((2020, 0), (2033, 0), (2034, 60), (2035, 60))), 2035, outcomes.BUST),
     "not a bust: write-offs below a tenth of AI capex": (
-        economic(imp=flat(20.0)), 2035, circle.BOOM),
+        economic(imp=flat(20.0)), 2035, outcomes.BOOM),
     "boom: capex and end-use revenue both growing, returns still below the cost of capital": (
-        economic(), 2035, circle.BOOM),
+        economic(), 2035, outcomes.BOOM),
     "not absorbing: a bust around 2029-30 followed by a recovery is a boom in 2035": (
         economic(capex=path((2020, 100), (2028, 400), (2030, 200), (2035, 600)),
-                 util=path((2020, 1), (2028, 1), (2030, 0.7), (2035, 1))), 2035, circle.BOOM),
+                 util=path((2020, 1), (2028, 1), (2030, 0.7), (2035, 1))), 2035, outcomes.BOOM),
 }
 
 
 @pytest.mark.parametrize("case", ECONOMIC_CASES)
 def test_economic_classifier_labels_synthetic_run(case):
     values, horizon, expected = ECONOMIC_CASES[case]
-    assert circle.ECONOMIC.labels(TIMES, values, horizon).tolist() == [expected]
+    assert outcomes.ECONOMIC.labels(TIMES, values, horizon).tolist() == [expected]
 
 
 @pytest.mark.parametrize("case, cause", [
@@ -72,30 +73,30 @@ def test_economic_classifier_labels_synthetic_run(case):
 ])
 def test_economic_bust_names_its_cause(case, cause):
     values, horizon, _ = ECONOMIC_CASES[case]
-    causes = circle.ECONOMIC.causes(TIMES, values)
+    causes = outcomes.ECONOMIC.causes(TIMES, values)
     at = TIMES == horizon
     assert causes[cause][0, at].all()
     other, = set(causes) - {cause}
     assert not causes[other][0].any()
-    np.testing.assert_array_equal(causes["idle capital"] | causes["write-offs"], circle.ECONOMIC.flags(TIMES, values))
+    np.testing.assert_array_equal(causes["idle capital"] | causes["write-offs"], outcomes.ECONOMIC.flags(TIMES, values))
 
 
 def test_economic_bust_is_dated_by_its_window_and_ends_when_the_recovery_starts():
     values, _, _ = ECONOMIC_CASES["not absorbing: a bust around 2029-30 followed by a recovery is a boom in 2035"]
-    flags = circle.ECONOMIC.flags(TIMES, values)[0]
+    flags = outcomes.ECONOMIC.flags(TIMES, values)[0]
     # capex falls from 400 (2028) to 200 (2030) after rising 37.5 a year: it is below its level
     # of a year before from t = 2028.27 (first saved: 2028.5) until the recovery (80 a year from
     # 2030) lifts it above that level at t = 2030.56; utilisation falls over the same years
     assert flags[TIMES == 2028.5].all() and flags[TIMES == 2030.5].all()
     assert not flags[TIMES == 2028.25].any() and not flags[TIMES >= 2030.75].any()
-    assert circle.ECONOMIC.first_bust(TIMES, values)[0] == 2028.5
-    assert np.isnan(circle.ECONOMIC.first_bust(TIMES, values, start=2031)[0])
+    assert outcomes.ECONOMIC.first_bust(TIMES, values)[0] == 2028.5
+    assert np.isnan(outcomes.ECONOMIC.first_bust(TIMES, values, start=2031)[0])
 
 
 def test_economic_classifier_labels_each_run_of_a_batch_in_order():
     names = list(ECONOMIC_CASES)
     stacked = [np.vstack([ECONOMIC_CASES[n][0][i] for n in names]) for i in range(6)]
-    labels = circle.ECONOMIC.labels(TIMES, stacked, 2035)
+    labels = outcomes.ECONOMIC.labels(TIMES, stacked, 2035)
     assert labels.tolist() == [ECONOMIC_CASES[n][2] for n in names]
 
 
@@ -109,49 +110,54 @@ STEADY_CONFIDENCE = flat(0.6)
 RISING_CAPEX = path((2020, 100), (2035, 300))
 
 CASES = {
-    "boom: confidence steady, capex rising": (STEADY_CONFIDENCE, RISING_CAPEX, 2035, circle.BOOM),
+    "boom: confidence steady, capex rising": (STEADY_CONFIDENCE, RISING_CAPEX, 2035, outcomes.BOOM),
     "bust: confidence below 0.2 for one quarter, then recovering": (
-        path((2020, 0.6), (2029.75, 0.6), (2030, 0.19), (2030.25, 0.9)), RISING_CAPEX, 2035, circle.BUST),
+        path((2020, 0.6), (2029.75, 0.6), (2030, 0.19), (2030.25, 0.9)), RISING_CAPEX, 2035, outcomes.BUST),
     "not a bust: confidence touching 0.2 exactly (the floor is strict)": (
-        path((2020, 0.6), (2030, 0.2), (2031, 0.6)), RISING_CAPEX, 2035, circle.BOOM),
+        path((2020, 0.6), (2030, 0.2), (2031, 0.6)), RISING_CAPEX, 2035, outcomes.BOOM),
     "bust: capex below half its running peak, then above it again": (
-        STEADY_CONFIDENCE, path((2020, 100), (2028, 400), (2030, 199), (2035, 500)), 2035, circle.BUST),
+        STEADY_CONFIDENCE, path((2020, 100), (2028, 400), (2030, 199), (2035, 500)), 2035, outcomes.BUST),
     "not a bust: capex down to exactly half its peak": (
-        STEADY_CONFIDENCE, path((2020, 100), (2028, 400), (2030, 200), (2035, 500)), 2035, circle.BOOM),
+        STEADY_CONFIDENCE, path((2020, 100), (2028, 400), (2030, 200), (2035, 500)), 2035, outcomes.BOOM),
     "bust: capex halves from its initial level, the first running peak": (
-        STEADY_CONFIDENCE, path((2020, 100), (2021, 45), (2035, 300)), 2035, circle.BUST),
+        STEADY_CONFIDENCE, path((2020, 100), (2021, 45), (2035, 300)), 2035, outcomes.BUST),
     "soft landing: capex falls below its 2025 level but not below half its peak": (
-        STEADY_CONFIDENCE, path((2020, 100), (2028, 300), (2035, 160)), 2035, circle.SOFT),
+        STEADY_CONFIDENCE, path((2020, 100), (2028, 300), (2035, 160)), 2035, outcomes.SOFT),
     "not yet a bust: the confidence collapse comes after the horizon": (
-        path((2020, 0.6), (2032, 0.6), (2033, 0.1)), RISING_CAPEX, 2030, circle.BOOM),
+        path((2020, 0.6), (2032, 0.6), (2033, 0.1)), RISING_CAPEX, 2030, outcomes.BOOM),
     "soft landing: capex at the horizon equal to its 2025 level": (
-        STEADY_CONFIDENCE, path((2020, 100), (2025, 200), (2030, 250), (2035, 200)), 2035, circle.SOFT),
+        STEADY_CONFIDENCE, path((2020, 100), (2025, 200), (2030, 250), (2035, 200)), 2035, outcomes.SOFT),
 }
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_confidence_classifier_labels_synthetic_run(case):
     confidence, capex, horizon, expected = CASES[case]
-    assert circle.CONFIDENCE.labels(TIMES, [confidence[None], capex[None]], horizon).tolist() == [expected]
+    assert outcomes.CONFIDENCE.labels(TIMES, [confidence[None], capex[None]], horizon).tolist() == [expected]
 
 
 def test_confidence_flags_stay_raised_from_the_first_bust_event():
     confidence = path((2020, 0.6), (2029.75, 0.6), (2030, 0.19), (2030.25, 0.9))
-    flags = circle.CONFIDENCE.flags(TIMES, [confidence[None], RISING_CAPEX[None]])[0]
+    flags = outcomes.CONFIDENCE.flags(TIMES, [confidence[None], RISING_CAPEX[None]])[0]
     np.testing.assert_array_equal(flags, TIMES >= 2030)
 
 
-@pytest.mark.parametrize("classifier", [circle.ECONOMIC, circle.CONFIDENCE], ids=lambda c: c.name)
+@pytest.mark.parametrize("classifier", [outcomes.ECONOMIC, outcomes.CONFIDENCE], ids=lambda c: c.name)
+def test_the_studys_classifiers_fill_the_toolkits_outcome_protocol(classifier):
+    assert isinstance(classifier, tipping.Classifier)
+
+
+@pytest.mark.parametrize("classifier", [outcomes.ECONOMIC, outcomes.CONFIDENCE], ids=lambda c: c.name)
 def test_classifier_rejects_a_horizon_outside_the_run(classifier):
-    values = economic() if classifier is circle.ECONOMIC else [STEADY_CONFIDENCE[None], RISING_CAPEX[None]]
+    values = economic() if classifier is outcomes.ECONOMIC else [STEADY_CONFIDENCE[None], RISING_CAPEX[None]]
     with pytest.raises(InvalidInput, match="horizon 2040 is outside the run"):
         classifier.labels(TIMES, values, 2040)
 
 
 def test_classifier_by_name_and_unknown_name():
-    assert circle.classifier("Economic") is circle.ECONOMIC
+    assert outcomes.classifier("Economic") is outcomes.ECONOMIC
     with pytest.raises(InvalidInput, match="unknown classifier 'hunch'; known: economic, confidence"):
-        circle.classifier("hunch")
+        outcomes.classifier("hunch")
 
 
 # --------------------------------------------------------------------------- probabilities and drivers
@@ -164,7 +170,7 @@ def test_classifier_by_name_and_unknown_name():
     (10, 10, (0.7225, 1.0)),
 ])
 def test_wilson_interval_matches_published_values(k, n, expected):
-    lo, hi = circle.wilson_interval(k, n)
+    lo, hi = ensemble.wilson_interval(k, n)
     assert lo == pytest.approx(expected[0], abs=1e-4)
     assert hi == pytest.approx(expected[1], abs=1e-4)
 
@@ -173,7 +179,7 @@ def test_depends_on_ranks_the_parameter_that_decides_the_outcome_first():
     rng = np.random.default_rng(0)
     table = pd.DataFrame({"noise": rng.uniform(size=600), "decider": rng.uniform(size=600)})
     busted = table["decider"].to_numpy() > 0.5
-    out = circle.depends_on(table, busted)
+    out = ensemble.depends_on(table, busted)
     assert out.index[0] == "decider"
     assert out.loc["decider", "p_low"] == 0.0 and out.loc["decider", "p_high"] == 1.0
     assert abs(out.loc["noise", "rank_corr"]) < 0.15  # 600 independent draws: |r| ~ 0.04
@@ -202,6 +208,7 @@ Hyperscaler Capex = 100 ~ $B/Year ~ capex, constant |
 def toy(tmp_path_factory):
     import aicircle as ac
     from aicircle.observables import read_targets
+    from aicircle.study.observables import OBSERVABLES
 
     folder = tmp_path_factory.mktemp("toy")
     (folder / "toy.mdl").write_text(TOY)
@@ -213,13 +220,13 @@ def toy(tmp_path_factory):
                     f"{float(run.loc[year + 1.0, 'Lab Revenue']):.10g},$B/Year,0.05,synthetic,synthetic")
     (folder / "targets.csv").write_text("\n".join(rows) + "\n")
     posterior = pd.DataFrame({"g": np.random.default_rng(1).normal(0.3, 0.002, 200)})
-    return model, read_targets(folder / "targets.csv"), posterior
+    return model, read_targets(folder / "targets.csv", OBSERVABLES), posterior
 
 
 @pytest.fixture(scope="module")
 def toy_ensemble(toy):
     model, targets, posterior = toy
-    return circle.predictive_ensemble(model, targets, {}, posterior, n=3000, seed=0)
+    return ensemble.predictive_ensemble(model, targets, {}, posterior, n=3000, seed=0)
 
 
 def test_predictive_ensemble_draws_an_unseen_parameter_over_its_whole_range(toy_ensemble):
@@ -247,7 +254,7 @@ def test_bust_probability_of_the_toy_matches_its_analytic_value(toy, toy_ensembl
     model, _, _ = toy
     draws, info = toy_ensemble
     kept = draws[draws["kept"]].drop(columns=["chi2", "kept"]).reset_index(drop=True)
-    summary, runs = circle.bust_probability(model, kept, fixed=info["fixed"], classifier=circle.CONFIDENCE,
+    summary, runs = ensemble.bust_probability(model, kept, fixed=info["fixed"], classifier=outcomes.CONFIDENCE,
                                             horizons=(2030.0, 2035.0), start=2026.0)
     expected = {2030: 1 - math.log(3) / 4, 2035: 1 - math.log(3) / 9}
     for year, p in expected.items():

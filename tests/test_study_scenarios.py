@@ -1,4 +1,4 @@
-"""Named scenarios (aicircle.scenarios): which a model offers, and the ``params`` each gives.
+"""Named scenarios (aicircle.study.scenarios): which a model offers, and the ``params`` each gives.
 
 The shipped model's scenarios and their effects are tested in test_circle_model; here a small
 model defines the inputs of one scenario only, spelled its own way.
@@ -7,7 +7,7 @@ model defines the inputs of one scenario only, spelled its own way.
 import pytest
 
 import aicircle as ac
-from aicircle import scenarios
+from aicircle.study import scenarios
 from aicircle.errors import UnknownName
 from conftest import write_mdl
 
@@ -33,7 +33,7 @@ def test_a_model_offers_the_scenarios_whose_inputs_it_defines(model):
 
 
 def test_inputs_are_spelled_as_the_model_spells_them(model):
-    assert scenarios.inputs(model) == {"CONFIDENCE SHOCK SIZE", "confidence_shock_start"}
+    assert scenarios.switches(model) == {"CONFIDENCE SHOCK SIZE", "confidence_shock_start"}
 
 
 def test_scenario_params_are_the_scenarios_own_values(model):

@@ -3,16 +3,19 @@
 A scenario is a named set of the model's scenario inputs (all off by
 default in ``models/aicircle.mdl``) with a one-line description. The inputs
 are model variables, so a scenario is nothing but ``params`` for a run:
-``model.simulate(params=scenario_params(model, "confidence-shock"))``.
+``model.simulate(params=scenario_params(model, "confidence-shock"))``. The
+inputs are the study's *switches*: :func:`switches` is what the toolkit's
+``switches=`` arguments (calibration screening, sensitivity bounds, the
+generic report) take, so that they are never calibrated or varied.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from .errors import UnknownName
+from ..errors import UnknownName
 
-__all__ = ["SCENARIOS", "Scenario", "available", "inputs", "scenario_params"]
+__all__ = ["SCENARIOS", "Scenario", "available", "scenario_params", "switches"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +63,7 @@ def available(model) -> dict:
     return out
 
 
-def inputs(model) -> set:
+def switches(model) -> set:
     """The scenario inputs ``model`` defines, as the model spells them: switches, never calibrated."""
     return {model.resolve(var) for sc in available(model).values() for var in sc.params}
 

@@ -1,265 +1,33 @@
-"""The capital-circle study: what a bust is, when the forecast starts, what decides the future.
+"""What the data say about the capital circle's future.
 
-The generic tools (:mod:`aicircle.tipping`, :mod:`aicircle.sensitivity`,
-:mod:`aicircle.calibrate`) work on any model; this module holds what is
-specific to the capital-circle model of ``models/aicircle.mdl``:
-
-- the **classifiers** of a run's outcome. The default, :data:`ECONOMIC`, is
-  judged over a window that ends at the horizon (it is not absorbing): a
-  **bust** when the realised return on AI capital stays below the cost of
-  capital while AI capex and utilisation both fall, or when cancelled compute
-  contracts are written off on a scale of a tenth of the AI capex; a **boom**
-  when AI capex and end-use AI revenue both grow; otherwise a **soft
-  landing**. The end of a build-out while compute is still scarce
-  (utilisation not falling) is therefore not a bust. AI capex is the
-  hyperscalers' and the debt-financed builders' together. :data:`CONFIDENCE`, the
-  project's first classifier (confidence below 0.2 or capex below half its
-  running peak, ever before the horizon), is kept as a named alternative,
-  because it proved to be an artefact: it is absorbing, and it calls the end
-  of a build-out a bust;
-- the horizons of the study and the time its forecast starts (the data end
-  on 2025-09-30);
 - :func:`predictive_ensemble`: the parameter sets that the data cannot tell
   apart — the calibration's posterior for the calibrated parameters and the
   declared ranges for every other parameter that is not a scenario switch —
-  kept where they fit the targets as well as the calibration's own ensemble,
-  and :func:`bust_probability` with its interval and the parameters it
-  depends on.
+  kept where they fit the targets as well as the calibration's own ensemble;
+- :func:`bust_probability` with its interval (:func:`wilson_interval`) and the
+  parameters it depends on (:func:`depends_on`);
+- :func:`structural_alternatives`: the model refitted under each alternative
+  formulation, its fit and its outcomes side by side.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 import pandas as pd
 
-from .errors import InvalidInput, UnknownName
-from .observables import index_at
+from .. import _check, _limits
+from ..calibrate import Problem, fit
+from ..errors import InvalidInput
+from ..integrate import progress as bar
+from ..sensitivity import run_ensemble
+from . import calibration
+from .outcomes import BOOM, BUST, ECONOMIC, FORECAST_START, HORIZONS, SOFT
+from .scenarios import switches as scenario_switches
 
-__all__ = [
-    "BIFURCATION_PARAM", "BIFURCATION_RANGE", "BIFURCATION_YEARS", "BOOM", "BUST", "CLASSIFIERS",
-    "CONFIDENCE", "ECONOMIC", "FIRM_TARGET_IDS", "FORECAST_START", "HORIZONS", "KEY_OUTPUTS",
-    "REDUCED_CORE", "SHOCK_DRIVERS", "SOFT", "Classifier", "bust_probability", "bust_summary",
-    "default_classifier", "depends_on", "missing_names", "study_names",
-    "predictive_ensemble", "structural_alternatives", "wilson_interval", "with_fixed",
-]
-
-BUST, BOOM, SOFT = "bust", "boom", "soft landing"
-HORIZONS = (2030.0, 2035.0)
-#: The targets end on 2025-09-30: a bust "by" a year is one that happens after this.
-FORECAST_START = 2025.75
-
-
-def _at(times, values, t):
-    """Each run's value at time ``t`` (linear interpolation; held beyond the run), shape (n_sets,)."""
-    return np.array([np.interp(t, times, row) for row in np.atleast_2d(values)])
-
-
-def _lagged(times, values, lag):
-    """``values`` shifted by ``lag`` in time (the first value held before the run), same shape."""
-    values = np.atleast_2d(values)
-    return np.stack([np.interp(times - lag, times, row) for row in values])
-
-
-def _window_mean(times, values, window):
-    """Mean of each run over ``[t - window, t]`` at every saved time (trapezoid), same shape."""
-    values = np.atleast_2d(values)
-    steps = np.diff(times)
-    cum = np.concatenate([np.zeros((values.shape[0], 1)),
-                          np.cumsum((values[:, 1:] + values[:, :-1]) / 2 * steps, axis=1)], axis=1)
-    lagged = np.stack([np.interp(times - window, times, row) for row in cum])
-    span = np.minimum(window, times - times[0])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(span > 0, (cum - lagged) / np.where(span > 0, span, 1), values)
-
-
-@dataclasses.dataclass(frozen=True)
-class Classifier:
-    """A definition of the capital circle's outcomes.
-
-    Attributes
-    ----------
-    name : str
-    variables : tuple of str
-        Model variables the definition reads, in the order ``flags`` and
-        ``labels`` take them.
-    description : str
-        The definition in words (for reports).
-    """
-
-    name: str
-    variables: tuple
-    description: str
-
-    def applies_to(self, model) -> bool:
-        """Whether ``model`` defines every variable the definition reads."""
-        try:
-            for name in self.variables:
-                model.resolve(name)
-        except UnknownName:
-            return False
-        return True
-
-    def flags(self, times, values) -> np.ndarray:
-        """Whether each run is in a bust at each saved time, shape (n_sets, n_times)."""
-        raise NotImplementedError
-
-    def booming(self, times, values) -> np.ndarray:
-        """Whether each run is booming at each saved time, shape (n_sets, n_times)."""
-        raise NotImplementedError
-
-    def labels(self, times, values, horizon) -> np.ndarray:
-        """The outcome of each run at ``horizon``: 'bust', 'boom' or 'soft landing'."""
-        times = np.asarray(times, float)
-        h = index_at(times, horizon)
-        bust = self.flags(times, values)[:, h]
-        boom = self.booming(times, values)[:, h]
-        return np.where(bust, BUST, np.where(boom, BOOM, SOFT))
-
-    def first_bust(self, times, values, start=None) -> np.ndarray:
-        """Time of each run's first bust at or after ``start`` (NaN if none), shape (n_sets,)."""
-        times = np.asarray(times, float)
-        flags = self.flags(times, values) & (times >= (times[0] if start is None else start) - 1e-9)[None]
-        first = np.argmax(flags, axis=1)
-        return np.where(flags.any(axis=1), times[first], np.nan)
-
-
-@dataclasses.dataclass(frozen=True)
-class EconomicClassifier(Classifier):
-    """Bust: returns below the cost of capital while AI capex and utilisation fall, or impairments.
-
-    Judged at every time ``t`` over the window ``[t - window, t]``:
-
-    - **bust** if the mean realised ``Return on AI Capital`` is below the mean
-      ``Cost of Capital`` while ``Total AI Capex`` and ``AI Utilisation`` are both
-      lower at ``t`` than at ``t - window``; or if the ``AI Write Offs``
-      (cancelled contracts not paid for, builders' debt written off) of the
-      window exceed ``impairment_share`` of its AI capex;
-    - **boom** if not a bust and ``Total AI Capex`` and ``End Use AI Revenue`` are
-      both higher at ``t`` than at ``t - window``;
-    - a **soft landing** otherwise.
-    """
-
-    window: float = 1.0
-    impairment_share: float = 0.1
-
-    def _parts(self, times, values):
-        ret, cost, capex, util, imp, revenue = (np.atleast_2d(v) for v in values)
-        return ret, cost, capex, util, imp, revenue
-
-    def causes(self, times, values):
-        """The two ways a run is in a bust at each time, ``{"idle capital": ..., "write-offs": ...}``.
-
-        Each is a boolean array (n_sets, n_times); :meth:`flags` is their union.
-        """
-        times = np.asarray(times, float)
-        ret, cost, capex, util, imp, _ = self._parts(times, values)
-        w = self.window
-        losing = _window_mean(times, ret - cost, w) < 0
-        falling = (capex < _lagged(times, capex, w)) & (util < _lagged(times, util, w) - 1e-9)
-        written_off = _window_mean(times, imp, w) > self.impairment_share * _window_mean(times, capex, w)
-        return {"idle capital": losing & falling, "write-offs": written_off}
-
-    def flags(self, times, values):
-        causes = self.causes(times, values)
-        return causes["idle capital"] | causes["write-offs"]
-
-    def booming(self, times, values):
-        times = np.asarray(times, float)
-        _, _, capex, _, _, revenue = self._parts(times, values)
-        w = self.window
-        return (capex > _lagged(times, capex, w)) & (revenue > _lagged(times, revenue, w))
-
-
-@dataclasses.dataclass(frozen=True)
-class ConfidenceClassifier(Classifier):
-    """The first classifier: confidence < 0.2 or capex < half its running peak, ever (absorbing)."""
-
-    floor: float = 0.2
-    drop: float = 0.5
-    reference_time: float = 2025.0
-
-    def flags(self, times, values):
-        confidence, capex = (np.atleast_2d(v) for v in values)
-        peak = np.maximum.accumulate(capex, axis=1)
-        event = (confidence < self.floor) | (capex < self.drop * peak)
-        return np.logical_or.accumulate(event, axis=1)
-
-    def booming(self, times, values):
-        times = np.asarray(times, float)
-        _, capex = (np.atleast_2d(v) for v in values)
-        ref = _at(times, capex, self.reference_time) if times[0] <= self.reference_time <= times[-1] \
-            else capex[:, 0]
-        return capex > ref[:, None]
-
-
-ECONOMIC = EconomicClassifier(
-    "economic",
-    ("Return on AI Capital", "Cost of Capital", "Total AI Capex", "AI Utilisation", "AI Write Offs",
-     "End Use AI Revenue"),
-    "a bust when, over the year to the horizon, the realised return on AI capital is below the cost "
-    "of capital while AI capex (the hyperscalers' and the builders') and utilisation both fall, or when "
-    "cancelled compute contracts and builders' debt are written off on a scale of a tenth of AI capex; a "
-    "boom when AI capex and end-use AI revenue both grow over that year; a soft landing otherwise")
-CONFIDENCE = ConfidenceClassifier(
-    "confidence",
-    ("Investor Confidence", "Hyperscaler Capex"),
-    "a bust once confidence has fallen below 0.2 or capex below half its running peak at any time "
-    "before the horizon (absorbing); a boom if capex at the horizon is above its 2025 level")
-CLASSIFIERS = {c.name: c for c in (ECONOMIC, CONFIDENCE)}
-
-
-#: What the study reports besides the classifiers' variables: outputs with their units, the
-#: scenario shocks whose thresholds are always reported (parameter, range, meaning), the
-#: reduced core continued in one parameter, and the article's firm figures among the targets.
-KEY_OUTPUTS = {"Lab Revenue": "$B/Year", "Total AI Capex": "$B/Year", "Investor Confidence": "fraction",
-               "Return on AI Capital": "1/Year"}
-SHOCK_DRIVERS = (
-    ("Open Model Price Shock Size", (0.0, 0.8), "revenue per user lost to open-model price competition (B4)"),
-    ("Confidence Shock Size", (0.0, 0.95), "share of investor confidence lost in a shock"),
-)
-#: The reduced autonomous core continued: fast stocks free, every other stock frozen.
-REDUCED_CORE = ("Investor Confidence", "Perceived Growth")
-BIFURCATION_PARAM, BIFURCATION_RANGE = "Crowd Weight", (0.5, 8.0)
-BIFURCATION_YEARS = (2025.0, 2030.0)
-FIRM_TARGET_IDS = ("oai_rev_h1_2025", "oai_rd_h1_2025", "oai_val_2025_09", "cloud_growth_2024q4",
-                   "vc_ai_share_2025q1")
-
-
-def study_names() -> list:
-    """Every model name the capital-circle study reads."""
-    return list(dict.fromkeys([*ECONOMIC.variables, *CONFIDENCE.variables, *KEY_OUTPUTS,
-                               *(name for name, _, _ in SHOCK_DRIVERS), *REDUCED_CORE, BIFURCATION_PARAM]))
-
-
-def missing_names(model) -> list:
-    """The names of :func:`study_names` that ``model`` does not define (empty: the study applies)."""
-    out = []
-    for name in study_names():
-        try:
-            model.resolve(name)
-        except UnknownName:
-            out.append(name)
-    return out
-
-
-def default_classifier(model):
-    """The economic classifier where ``model`` defines its variables, else the first one, else None."""
-    for candidate in (ECONOMIC, CONFIDENCE):
-        if candidate.applies_to(model):
-            return candidate
-    return None
-
-
-def classifier(name):
-    """A classifier by name ('economic' or 'confidence')."""
-    try:
-        return CLASSIFIERS[str(name).strip().lower()]
-    except KeyError:
-        raise InvalidInput(f"unknown classifier '{name}'; known: {', '.join(CLASSIFIERS)}") from None
-
+__all__ = ["STRUCTURAL", "bust_probability", "bust_summary", "depends_on", "future_parameters",
+           "predictive_ensemble", "structural_alternatives", "wilson_interval", "with_fixed"]
 
 # --------------------------------------------------------------------------
 # the predictive ensemble
@@ -280,10 +48,8 @@ def wilson_interval(k, n, z=1.96):
 
 def future_parameters(model, calibrated):
     """Every parameter the data cannot pin down: a finite, non-empty range, not a switch, not calibrated."""
-    from .scenarios import inputs
-
     table = model.parameters
-    switches = inputs(model)
+    switches = scenario_switches(model)
     calibrated = set(calibrated)
     return [p for p in table.index
             if p not in switches and p not in calibrated
@@ -317,9 +83,6 @@ def predictive_ensemble(model, targets, params, ensemble, n=4000, seed=0, quanti
         drawn), ``ranges`` (a DataFrame: declared and drawn range of each),
         ``calibrated``, ``fixed`` (the values held for every draw).
     """
-    from . import _check, _limits
-    from .calibrate import Problem
-
     if not isinstance(ensemble, pd.DataFrame) or len(ensemble) == 0:
         raise InvalidInput("the predictive ensemble needs the calibration's posterior ensemble (a DataFrame "
                            f"with rows), got ensemble={type(ensemble).__name__}")
@@ -413,9 +176,6 @@ def bust_probability(model, table, fixed=None, classifier=None, horizons=HORIZON
     runs : pandas.DataFrame
         Per run: ``first_bust`` (year or NaN) and the outcome at each horizon.
     """
-    from . import _check
-    from .sensitivity import run_ensemble
-
     _check.table("table", table)
     classifier = classifier or ECONOMIC
     columns = [model.resolve(v) for v in classifier.variables]
@@ -426,8 +186,6 @@ def bust_probability(model, table, fixed=None, classifier=None, horizons=HORIZON
 
 def with_fixed(table, fixed):
     """``table`` with a column for each value of ``fixed`` it does not already hold."""
-    from . import _check
-
     _check.table("table", table)
     held = {k: np.full(len(table), v) for k, v in _check.mapping("fixed", fixed).items()
             if k not in table.columns}
@@ -527,9 +285,6 @@ def structural_alternatives(model, targets, params, free, alternatives=STRUCTURA
         the targets), ``actuals_within_2sigma``, the fixed values, and the
         outcome of the refitted baseline at each horizon with its first bust.
     """
-    from .calibrate import Problem, fit, fit_statistics, validate
-    from .integrate import progress as bar
-
     classifier = classifier or ECONOMIC
     columns = [model.resolve(v) for v in classifier.variables]
     rows = []
@@ -545,8 +300,8 @@ def structural_alternatives(model, targets, params, free, alternatives=STRUCTURA
             problem = Problem(model, targets, refit, fixed=fixed)
             best = fit(problem, n_starts=1, seed=seed, x0=problem.from_params({p: params[p] for p in refit}))
             values.update(problem.to_params(best.x[None]).iloc[0][refit].to_dict())
-        table = validate(model, targets, values)
-        stats = fit_statistics(targets, table)
+        table = calibration.validate(model, targets, values)
+        stats = calibration.fit_statistics(targets, table)
         run = model.simulate(params=values, return_columns=columns, final_time=max(horizons))
         t = run.index.to_numpy()
         vals = [run[c].to_numpy()[None] for c in columns]
