@@ -26,8 +26,8 @@ import aicircle as ac
 from aicircle import _resources
 from aicircle import calibrate as cal
 from aicircle._io import write_atomic
-from aicircle.circle import future_parameters
-from aicircle.observables import read_targets
+from aicircle.study import calibration
+from aicircle.study.ensemble import future_parameters
 
 CHI2_95 = cal.CHI2_95
 
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument("--iterations", type=int, default=12)
     args = parser.parse_args(argv)
     model = ac.load(_resources.shipped_model())
-    targets = read_targets(_resources.shipped_targets())
+    targets = calibration.targets()
     fit = json.loads((_resources.calibration_dir() / "results" / "fit.json").read_text())
     calibrated = list(fit["free"])
     params = {k: v for k, v in cal.read_parameters(_resources.shipped_parameters()).items()

@@ -13,7 +13,7 @@ import aicircle as ac
 from aicircle import posterior as post
 from aicircle.calibrate import Problem
 from aicircle.errors import InvalidInput
-from aicircle.observables import read_targets
+from aicircle.observables import read_targets, vocabulary
 from conftest import write_mdl
 
 
@@ -87,7 +87,7 @@ Users Stock = INTEG(Growth * Users Stock, Initial Users)
 	~	million
 	~	Users grow exponentially.
 	|
-Lab Users = Users Stock
+Users = Users Stock
 	~	million
 	~	The observable.
 	|
@@ -101,6 +101,7 @@ Growth = 0.25
 	|
 """,)
 TRUE = {"Initial Users": 10.0, "Growth": 0.3}
+VOCABULARY = vocabulary(("users", "level", "million", "the stock"))
 DATES = ["2021-12-31", "2022-12-31", "2023-12-31", "2024-12-31", "2025-12-31"]
 SIGMA = 0.1
 
@@ -119,9 +120,9 @@ def growth_case(tmp_path_factory):
             # the data: the model's own Euler path at the true values, so the fit's optimum is the truth
             years = int(date[:4]) + 1 - 2020
             value = TRUE["Initial Users"] * (1 + TRUE["Growth"] / 64) ** (64 * years)
-            writer.writerow([f"u{i}", "lab_users", date, date, "level", repr(value), "million", SIGMA,
+            writer.writerow([f"u{i}", "users", date, date, "level", repr(value), "million", SIGMA,
                              "synthetic", "made by the test"])
-    return model, read_targets(path)
+    return model, read_targets(path, VOCABULARY)
 
 
 def _grid_log_posterior(model, targets, a, g):
