@@ -8,6 +8,7 @@ one line, ``aicircle: error: <what and where>``; ``--debug`` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
 import sys
@@ -688,7 +689,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _ClosedStdout(io.TextIOBase):
+    """Standard output when the shell closed it (``aicircle run m.mdl >&-``): writing to it is an error."""
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        raise InvalidInput("standard output is closed, so the results cannot be written to it; "
+                           "give --out FILE (or -o FILE), or leave standard output open")
+
+    @property
+    def buffer(self):
+        return self
+
+
+def _closed_streams():
+    """Keep the file descriptors 0, 1 and 2 taken (a file opened later must not become stdout).
+
+    Python sets ``sys.stdout`` to None when descriptor 1 was closed; it becomes
+    :class:`_ClosedStdout`, and a closed stderr a sink. Returns what to restore.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    saved = sys.stdout, sys.stderr
+    if sys.stdout is None:
+        sys.stdout = _ClosedStdout()
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the process's life
+    return saved
+
+
 def main(argv=None) -> int:
+    saved = _closed_streams()
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = (saved[0] or sys.stdout), (saved[1] or sys.stderr)
+
+
+def _main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
