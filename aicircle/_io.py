@@ -216,7 +216,7 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
 
 
-def read_capped(path, cap: int, what: str, error=InvalidInput) -> bytes:
+def read_capped(path, cap: int, what: str, error=InvalidInput, regular: bool = False) -> bytes:
     """The bytes of ``path``, refused (``error``) beyond ``cap`` bytes.
 
     The cap is enforced on the bytes read, not on ``st_size``: a device
@@ -229,13 +229,15 @@ def read_capped(path, cap: int, what: str, error=InvalidInput) -> bytes:
     except FileNotFoundError:
         raise error(f"{what}: no such file") from None
     except IsADirectoryError:
-        raise error(f"{what}: is a folder, not a file") from None
+        raise error(f"{what}: cannot be read (it is a folder)") from None
     except OSError as err:
         raise error(f"{what}: cannot be read ({err.strerror or type(err).__name__})") from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise error(f"{what}: is a folder, not a file")
+            raise error(f"{what}: cannot be read (it is a folder)")
+        if regular and not stat.S_ISREG(info.st_mode):
+            raise error(f"{what}: not a regular file (a device, FIFO or socket)")
         if stat.S_ISREG(info.st_mode) and info.st_size > cap:  # refused before reading a byte
             raise error(f"{what}: {_mib(info.st_size)} is more than such a file may be (at most {_mib(cap)})")
         os.set_blocking(fd, True)

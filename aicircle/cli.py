@@ -94,10 +94,10 @@ def _model_input(args):
     return [("MODEL", args.model)] if getattr(args, "model", None) else []
 
 
-def _load(model):
+def _load(args):
     from . import _resources, load
 
-    return load(model if model else _resources.shipped_model())
+    return load(args.model if args.model else _resources.shipped_model(), data_dirs=args.data_dir or ())
 
 
 def _cmd_run(args):
@@ -105,7 +105,7 @@ def _cmd_run(args):
 
     _io.check_output(args.out, "--out", _model_input(args) + ([("--params", args.params)] if args.params else []),
                      args.force, _io.owned_run_csv)
-    model = _load(args.model)
+    model = _load(args)
     params = {**_base_params(args, model), **_unique_names(dict(args.set or []), "--set")}
     if args.scenario is not None:
         params = {**params, **scenarios.scenario_params(model, args.scenario),
@@ -128,7 +128,7 @@ def _cmd_describe(args):
     from . import scenarios
     from .observables import find_observables
 
-    model = _load(args.model)
+    model = _load(args)
     t = model.time
     print(f"model: {model.path}")
     print(f"time: {t['initial_time']:g} to {t['final_time']:g}, TIME STEP {t['time_step']:g}, "
@@ -162,7 +162,7 @@ def _cmd_loops(args):
     from . import scenarios
 
     _check_json(args, ("--params", args.params))
-    model = _load(args.model)
+    model = _load(args)
     params = _base_params(args, model)
     if args.scenario is not None:
         params = {**params, **scenarios.scenario_params(model, args.scenario)}
@@ -288,7 +288,7 @@ def _cmd_calibrate(args):
     from . import calibrate as cal
 
     _check_calibrate_out(args)
-    model = _load(args.model)
+    model = _load(args)
     quick = args.quick
     if args.free and args.include:
         raise InvalidInput("--include adds to the screened parameters; with --free, list them all there")
@@ -315,7 +315,7 @@ def _cmd_validate(args):
     from . import calibrate as cal
 
     _check_json(args, ("--targets", args.targets), ("--params", args.params))
-    model = _load(args.model)
+    model = _load(args)
     params = cal.read_parameters(args.params) if args.params else _calibrated(args.model, model)
     if args.params:
         _unique_names(params, args.params)
@@ -403,7 +403,7 @@ def _cmd_tipping(args):
     from . import tipping
 
     _check_json(args, ("--params", args.params))
-    model = _load(args.model)
+    model = _load(args)
     lo, hi = args.range
     outcome = tipping.parse_outcome(args.outcome, model) if args.outcome else None
     horizons = args.horizon or None
@@ -434,7 +434,7 @@ def _cmd_sensitivity(args):
     from . import sensitivity as sens
 
     _check_json(args, ("--params", args.params))
-    model = _load(args.model)
+    model = _load(args)
     bounds = _unique_names(dict(args.bounds), "--bounds") if args.bounds else None
     base = _base_params(args, model)
     varied = set(sens.parameter_bounds(model, bounds))
@@ -463,8 +463,10 @@ def _cmd_report(args):
     for flag, value in (("--params", args.params), ("--targets", args.targets), ("--outcome", args.outcome)):
         command += f" {flag} {shlex.quote(value)}" if value else ""
     command += "".join(f" --driver {shlex.quote(d)}" for d in args.driver or [])
+    command += "".join(f" --data-dir {shlex.quote(d)}" for d in args.data_dir or [])
     build_report(args.out, recalibrate=args.recalibrate, seed=args.seed, progress=not args.quiet,
                  command=command, force=args.force, model_path=args.model, params_path=args.params,
+                 data_dirs=args.data_dir or (),
                  targets_path=args.targets, drivers=_unique_names({d: None for d in args.driver or []},
                                                                   "--driver"),
                  outcome=args.outcome)
@@ -544,6 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show a traceback on error")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
+    def data_dir(p):
+        p.add_argument("--data-dir", action="append", type=_text("--data-dir"), metavar="DIR",
+                       help="a folder the model's data files (GET XLS/DIRECT ...) may lie in besides the "
+                            "model's own (repeatable)")
+
     def force(p):
         p.add_argument("--force", action="store_true",
                        help="replace an existing output file that aicircle did not write")
@@ -558,6 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("run", _cmd_run, "run a model and write its results as CSV")
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
     p.add_argument("--set", action="append", type=_assignment, metavar="NAME=VALUE",
                    help="set a parameter (repeatable)")
     p.add_argument("--scenario", type=_text("--scenario"),
@@ -583,6 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("describe", _cmd_describe, "list parameters, observables, scenarios and loops")
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
 
     p = command("check", _cmd_check, "check the units of every equation (Vensim's units check); exit "
                 "status 1 when some disagree")
@@ -600,6 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("calibrate", _cmd_calibrate, "calibrate the model against a target file")
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
     p.add_argument("--targets", type=_text("--targets"),
                    help="target CSV (default: the shipped calibration/targets.csv)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the starts and the MCMC (default 0)")
@@ -621,6 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("validate", _cmd_validate, "compare the model's predictions with each target")
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
     p.add_argument("--targets", required=True, type=_text("--targets"), help="target CSV")
     p.add_argument("--params", type=_text("--params"),
                    help="parameters.csv (name,value); default: the shipped calibration")
@@ -631,6 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "model runs with its shipped calibration)")
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
     p.add_argument("--param", required=True, type=_text("--param"), help="the parameter to vary")
     p.add_argument("--range", nargs=2, type=_finite, required=True, metavar=("LO", "HI"))
     p.add_argument("--outcome", type=_text("--outcome"),
@@ -647,6 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("sensitivity", _cmd_sensitivity, "OAT, Morris or Sobol sensitivity of a variable")
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
     p.add_argument("--method", required=True, choices=["oat", "morris", "sobol"])
     p.add_argument("--output", required=True, type=_text("--output"), help="the model variable analysed")
     p.add_argument("--at", type=_finite, help="time of the output (default: FINAL TIME)")
@@ -661,6 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "the shipped model runs with its shipped calibration)")
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
     p.add_argument("--scenario", type=_text("--scenario"),
                    help="a named scenario (see 'aicircle describe')")
     p.add_argument("--json", help="write the loops, their scores and the dominant loops as JSON to this file")
@@ -671,6 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "capital-circle study for the shipped model and copies of it; a generic analysis otherwise)")
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
     p.add_argument("--out", default="report", type=_text("--out"), help="output folder (default: ./report)")
     p.add_argument("--params", type=_text("--params"),
                    help="parameters.csv (name,value) whose values replace the model's (for the study: the "

@@ -462,7 +462,8 @@ def _stage_scenarios(study: _Study):
 
 def build_report(out="report", recalibrate=False, seed=0, progress=True, model_path=None,
                  sobol_n=1024, n_draws=PREDICTIVE_DRAWS, command=None, force=False, *,
-                 params_path=None, targets_path=None, drivers=(), outcome=None, morris_n=MORRIS_N):
+                 params_path=None, targets_path=None, drivers=(), outcome=None, morris_n=MORRIS_N,
+                 data_dirs=()):
     """Run the analysis of a model and write the report to ``out`` (see the module docstring).
 
     A model that defines every variable the capital-circle study reads
@@ -489,6 +490,9 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
     force : bool
         Let the report go into a folder that holds other files (they are left
         alone).
+    data_dirs : sequence of path
+        Folders the model's data files may lie in besides its own (see
+        :func:`aicircle.load`).
 
     Returns
     -------
@@ -498,7 +502,7 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
     from . import load
 
     out = Path(out).resolve()
-    model = load(model_path or _resources.shipped_model())
+    model = load(model_path or _resources.shipped_model(), data_dirs=data_dirs)
     generic = bool(circle.missing_names(model))
     if generic and recalibrate and targets_path is None:
         raise InvalidInput(f"{model.path.name} is not the capital-circle model: recalibrating it needs "
@@ -520,7 +524,7 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
                    f"recalibrate={recalibrate}, seed={seed}, model_path={model_path!r}, "
                    f"sobol_n={sobol_n}, n_draws={n_draws}, params_path={params_path!r}, "
                    f"targets_path={targets_path!r}, drivers={list(drivers)!r}, outcome={outcome and outcome.label!r}, "
-                   f"morris_n={morris_n})\"")
+                   f"morris_n={morris_n}, data_dirs={[str(d) for d in data_dirs]!r})\"")
     check_destination(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = acquire_lock(out)
