@@ -266,6 +266,13 @@ def test_a_folder_the_user_names_may_hold_the_data(outside):
     assert "42424242" in out
 
 
+def test_a_data_folder_that_is_not_a_folder_is_refused(m, tmp_path):
+    with pytest.raises(ac.InvalidInput, match="nope: not a folder"):
+        ac.load(m, data_dirs=[tmp_path / "nope"])
+    code, _, err = _aicircle("run", "m.mdl", "--data-dir", "nope", cwd=m.parent)
+    assert code == 2 and "data folder nope: not a folder" in _one_error_line(err)
+
+
 def test_a_symlink_to_a_file_outside_is_refused(outside):
     folder = outside.parent / "model"
     (folder / "data.csv").symlink_to(outside)
