@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import math
 import multiprocessing
@@ -57,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from . import _check
+from ._io import read_capped
 from .errors import InvalidInput
 from .observables import errors, find_observables, model_time, observe, read_targets, residuals, windows_extent
 
@@ -734,27 +736,44 @@ def validate(model, targets, params=None, vocabulary=None) -> pd.DataFrame:
     return errors(prob.targets, predicted)
 
 
+#: A parameter file names each parameter once: thousands of rows at most.
+MAX_PARAMETER_FILE_BYTES = 16 * 2**20
+
+
 def read_parameters(path) -> dict:
-    """Read a ``parameters.csv`` (``name,value``) as written by ``aicircle calibrate``."""
+    """Read a ``parameters.csv`` (``name,value``) as written by ``aicircle calibrate``.
+
+    The file is read up to :data:`MAX_PARAMETER_FILE_BYTES` (counted as read, so
+    a device or ``/proc`` file stops there); a refusal names the row and the
+    column, never what the file holds.
+    """
     if not isinstance(path, (str, Path)):
         raise InvalidInput(f"path of the parameter file must be a file name, got {path!r}")
     path = Path(path)
     if not path.exists():
         raise InvalidInput(f"parameter file not found: {path}")
+    raw = read_capped(path, MAX_PARAMETER_FILE_BYTES, f"parameter file {path}")
     try:
-        frame = pd.read_csv(path)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path}: not a CSV text file (not UTF-8)") from None
+    if "\x00" in text:
+        raise InvalidInput(f"{path}: not a CSV text file (binary content)")
+    try:
+        frame = pd.read_csv(io.StringIO(text))
     except Exception as err:  # pandas raises several kinds
-        raise InvalidInput(f"{path}: not a CSV file ({err})") from err
+        raise InvalidInput(f"{path}: not a CSV file ({type(err).__name__})") from None
     if list(frame.columns[:2]) != ["name", "value"]:
-        raise InvalidInput(f"{path}: expected the columns name,value; got {', '.join(frame.columns)}")
-    out = {}
+        raise InvalidInput(f"{path}: expected the columns name,value (a header line 'name,value')")
+    out, rows = {}, {}
     for i, (name, value) in enumerate(zip(frame["name"], frame["value"]), start=1):
         v = pd.to_numeric(value, errors="coerce")
         if not np.isfinite(v):
-            raise InvalidInput(f"{path}: row {i}, column 'value': '{value}' is not a finite number")
+            raise InvalidInput(f"{path}: row {i}, column 'value': not a finite number")
         if str(name) in out:
-            raise InvalidInput(f"{path}: row {i}, column 'name': '{name}' appears twice")
+            raise InvalidInput(f"{path}: row {i}, column 'name': the name of row {rows[str(name)]} again")
         out[str(name)] = float(v)
+        rows[str(name)] = i
     return out
 
 

@@ -8,6 +8,7 @@ one line, ``aicircle: error: <what and where>``; ``--debug`` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
 import sys
@@ -93,10 +94,10 @@ def _model_input(args):
     return [("MODEL", args.model)] if getattr(args, "model", None) else []
 
 
-def _load(model):
+def _load(args):
     from . import _resources, load
 
-    return load(model if model else _resources.shipped_model())
+    return load(args.model if args.model else _resources.shipped_model(), data_dirs=args.data_dir or ())
 
 
 def _cmd_run(args):
@@ -104,7 +105,7 @@ def _cmd_run(args):
 
     _io.check_output(args.out, "--out", _model_input(args) + ([("--params", args.params)] if args.params else []),
                      args.force, _io.owned_run_csv)
-    model = _load(args.model)
+    model = _load(args)
     params = {**_base_params(args, model), **_unique_names(dict(args.set or []), "--set")}
     if args.scenario is not None:
         params = {**params, **scenarios.scenario_params(model, args.scenario),
@@ -128,7 +129,7 @@ def _cmd_describe(args):
     from .study import scenarios
     from .study.observables import OBSERVABLES
 
-    model = _load(args.model)
+    model = _load(args)
     t = model.time
     print(f"model: {model.path}")
     print(f"time: {t['initial_time']:g} to {t['final_time']:g}, TIME STEP {t['time_step']:g}, "
@@ -162,7 +163,7 @@ def _cmd_loops(args):
     from .study import scenarios
 
     _check_json(args, ("--params", args.params))
-    model = _load(args.model)
+    model = _load(args)
     params = _base_params(args, model)
     if args.scenario is not None:
         params = {**params, **scenarios.scenario_params(model, args.scenario)}
@@ -289,7 +290,7 @@ def _cmd_calibrate(args):
     from .study import calibration
 
     _check_calibrate_out(args)
-    model = _load(args.model)
+    model = _load(args)
     quick = args.quick
     if args.free and args.include:
         raise InvalidInput("--include adds to the screened parameters; with --free, list them all there")
@@ -317,7 +318,7 @@ def _cmd_validate(args):
     from .study import calibration
 
     _check_json(args, ("--targets", args.targets), ("--params", args.params))
-    model = _load(args.model)
+    model = _load(args)
     params = cal.read_parameters(args.params) if args.params else _calibrated(args.model, model)
     if args.params:
         _unique_names(params, args.params)
@@ -406,7 +407,7 @@ def _cmd_tipping(args):
     from .study import outcomes
 
     _check_json(args, ("--params", args.params))
-    model = _load(args.model)
+    model = _load(args)
     lo, hi = args.range
     outcome = tipping.parse_outcome(args.outcome, model) if args.outcome else None
     horizons = args.horizon or None
@@ -439,7 +440,7 @@ def _cmd_sensitivity(args):
     from .study import scenarios
 
     _check_json(args, ("--params", args.params))
-    model = _load(args.model)
+    model = _load(args)
     bounds = _unique_names(dict(args.bounds), "--bounds") if args.bounds else None
     base = _base_params(args, model)
     switches = scenarios.switches(model)
@@ -469,8 +470,10 @@ def _cmd_report(args):
     for flag, value in (("--params", args.params), ("--targets", args.targets), ("--outcome", args.outcome)):
         command += f" {flag} {shlex.quote(value)}" if value else ""
     command += "".join(f" --driver {shlex.quote(d)}" for d in args.driver or [])
+    command += "".join(f" --data-dir {shlex.quote(d)}" for d in args.data_dir or [])
     build_report(args.out, recalibrate=args.recalibrate, seed=args.seed, progress=not args.quiet,
                  command=command, force=args.force, model_path=args.model, params_path=args.params,
+                 data_dirs=args.data_dir or (),
                  targets_path=args.targets, drivers=_unique_names({d: None for d in args.driver or []},
                                                                   "--driver"),
                  outcome=args.outcome)
@@ -550,6 +553,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show a traceback on error")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
+    def data_dir(p):
+        p.add_argument("--data-dir", action="append", type=_text("--data-dir"), metavar="DIR",
+                       help="a folder the model's data files (GET XLS/DIRECT ...) may lie in besides the "
+                            "model's own (repeatable)")
+
     def force(p):
         p.add_argument("--force", action="store_true",
                        help="replace an existing output file that aicircle did not write")
@@ -564,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("run", _cmd_run, "run a model and write its results as CSV")
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
     p.add_argument("--set", action="append", type=_assignment, metavar="NAME=VALUE",
                    help="set a parameter (repeatable)")
     p.add_argument("--scenario", type=_text("--scenario"),
@@ -589,6 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("describe", _cmd_describe, "list parameters, observables, scenarios and loops")
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
 
     p = command("check", _cmd_check, "check the units of every equation (Vensim's units check); exit "
                 "status 1 when some disagree")
@@ -606,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("calibrate", _cmd_calibrate, "calibrate the model against a target file")
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
     p.add_argument("--targets", type=_text("--targets"),
                    help="target CSV (default: the shipped calibration/targets.csv)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the starts and the MCMC (default 0)")
@@ -627,6 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("validate", _cmd_validate, "compare the model's predictions with each target")
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
     p.add_argument("--targets", required=True, type=_text("--targets"), help="target CSV")
     p.add_argument("--params", type=_text("--params"),
                    help="parameters.csv (name,value); default: the shipped calibration")
@@ -637,6 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "model runs with its shipped calibration)")
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
     p.add_argument("--param", required=True, type=_text("--param"), help="the parameter to vary")
     p.add_argument("--range", nargs=2, type=_finite, required=True, metavar=("LO", "HI"))
     p.add_argument("--outcome", type=_text("--outcome"),
@@ -653,6 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("sensitivity", _cmd_sensitivity, "OAT, Morris or Sobol sensitivity of a variable")
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
     p.add_argument("--method", required=True, choices=["oat", "morris", "sobol"])
     p.add_argument("--output", required=True, type=_text("--output"), help="the model variable analysed")
     p.add_argument("--at", type=_finite, help="time of the output (default: FINAL TIME)")
@@ -667,6 +681,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "the shipped model runs with its shipped calibration)")
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
     p.add_argument("--scenario", type=_text("--scenario"),
                    help="a named scenario (see 'aicircle describe')")
     p.add_argument("--json", help="write the loops, their scores and the dominant loops as JSON to this file")
@@ -677,6 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "capital-circle study for the shipped model and copies of it; a generic analysis otherwise)")
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
     p.add_argument("--out", default="report", type=_text("--out"), help="output folder (default: ./report)")
     p.add_argument("--params", type=_text("--params"),
                    help="parameters.csv (name,value) whose values replace the model's (for the study: the "
@@ -695,7 +711,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _ClosedStdout(io.TextIOBase):
+    """Standard output when the shell closed it (``aicircle run m.mdl >&-``): writing to it is an error."""
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        raise InvalidInput("standard output is closed, so the results cannot be written to it; "
+                           "give --out FILE (or -o FILE), or leave standard output open")
+
+    @property
+    def buffer(self):
+        return self
+
+
+def _closed_streams():
+    """Keep the file descriptors 0, 1 and 2 taken (a file opened later must not become stdout).
+
+    Python sets ``sys.stdout`` to None when descriptor 1 was closed; it becomes
+    :class:`_ClosedStdout`, and a closed stderr a sink. Returns what to restore.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    saved = sys.stdout, sys.stderr
+    if sys.stdout is None:
+        sys.stdout = _ClosedStdout()
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the process's life
+    return saved
+
+
 def main(argv=None) -> int:
+    saved = _closed_streams()
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = (saved[0] or sys.stdout), (saved[1] or sys.stderr)
+
+
+def _main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:

@@ -9,6 +9,7 @@ what that run is given; nothing persists between runs.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections import OrderedDict
 from pathlib import Path
@@ -24,7 +25,7 @@ from .reader import read
 __all__ = ["Model", "load"]
 
 
-def load(path) -> "Model":
+def load(path, data_dirs=()) -> "Model":
     """Read a ``.mdl`` or ``.xmile`` model and compile it.
 
     Parameters
@@ -32,6 +33,10 @@ def load(path) -> "Model":
     path : str or pathlib.Path
         The model file. It is parsed once, with PySD's translators; nothing is
         written anywhere.
+    data_dirs : path or sequence of paths, optional
+        Folders the model's data files (GET XLS/DIRECT ...) may lie in besides the
+        model's own folder. A data file is resolved (symlinks followed) and read
+        only if it lies in one of them.
 
     Returns
     -------
@@ -41,18 +46,35 @@ def load(path) -> "Model":
     ------
     ModelReadError
         The file is missing, unreadable or not a model; or a spreadsheet or table it
-        reads (GET XLS/DIRECT ...) is (the message names the file, sheet and cell).
+        reads (GET XLS/DIRECT ...) is, or lies outside the model's folder and
+        ``data_dirs``, or is too large (the message names the file, sheet and cell).
     UnsupportedFeature
         The model uses a construct aicircle cannot compile (named in the message).
     """
     abstract = read(path)  # first: it checks what ``path`` is
     path = Path(path)
+    data_dirs = _data_dirs(data_dirs)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):  # pragma: no cover - read() read it a moment ago
         text = ""
-    vars_, lookups, scope, structural = compiler.lower(abstract, str(path), text)
+    vars_, lookups, scope, structural = compiler.lower(abstract, str(path), text, data_dirs)
     return Model(path, vars_, lookups, scope, structural, abstract=abstract)
+
+
+def _data_dirs(data_dirs) -> tuple:
+    if data_dirs is None:
+        return ()
+    if isinstance(data_dirs, (str, os.PathLike)):
+        data_dirs = (data_dirs,)
+    folders = []
+    for d in data_dirs:
+        if not isinstance(d, (str, os.PathLike)) or not str(d).strip():
+            raise InvalidInput(f"data_dirs: {d!r} is not a folder name")
+        if not Path(d).is_dir():
+            raise InvalidInput(f"data folder {d}: not a folder")
+        folders.append(Path(d))
+    return tuple(folders)
 
 
 def _check_number(name, value):

@@ -37,6 +37,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
+from ._io import read_capped
 from .errors import InvalidInput, TargetFileError, UnknownName
 
 __all__ = [
@@ -312,14 +313,12 @@ def read_targets(path: str | Path, vocabulary: Mapping[str, Observable]) -> pd.D
     if size > MAX_TARGET_FILE_BYTES:  # checked before reading: a target file is a few hundred rows
         raise TargetFileError(f"target file {path}: {size / 2**20:.0f} MiB is far more than a target file "
                               f"holds (at most {MAX_TARGET_FILE_BYTES // 2**20} MiB)")
+    # bounded by the bytes read: a device or /proc file (/dev/zero) says 0 in st_size
+    raw = read_capped(path, MAX_TARGET_FILE_BYTES, f"target file {path}", error=TargetFileError)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as err:
-        raise TargetFileError(f"target file {path}: no such file") from err
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise TargetFileError(f"target file {path}: not a CSV text file (not UTF-8)") from err
-    except OSError as err:
-        raise TargetFileError(f"target file {path}: cannot be read ({err.strerror or err})") from err
     if "\x00" in text:
         raise TargetFileError(f"target file {path}: not a CSV text file (binary content)")
 

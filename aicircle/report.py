@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import platform
 import shutil
 import sys
@@ -34,6 +33,7 @@ import pandas as pd
 from . import __version__, plots, tipping
 from . import calibrate as cal
 from ._document import Document
+from ._io import acquire_lock, check_destination, publish, remove_stale_partials
 from .errors import InvalidInput, UnknownName
 from .model import load
 from .observables import find_observables, read_targets
@@ -48,7 +48,6 @@ N_GENERIC_OUTPUTS = 6
 N_GENERIC_DRIVERS = 2
 #: A parameter the model gives no range varies this far either side of its value (stated in the report).
 UNDECLARED_SPAN = 0.5
-LOCK_NAME = ".aicircle-report.lock"
 
 
 class _Stages:
@@ -188,12 +187,11 @@ def write_report(out, model, analysis: Analysis, *, seed=0, progress=True, recal
     """
     out = Path(out).resolve()
     analysis.check(model, recalibrate, targets_path)
-    _check_destination(out, force)
+    check_destination(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
-    lock = _acquire_lock(out)
+    lock = acquire_lock(out)
     # holding the lock, no other report writes here: a partial folder left is a killed run's
-    for stale in out.parent.glob(f".{out.name}-partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_stale_partials(out)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-partial-", dir=out.parent))
     stages = _Stages(progress, analysis.n_stages)
     try:
@@ -221,7 +219,7 @@ def write_report(out, model, analysis: Analysis, *, seed=0, progress=True, recal
             "aicircle": __version__,
         }
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float))
-        _publish(work, out)
+        publish(work, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         lock.unlink(missing_ok=True)
@@ -349,19 +347,21 @@ class GenericAnalysis:
 
 def build_report(model_path, out="report", seed=0, progress=True, command=None, force=False,
                  recalibrate=False, *, params_path=None, targets_path=None, drivers=(), outcome=None,
-                 morris_n=MORRIS_N, vocabulary=None, switches=(), actuals=None):
+                 morris_n=MORRIS_N, vocabulary=None, switches=(), actuals=None, data_dirs=()):
     """The generic analysis of the model at ``model_path`` (:class:`GenericAnalysis`), written to ``out``.
 
     See :func:`write_report` and :class:`GenericAnalysis` for the parameters;
-    ``command`` is by default the Python call that made the report.
+    ``command`` is by default the Python call that made the report; ``data_dirs``
+    are the folders the model's data files may lie in besides its own (see
+    :func:`aicircle.load`).
     """
-    model = load(model_path)
+    model = load(model_path, data_dirs=data_dirs)
     if command is None:
         command = (f"python -c \"from aicircle.report import build_report; build_report({str(model_path)!r}, "
                    f"{str(Path(out).resolve())!r}, seed={seed}, recalibrate={recalibrate}, "
                    f"params_path={params_path!r}, targets_path={targets_path!r}, drivers={list(drivers)!r}, "
                    f"outcome={outcome if isinstance(outcome, str) or outcome is None else outcome.label!r}, "
-                   f"morris_n={morris_n})\"")
+                   f"morris_n={morris_n}, data_dirs={[str(d) for d in data_dirs]!r})\"")
     analysis = GenericAnalysis(drivers, outcome, morris_n, vocabulary=vocabulary, switches=switches,
                                actuals=actuals)
     return write_report(out, model, analysis, seed=seed, progress=progress, recalibrate=recalibrate,
@@ -566,89 +566,7 @@ def _write_generic(doc, study: Context, command, morris_n, note=None):
 
 
 # --------------------------------------------------------------------------
-# the destination folder: only the report's own files are ever replaced
-# --------------------------------------------------------------------------
-
-
-def _owned(dest: Path) -> set:
-    """Names an earlier report wrote into ``dest`` (its manifest's list), with the manifest itself."""
-    try:
-        files = json.loads((dest / "manifest.json").read_text()).get("files", [])
-    except (OSError, ValueError, AttributeError):
-        return set()
-    return {str(f) for f in files if isinstance(f, str) and "/" not in f and f not in ("", ".", "..")}
-
-
-def _check_destination(dest: Path, force: bool):
-    if dest.exists() and not dest.is_dir():
-        raise InvalidInput(f"--out {dest}: exists and is not a folder")
-    if not dest.exists() or force:
-        return
-    owned = _owned(dest) | {LOCK_NAME}
-    foreign = sorted(p.name for p in dest.iterdir() if p.name not in owned)
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (" …" if len(foreign) > 3 else "")
-        raise InvalidInput(f"--out {dest}: the folder holds files the report did not write ({shown}); "
-                           f"choose another folder or pass --force (they are kept)")
-
-
-def _acquire_lock(dest: Path) -> Path:
-    """A lock file beside the report (``dest`` may not exist yet); a stale one (dead process) is taken over."""
-    lock = dest.parent / f".{dest.name}{LOCK_NAME}"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and _alive(pid):
-                raise InvalidInput(f"--out {dest}: another report (process {pid}) is writing there; "
-                                   f"wait for it, or remove {lock} if none is running") from None
-            lock.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        return lock
-    raise InvalidInput(f"--out {dest}: cannot take the lock {lock}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _publish(work: Path, dest: Path):
-    """Move the report's files from ``work`` into ``dest``; remove only what the last report owned."""
-    previous = _owned(dest) if dest.exists() else set()
-    dest.mkdir(parents=True, exist_ok=True)
-    new = {p.name for p in work.iterdir()}
-    for name in sorted(new - {"manifest.json"}) + ["manifest.json"]:  # the manifest last
-        src, target = work / name, dest / name
-        if src.is_dir():
-            if target.is_dir() and name in previous:
-                shutil.rmtree(target)
-            elif target.exists():
-                continue  # not ours: never replaced
-            src.rename(target)
-        else:
-            if target.exists() and (name not in previous or target.is_dir() or target.is_symlink()):
-                continue  # not ours (or not a plain file): never replaced
-            os.replace(src, target)
-    for name in previous - new:
-        stale = dest / name
-        if stale.is_file() and not stale.is_symlink():
-            stale.unlink()
-
-
-# --------------------------------------------------------------------------
-# helpers
+# helpers and the document
 # --------------------------------------------------------------------------
 
 

@@ -18,8 +18,19 @@ import re
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from aicircle.compiler import clean_name
 from aicircle.errors import UnsupportedFeature
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """The report's signing key (``aicircle._io.manifest_key``) in a folder of the test session's,
+    never the user's ``~/.cache``; command lines the tests start inherit it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
 
 PEER = Path(__file__).resolve().parents[2] / "shared" / "peer-models"
 

@@ -335,7 +335,7 @@ def test_problem_refuses_a_parameter_without_a_declared_range(model, synthetic):
 @pytest.mark.parametrize("text, match", [
     (None, r"not found: .*params\.csv"),
     ("parameter,val\nr,0.5\n", r"params\.csv: expected the columns name,value"),
-    ("name,value\nr,0.5\nK,lots\n", r"params\.csv: row 2, column 'value': 'lots'"),
+    ("name,value\nr,0.5\nK,lots\n", r"params\.csv: row 2, column 'value': not a finite number"),
     ("name,value\nr,0.5\nK,inf\n", r"params\.csv: row 2, column 'value'.*finite"),
 ], ids=["missing-file", "wrong-columns", "non-numeric-value", "infinite-value"])
 def test_read_parameters_rejects_a_bad_file_naming_the_problem(tmp_path, text, match):

@@ -20,6 +20,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+import aicircle._io
 import aicircle.report
 import aicircle.study.report
 from aicircle.errors import InvalidInput
@@ -44,6 +45,8 @@ def _previous_report(out: Path) -> dict:
     files["manifest.json"] = json.dumps({"files": sorted([*files, "manifest.json"])})
     for name, text in files.items():
         (out / name).write_text(text)
+    aicircle._io.sign_manifest(out)  # as the report signs its own
+    files["manifest.json"] = (out / "manifest.json").read_text()
     return files
 
 
@@ -221,7 +224,7 @@ def test_publishing_replaces_only_the_reports_own_files(tmp_path):
     (work / "report.html").write_text("new")
     (work / "notes.txt").write_text("a report file that happens to share the user's name")
     (work / "manifest.json").write_text(json.dumps({"files": ["manifest.json", "notes.txt", "report.html"]}))
-    aicircle.report._publish(work, dest)
+    aicircle._io.publish(work, dest)
     assert (dest / "report.html").read_text() == "new"
     assert not (dest / "previous-figure.png").exists()  # owned by the previous report, not written again
     assert (dest / "notes.txt").read_text() == "the user's"
@@ -230,7 +233,7 @@ def test_publishing_replaces_only_the_reports_own_files(tmp_path):
 @pytest.mark.slow
 def test_a_second_report_into_the_same_folder_fails_fast_while_the_first_runs(tmp_path):
     out = tmp_path / "report"
-    lock = aicircle.report._acquire_lock(out)  # as a running report holds it
+    lock = aicircle._io.acquire_lock(out)  # as a running report holds it
     try:
         with pytest.raises(InvalidInput, match=r"another report \(process \d+\) is writing there"):
             build_report(out, seed=0, progress=False, **SMALL)
@@ -243,9 +246,9 @@ def test_a_lock_left_by_a_killed_report_is_taken_over(tmp_path):
     out = tmp_path / "report"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True)  # a process id that no longer runs
-    stale = tmp_path / f".report{aicircle.report.LOCK_NAME}"
+    stale = tmp_path / f".report{aicircle._io.LOCK_NAME}"
     stale.write_text(dead.stdout.strip())
-    lock = aicircle.report._acquire_lock(out)
+    lock = aicircle._io.acquire_lock(out)
     assert lock == stale and lock.read_text() == str(__import__("os").getpid())
     lock.unlink()
 
@@ -282,7 +285,7 @@ def test_two_reports_into_one_folder_the_second_fails_fast_with_exit_2(tmp_path)
     import time
 
     out = tmp_path / "report"
-    lock = tmp_path / f".report{aicircle.report.LOCK_NAME}"
+    lock = tmp_path / f".report{aicircle._io.LOCK_NAME}"
     first = subprocess.Popen([sys.executable, "-m", "aicircle", "report", "--out", str(out), "-q"],
                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

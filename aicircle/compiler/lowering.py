@@ -56,7 +56,7 @@ _XMILE_DEFINITION = re.compile(r'\s*<(?:\w+:)?(?:aux|stock|flow|gf)\b[^>]*\bname
 _DIAGRAM = re.compile(r"\s*(?:\\\\\\---///|<(?:\w+:)?views\b)")
 
 
-def lower(abstract_model, source: str, text: str = ""):
+def lower(abstract_model, source: str, text: str = "", data_dirs=()):
     """Lower a PySD AbstractModel.
 
     Parameters
@@ -66,6 +66,8 @@ def lower(abstract_model, source: str, text: str = ""):
         The model file, as error messages name it.
     text : str
         The model file's text, to name the lines of a name defined twice.
+    data_dirs : sequence of path
+        Folders besides the model's own that its data files (GET XLS/DIRECT ...) may lie in.
 
     Returns
     -------
@@ -74,7 +76,7 @@ def lower(abstract_model, source: str, text: str = ""):
     structural : set of int
         Constants that fix the order of a delay or smooth (set at load).
     """
-    return _Lowerer(abstract_model, source, text).run()
+    return _Lowerer(abstract_model, source, text, data_dirs).run()
 
 
 def _assemble(size: int, parts):
@@ -104,7 +106,7 @@ def _balanced(items, op="+"):
 class _Lowerer:
     """Turn one AbstractModel into Vars and Lookups."""
 
-    def __init__(self, abstract_model, source: str, text: str = ""):
+    def __init__(self, abstract_model, source: str, text: str = "", data_dirs=()):
         self.source = source
         self.text = text
         self.vars: list[Var] = []
@@ -118,7 +120,7 @@ class _Lowerer:
         self.main_scope: dict = {}
         self.subs = sub.Subscripts(self.main.subscripts, source)
         self.grid: sub.Grid | None = None  # the elements the equation being lowered computes
-        self.external = Reader(source, Path(source).parent)  # GET XLS/DIRECT ..., read now, once
+        self.external = Reader(source, Path(source).parent, data_dirs)  # GET XLS/DIRECT ..., read now, once
 
     def run(self):
         """Lower the main section: ``(vars, lookups, scope, structural)``, see :func:`lower`."""

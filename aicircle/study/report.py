@@ -121,7 +121,8 @@ class CapitalCircleAnalysis:
 
 def build_report(out="report", recalibrate=False, seed=0, progress=True, model_path=None,
                  sobol_n=1024, n_draws=PREDICTIVE_DRAWS, command=None, force=False, *,
-                 params_path=None, targets_path=None, drivers=(), outcome=None, morris_n=MORRIS_N):
+                 params_path=None, targets_path=None, drivers=(), outcome=None, morris_n=MORRIS_N,
+                 data_dirs=()):
     """Run the analysis of a model and write the report to ``out`` (see :func:`aicircle.report.write_report`).
 
     A model that defines every variable the capital-circle study reads
@@ -150,13 +151,16 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
     force : bool
         Let the report go into a folder that holds other files (they are left
         alone).
+    data_dirs : sequence of path
+        Folders the model's data files may lie in besides its own (see
+        :func:`aicircle.load`).
 
     Returns
     -------
     pathlib.Path
         The report folder.
     """
-    model = load(model_path or _resources.shipped_model())
+    model = load(model_path or _resources.shipped_model(), data_dirs=data_dirs)
     missing = missing_names(model)
     if missing:
         analysis = GenericAnalysis(
@@ -172,7 +176,7 @@ def build_report(out="report", recalibrate=False, seed=0, progress=True, model_p
                    f"{str(Path(out).resolve())!r}, recalibrate={recalibrate}, seed={seed}, model_path={model_path!r}, "
                    f"sobol_n={sobol_n}, n_draws={n_draws}, params_path={params_path!r}, "
                    f"targets_path={targets_path!r}, drivers={list(drivers)!r}, outcome={label!r}, "
-                   f"morris_n={morris_n})\"")
+                   f"morris_n={morris_n}, data_dirs={[str(d) for d in data_dirs]!r})\"")
     return write_report(out, model, analysis, seed=seed, progress=progress, recalibrate=recalibrate,
                         params_path=params_path, targets_path=targets_path, command=command, force=force)
 

@@ -1,0 +1,405 @@
+"""Untrusted model bundles (issue 25): no deleted files, no read-anything data paths.
+
+Each case of the issue's "Data loss" and "File disclosure" findings (and the data files'
+size, zip-bomb, separator and device cases of "Resource exhaustion") is reproduced in a
+fresh ``tmp_path``, with the issue's model ``m.mdl`` (``x = INTEG(k, 1)``, ``k = 1 [0,2]``,
+time 0 to 4). Command lines run as a user runs them: ``python -m aicircle`` in a
+subprocess, whose exit status and stderr are checked (exit 2, one line naming the file).
+"""
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+import aicircle as ac
+import aicircle._io
+import aicircle.calibrate as cal
+import aicircle.report
+from aicircle.compiler import external
+from conftest import mdl_text
+
+M_MDL = mdl_text("x = INTEG(k, 1) ~ ~ |", "k = 1 ~ [0,2] ~ |", final_time=4)
+
+
+def _aicircle(*args, cwd, stdout=subprocess.PIPE, close_stdout=False, timeout=300):
+    """``aicircle ARGS`` in ``cwd``: (exit status, stdout, stderr)."""
+    command = [sys.executable, "-m", "aicircle", *args]
+    if close_stdout:  # the shell's `>&-`
+        command = ["sh", "-c", 'exec "$0" "$@" >&-', *command]
+    run = subprocess.run(command, cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=timeout,
+                         check=False)
+    return run.returncode, run.stdout, run.stderr
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aicircle: error: "), stderr
+    return lines[0]
+
+
+@pytest.fixture
+def m(tmp_path):
+    path = tmp_path / "m.mdl"
+    path.write_text(M_MDL, encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- data loss: the manifest
+
+def test_a_foreign_manifest_does_not_let_the_report_delete_the_model(m):
+    folder = m.parent
+    (folder / "manifest.json").write_text(json.dumps({"files": ["m.mdl", "manifest.json"]}))
+    code, _, err = _aicircle("report", "m.mdl", "--out", ".", "-q", cwd=folder)
+    assert m.read_text(encoding="utf-8") == M_MDL
+    assert code == 2
+    assert "holds files the report did not write" in _one_error_line(err)
+
+
+def test_with_force_a_foreign_manifest_lists_nothing_the_report_may_delete(m):
+    folder = m.parent
+    notes = folder / "notes.txt"
+    notes.write_text("the user's")
+    foreign = json.dumps({"files": ["m.mdl", "notes.txt", "manifest.json"]})
+    (folder / "manifest.json").write_text(foreign)
+    code, _, err = _aicircle("report", "m.mdl", "--out", ".", "-q", "--force", cwd=folder)
+    assert code == 0, err
+    assert m.read_text(encoding="utf-8") == M_MDL and notes.read_text() == "the user's"
+    assert (folder / "manifest.json").read_text() == foreign  # a foreign file is left alone, even this one
+    assert (folder / "report.html").exists()  # the report is written beside them
+
+
+def test_a_manifest_signed_with_another_key_is_foreign(tmp_path, monkeypatch):
+    dest = tmp_path / "report"
+    dest.mkdir()
+    (dest / "report.html").write_text("someone's")
+    (dest / "manifest.json").write_text(json.dumps({"files": ["manifest.json", "report.html"]}))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other-cache"))
+    aicircle._io.sign_manifest(dest)  # signed, but with another user's key
+    monkeypatch.undo()
+    aicircle._io.manifest_key(create=True)  # this session's own key
+    assert aicircle._io.owned_files(dest) == set()
+
+
+def test_the_reports_own_manifest_verifies_and_an_edited_file_is_no_longer_its(tmp_path):
+    dest = tmp_path / "report"
+    dest.mkdir()
+    (dest / "report.md").write_text("# report")
+    (dest / "fig.png").write_bytes(b"png")
+    (dest / "manifest.json").write_text(json.dumps({"files": ["fig.png", "manifest.json", "report.md"]}))
+    aicircle._io.sign_manifest(dest)
+    assert aicircle._io.owned_files(dest) == {"fig.png", "manifest.json", "report.md"}
+    (dest / "report.md").write_text("# report, with the user's notes")
+    assert aicircle._io.owned_files(dest) == {"fig.png", "manifest.json"}
+    manifest = json.loads((dest / "manifest.json").read_text())
+    manifest["files"].append("precious.txt")  # a forged addition breaks the signature
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    assert aicircle._io.owned_files(dest) == set()
+
+
+def test_the_signing_key_is_private_to_the_user():
+    aicircle._io.manifest_key(create=True)
+    path = aicircle._io.cache_dir() / "manifest.key"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert Path(os.environ["XDG_CACHE_HOME"]) in path.parents  # the tests never touch ~/.cache
+
+
+# --------------------------------------------------------------------------- data loss: the partial folders
+
+def test_a_report_into_a_glob_pattern_name_leaves_another_reports_working_folder(tmp_path, m, monkeypatch):
+    # `aicircle report m.mdl --out report & ...; aicircle report m.mdl --out '[r]eport'`: the first
+    # run's working folder, .report-partial-XXXXXXXX, matches the glob '.[r]eport-partial-*'
+    working = tmp_path / ".report-partial-abcd1234"
+    working.mkdir()
+    (working / "report.md").write_text("the first run's work")
+
+    def stop(*args, **kwargs):  # the cleanup has run by the time the targets are loaded
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(aicircle.report, "_prepare", stop)
+    with pytest.raises(KeyboardInterrupt):
+        aicircle.report.build_report(m, tmp_path / "[r]eport", progress=False)
+    assert (working / "report.md").read_text() == "the first run's work"
+
+
+def test_a_killed_reports_own_partial_folder_is_removed(tmp_path):
+    dest = tmp_path / "report"
+    left = tmp_path / ".report-partial-k1ll3d_x"
+    left.mkdir()
+    other = tmp_path / ".report-partial-of-another-name"
+    other.mkdir()
+    aicircle._io.remove_stale_partials(dest)
+    assert not left.exists() and other.exists()
+
+
+# --------------------------------------------------------------------------- data loss: the lock
+
+ROUNDS = 300  # the unfixed lock let two processes in within 300 rounds (round 72 in one run)
+N_PROCESSES = 12
+BARRIER_S = 60  # a round takes milliseconds; a process that died breaks the barrier instead of hanging
+
+
+def _contend(dest, barrier, holders, stale_pid):
+    """One of the racing processes: each round, take the lock when the barrier opens."""
+    dest = Path(dest)
+    for round_ in range(ROUNDS):
+        if stale_pid and round_ % 2 == 1:  # odd rounds start from a lock a killed report left
+            if barrier.wait(BARRIER_S) == 0:
+                aicircle._io.lock_path(dest).write_text(str(stale_pid))
+        barrier.wait(BARRIER_S)
+        try:
+            lock = aicircle._io.acquire_lock(dest)
+        except ac.InvalidInput:
+            lock = None
+        if lock is not None:
+            holders.put((round_, os.getpid()))
+        barrier.wait(BARRIER_S)  # everyone has tried while the holders still hold it
+        if lock is not None:
+            lock.unlink(missing_ok=True)
+        barrier.wait(BARRIER_S)
+
+
+@pytest.mark.parametrize("start", ["free", "stale"])
+def test_twelve_processes_racing_for_the_lock_give_exactly_one_holder(tmp_path, start):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)  # a process id that no longer runs
+    stale_pid = int(dead.stdout) if start == "stale" else 0
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(N_PROCESSES)
+    holders = context.Queue()
+    dest = tmp_path / "report"
+    workers = [context.Process(target=_contend, args=(str(dest), barrier, holders, stale_pid))
+               for _ in range(N_PROCESSES)]
+    for w in workers:
+        w.start()
+    held = []
+    deadline = time.monotonic() + 4 * BARRIER_S
+    while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
+        while not holders.empty():
+            held.append(holders.get())
+        time.sleep(0.05)
+    for w in workers:
+        w.join(timeout=5)
+        if w.is_alive():  # never left running
+            w.kill()
+            w.join()
+    while not holders.empty():
+        held.append(holders.get())
+    rounds = sorted(r for r, _ in held)
+    assert rounds == list(range(ROUNDS)), held  # one holder in every round, never two
+    assert all(w.exitcode == 0 for w in workers)
+    assert not list(tmp_path.glob(".*takeover")) and not list(tmp_path.glob(".*.new"))
+
+
+def test_a_lock_is_never_seen_empty(tmp_path):
+    lock = aicircle._io.acquire_lock(tmp_path / "report")
+    try:
+        assert lock.read_text() == str(os.getpid())
+        with pytest.raises(ac.InvalidInput, match=r"another report \(process \d+\) is writing there"):
+            aicircle._io.acquire_lock(tmp_path / "report")
+    finally:
+        lock.unlink()
+
+
+# --------------------------------------------------------------------------- data loss: a closed stdout
+
+@pytest.mark.parametrize("args", [("run", "m.mdl"), ("describe", "m.mdl")], ids=["run", "describe"])
+def test_writing_to_a_closed_stdout_is_exit_2(m, args):
+    code, _, err = _aicircle(*args, cwd=m.parent, stdout=None, close_stdout=True)
+    assert code == 2
+    assert "standard output is closed" in _one_error_line(err)
+
+
+def test_a_closed_stdout_does_not_stop_a_run_that_writes_a_file(m):
+    code, _, err = _aicircle("run", "m.mdl", "--out", "x.csv", "-q", cwd=m.parent, stdout=None, close_stdout=True)
+    assert code == 0, err
+    assert (m.parent / "x.csv").read_text().startswith("time,")
+
+
+# --------------------------------------------------------------------------- file disclosure: data paths
+
+def _csv_model(folder: Path, data_name: str, separator: str = ",") -> Path:
+    """``m.mdl`` in ``folder``, its constant ``k`` read from cell B2 of ``data_name``."""
+    path = folder / "m.mdl"
+    path.write_text(mdl_text(f"k = GET DIRECT CONSTANTS('{data_name}', '{separator}', 'B2') ~ ~ |",
+                             "x = INTEG(k, 1) ~ ~ |", final_time=4), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A secret beside the model's folder: ``tmp_path/secret.csv``; the model lives in ``tmp_path/model``."""
+    (tmp_path / "secret.csv").write_text("name,value\nkey,42424242\n")
+    (tmp_path / "model").mkdir()
+    return tmp_path / "secret.csv"
+
+
+@pytest.mark.parametrize("how", ["absolute", "dot-dot"])
+def test_a_model_cannot_read_a_data_file_outside_its_folder(outside, how):
+    name = str(outside) if how == "absolute" else "../secret.csv"
+    model = _csv_model(outside.parent / "model", name)
+    with pytest.raises(ac.ModelReadError, match=r"not in the model's folder") as err:
+        ac.load(model)
+    assert "42424242" not in str(err.value)
+
+
+def test_the_command_line_refuses_an_outside_data_file_with_exit_2_naming_it(outside):
+    model = _csv_model(outside.parent / "model", "../secret.csv")
+    code, out, err = _aicircle("run", str(model), cwd=model.parent)
+    assert code == 2 and "42424242" not in out + err
+    line = _one_error_line(err)
+    assert "'../secret.csv'" in line and "--data-dir" in line
+
+
+def test_a_folder_the_user_names_may_hold_the_data(outside):
+    model = _csv_model(outside.parent / "model", "../secret.csv")
+    assert ac.load(model, data_dirs=[outside.parent]).simulate()["k"].iloc[0] == 42424242
+    code, out, err = _aicircle("run", str(model), "--data-dir", str(outside.parent), cwd=model.parent)
+    assert code == 0, err
+    assert "42424242" in out
+
+
+def test_a_data_folder_that_is_not_a_folder_is_refused(m, tmp_path):
+    with pytest.raises(ac.InvalidInput, match="nope: not a folder"):
+        ac.load(m, data_dirs=[tmp_path / "nope"])
+    code, _, err = _aicircle("run", "m.mdl", "--data-dir", "nope", cwd=m.parent)
+    assert code == 2 and "data folder nope: not a folder" in _one_error_line(err)
+
+
+def test_a_symlink_to_a_file_outside_is_refused(outside):
+    folder = outside.parent / "model"
+    (folder / "data.csv").symlink_to(outside)
+    model = _csv_model(folder, "data.csv")
+    with pytest.raises(ac.ModelReadError, match=r"'data\.csv', which is not in the model's folder") as err:
+        ac.load(model)
+    assert str(outside) not in str(err.value) and "secret" not in str(err.value)
+
+
+def test_the_suffix_is_checked_on_the_file_a_symlink_leads_to_and_its_target_is_not_shown(tmp_path):
+    target = tmp_path / "passwords.kdbx"
+    target.write_text("name,value\nkey,42424242\n")
+    (tmp_path / "data.txt").symlink_to(target)  # inside the folder, but not a table
+    model = _csv_model(tmp_path, "data.txt")
+    with pytest.raises(ac.ModelReadError, match=r"'data\.txt', which is not a spreadsheet or a text table") as err:
+        ac.load(model)
+    assert "kdbx" not in str(err.value) and "passwords" not in str(err.value)
+
+
+def test_a_fifo_in_the_models_folder_is_not_read(tmp_path):
+    os.mkfifo(tmp_path / "data.csv")  # reading it would wait for a writer forever
+    model = _csv_model(tmp_path, "data.csv")
+    with pytest.raises(ac.ModelReadError, match="not a regular file"):
+        ac.load(model)
+
+
+def test_a_device_file_is_not_read_even_from_a_named_data_folder(tmp_path):
+    (tmp_path / "zero.csv").symlink_to("/dev/zero")  # a table's name, but it leads to a device
+    model = _csv_model(tmp_path, "zero.csv")
+    with pytest.raises(ac.ModelReadError, match="'zero.csv', which is not a spreadsheet or a text table"):
+        ac.load(model, data_dirs=["/dev"])
+
+
+def test_a_data_file_above_the_cap_is_refused_with_its_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(external, "MAX_DATA_FILE_BYTES", 2**20)
+    (tmp_path / "big.csv").write_text("a,1\n" * (2**20 // 2))  # 2 MiB
+    model = _csv_model(tmp_path, "big.csv")
+    with pytest.raises(ac.ModelReadError, match=r"'big\.csv': 2 MiB is more than such a file may be \(at most 1 MiB\)"):
+        ac.load(model)
+
+
+def _zip_bomb(path: Path, rows: int = 200_000):
+    """An .xlsx whose one sheet holds 200,000 rows of 26 cells (cells without a reference, as
+    the format allows): ~80 MB unpacked, well under 1 MB zipped."""
+    book = openpyxl.Workbook()
+    book.active.title = "Sheet1"
+    book.active["B2"] = 1.0
+    book.save(path)
+    with zipfile.ZipFile(path) as src:
+        members = {i.filename: src.read(i) for i in src.infolist()}
+    row = "<row>" + "<c><v>1</v></c>" * 26 + "</row>"
+    members["xl/worksheets/sheet1.xml"] = (
+        '<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/'
+        f'spreadsheetml/2006/main"><sheetData>{row * rows}</sheetData></worksheet>').encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
+        for name, data in members.items():
+            dst.writestr(name, data)
+
+
+def test_a_zip_bomb_spreadsheet_is_refused_before_it_is_opened(tmp_path):
+    _zip_bomb(tmp_path / "bomb.xlsx")
+    assert (tmp_path / "bomb.xlsx").stat().st_size < 2**20  # small on disk
+    model = Path(tmp_path / "m.mdl")
+    model.write_text(mdl_text("k = GET XLS CONSTANTS('bomb.xlsx', 'Sheet1', 'B2') ~ ~ |",
+                              "x = INTEG(k, 1) ~ ~ |", final_time=4), encoding="utf-8")
+    start = time.perf_counter()
+    with pytest.raises(ac.ModelReadError, match=r"'bomb\.xlsx', a spreadsheet of about 5\.2e\+06 cells"):
+        ac.load(model)
+    # refused from the archive alone: pandas reading the 5.2 million cells takes minutes
+    assert time.perf_counter() - start < 60
+
+
+def test_a_spreadsheet_with_one_far_cell_is_refused_by_the_cells_pandas_would_fill(tmp_path):
+    path = tmp_path / "far.xlsx"
+    book = openpyxl.Workbook()
+    book.active.title = "Sheet1"
+    book.active["B2"] = 1.0
+    book.active["XFD1048576"] = 1.0  # 17 billion cells between them for pandas
+    book.save(path)
+    model = Path(tmp_path / "m.mdl")
+    model.write_text(mdl_text("k = GET XLS CONSTANTS('far.xlsx', 'Sheet1', 'B2') ~ ~ |",
+                              "x = INTEG(k, 1) ~ ~ |", final_time=4), encoding="utf-8")
+    with pytest.raises(ac.ModelReadError, match=r"a spreadsheet of about 1\.72e\+10 cells"):
+        ac.load(model)
+
+
+def test_a_regex_separator_is_refused_not_handed_to_pandas(tmp_path):
+    (tmp_path / "data.csv").write_text("a" * 40 + "c\n" + "a,1\n")  # '(a+)+b' backtracks for ever on it
+    model = _csv_model(tmp_path, "data.csv", separator="(a+)+b")
+    start = time.perf_counter()
+    with pytest.raises(ac.ModelReadError, match=r"separator '\(a\+\)\+b': a separator is one character"):
+        ac.load(model)
+    assert time.perf_counter() - start < 30
+
+
+@pytest.mark.parametrize("separator", [";", "$", "+"])  # "$" and "+" would mean something to a regex
+def test_a_one_character_separator_is_taken_literally(tmp_path, separator):
+    (tmp_path / "data.txt").write_text(f"a{separator}b\nk{separator}2.5\n")
+    model = _csv_model(tmp_path, "data.txt", separator=separator)
+    assert ac.load(model).simulate()["k"].iloc[0] == 2.5
+
+
+# --------------------------------------------------------------------------- file disclosure: --params, --targets
+
+def test_params_from_proc_self_environ_does_not_print_the_environment(m):
+    env = {**os.environ, "AICIRCLE_TEST_SECRET": "s3cr3t-t0k3n"}
+    run = subprocess.run([sys.executable, "-m", "aicircle", "run", "m.mdl", "--params", "/proc/self/environ"],
+                         cwd=m.parent, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 2
+    line = _one_error_line(run.stderr)
+    assert "/proc/self/environ" in line and "s3cr3t" not in line and "AICIRCLE_TEST_SECRET" not in line
+
+
+def test_params_that_is_not_a_parameter_file_does_not_show_its_header(tmp_path):
+    path = tmp_path / "passwd.csv"
+    path.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(ac.InvalidInput, match="expected the columns name,value") as err:
+        cal.read_parameters(path)
+    assert "root" not in str(err.value).replace(str(tmp_path), "")
+
+
+@pytest.mark.parametrize("option", ["--targets", "--params"])
+def test_a_device_as_targets_or_params_is_refused_quickly(m, option):
+    args = ["validate", "m.mdl", "--targets", "/dev/zero"] if option == "--targets" else \
+        ["validate", "m.mdl", "--targets", str(m), "--params", "/dev/zero"]
+    start = time.perf_counter()
+    code, _, err = _aicircle(*args, cwd=m.parent, timeout=120)
+    assert code == 2
+    assert "/dev/zero" in _one_error_line(err) and "more than 16 MiB" in err
+    assert time.perf_counter() - start < 60  # it stops at the cap; it read until MemoryError before
