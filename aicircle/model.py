@@ -352,7 +352,7 @@ class Model:
     # ------------------------------------------------------------------
     def simulate(self, params=None, solver="euler", return_columns=None, final_time=None,
                  time_step=None, saveper=None, initial=None, rtol=1e-6, atol=1e-9,
-                 max_step=None, allow_nonfinite=False, seed=None) -> pd.DataFrame:
+                 max_step=None, allow_nonfinite=False, seed=None, backend=None) -> pd.DataFrame:
         """Run the model once.
 
         Parameters
@@ -380,6 +380,10 @@ class Model:
         seed : int, optional
             Seed of the model's random functions (RANDOM UNIFORM, ...), which draw
             once per TIME STEP (``solver="euler"``); the same seed gives the same run.
+        backend : {'auto', 'kernel', 'numpy'}, optional
+            Euler and RK4 run through the compiled kernel where it takes the
+            model (``auto``, the default, or ``AICIRCLE_BACKEND``), else through
+            numpy, the reference; see :func:`aicircle.integrate.run`.
 
         Returns
         -------
@@ -399,16 +403,16 @@ class Model:
                           "fewer return_columns, a larger saveper or an earlier final_time", chunked=False)
         times, data = integrate.run(prog, P, init, 1, integrate.solver_name(solver),
                                     rtol=rtol, atol=atol, max_step=max_step,
-                                    allow_nonfinite=allow_nonfinite, seed=seed)
+                                    allow_nonfinite=allow_nonfinite, seed=seed, backend=backend, workers=1)
         cols = [prog.row_label(vid, j) for vid, j in prog.output_rows]
         frame = pd.DataFrame(data[:, :, 0].T if data.size else np.empty((len(times), 0)),
                              index=pd.Index(times, name="time"), columns=cols)
         return frame
 
     def simulate_batch(self, table, solver="euler", return_columns=None, final_time=None,
-                       time_step=None, saveper=None, initial=None, chunk_size=2048,
+                       time_step=None, saveper=None, initial=None, chunk_size=None,
                        rtol=1e-6, atol=1e-9, max_step=None, progress=False, allow_nonfinite=True,
-                       noise=None, seed=None):
+                       noise=None, seed=None, backend=None, workers=None):
         """Run the model once per row of ``table``, vectorised.
 
         Parameters
@@ -420,8 +424,10 @@ class Model:
         return_columns : list of str, optional
             By default the stocks and the docs/design.md §3 observables the
             model defines.
-        chunk_size : int
-            Sets integrated at once; results do not depend on it.
+        chunk_size : int, optional
+            Sets integrated at once; results do not depend on it. By default
+            sized to the cache from the program's rows (numpy) or to bound the
+            results' memory (the kernel): :func:`aicircle.integrate.chunk_size`.
         allow_nonfinite : bool
             By default a set whose run diverges holds NaN or infinite values
             (calibration and sensitivity analysis judge such sets themselves);
@@ -433,6 +439,11 @@ class Model:
         seed : int, optional
             Seed of the noise and of the model's random functions; a set's
             numbers depend only on the seed and its row, not on ``chunk_size``.
+        backend : {'auto', 'kernel', 'numpy'}, optional
+            As in :meth:`simulate`.
+        workers : int, optional
+            Threads the compiled kernel splits each chunk's sets over (default
+            ``AICIRCLE_WORKERS``, else the cores); results do not depend on it.
         (other parameters as in :meth:`simulate`)
 
         Returns
@@ -446,8 +457,10 @@ class Model:
             raise InvalidInput("simulate_batch needs a pandas DataFrame, one row per parameter set")
         if len(table) == 0:
             raise InvalidInput("simulate_batch got an empty table")
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        if chunk_size is not None and (isinstance(chunk_size, bool)
+                                       or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
             raise InvalidInput(f"chunk_size must be a positive whole number, got {chunk_size!r}")
+        workers = integrate.check_workers(workers)
         _check_flag("allow_nonfinite", allow_nonfinite)
         _check_flag("progress", progress)
         columns = {}
@@ -470,6 +483,9 @@ class Model:
         from . import _limits
 
         first = {vid: _sets(v, 0, 1) for vid, v in {**values_all, **controls}.items()}
+        if chunk_size is None:
+            chunk_size = integrate.chunk_size(prog, self._default_P(prog, first), solver, backend,
+                                              noise is not None)
         _limits.check_run(prog, self._default_P(prog, first), n, chunk_size, solver, "simulate_batch",
                           "fewer sets (rows of table), fewer return_columns or a larger saveper")
         if noise is not None and not hasattr(noise, "items"):
@@ -487,7 +503,7 @@ class Model:
             t, data = integrate.run(prog, P, init, stop - start, solver,
                                     rtol=rtol, atol=atol, max_step=max_step,
                                     allow_nonfinite=allow_nonfinite, noise=noise, seed=seed,
-                                    first_set=start)
+                                    first_set=start, backend=backend, workers=workers)
             times = t if times is None else times
             chunks.append(data)
         data = np.concatenate(chunks, axis=2)
