@@ -47,10 +47,21 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UnsupportedFeature
+from . import _kernel_helpers
 from .emitter import Program
 from .ir import UFUNCS
 
 log = logging.getLogger("aicircle.kernel")
+
+# A kernel's imports; the helpers' source is hashed into every kernel's text, so that a change
+# of theirs makes new kernels (numba's cache of a kernel would not see it).
+_PREAMBLE = """import math
+import numpy as np
+from numba import njit
+from aicircle.compiler._kernel_helpers import (_fmod, _lk_extrap, _lk_forward, _lk_hold, _lk_interp,
+                                               _max, _min, _modulo, _pow, _quantum, _xidz, _zidz)
+"""
+_HELPERS_HASH = hashlib.sha256(Path(_kernel_helpers.__file__).read_bytes()).hexdigest()[:12]
 
 #: Bumped when the kernel's template changes meaning (it is part of every kernel's hash).
 KERNEL_VERSION = "1"
@@ -76,125 +87,6 @@ _FUNCTIONS = {"if": "({1} if {0} != 0.0 else {2})", "log": "(math.log({0}) / mat
               "xidz": "_xidz({0}, {1}, {2})", "zidz": "_zidz({0}, {1})",
               "quantum": "_quantum({0}, {1})", "modulo": "_modulo({0}, {1})"}
 
-# Scalar versions of numpy's ufuncs and of aicircle.runtime's functions, with numpy's results
-# (NaN propagation of minimum/maximum, np.interp's formula).
-_HELPERS = '''
-import math
-import numpy as np
-from numba import njit
-
-_SMALL = 1e-6  # aicircle.runtime.SMALL_VENSIM
-
-
-@njit(cache=True, error_model="numpy")
-def _min(a, b):
-    if a != a or b != b:
-        return a + b
-    return a if a <= b else b
-
-
-@njit(cache=True, error_model="numpy")
-def _max(a, b):
-    if a != a or b != b:
-        return a + b
-    return a if a >= b else b
-
-
-@njit(cache=True, error_model="numpy")
-def _pow(a, b):
-    return np.power(a, b)
-
-
-@njit(cache=True, error_model="numpy")
-def _fmod(a, b):
-    return np.fmod(a, b)
-
-
-@njit(cache=True, error_model="numpy")
-def _xidz(a, b, x):
-    return x if abs(b) < _SMALL else a / b
-
-
-@njit(cache=True, error_model="numpy")
-def _zidz(a, b):
-    return 0.0 if abs(b) < _SMALL else a / b
-
-
-@njit(cache=True, error_model="numpy")
-def _quantum(a, b):
-    if b < _SMALL:
-        return a
-    return b * np.trunc(a / b)
-
-
-@njit(cache=True, error_model="numpy")
-def _modulo(x, m):
-    return x - _quantum(x, m)
-
-
-@njit(cache=True, error_model="numpy")
-def _lk_interp(x, xs, ys, o, k):
-    # np.interp: the end values beyond the points
-    if x != x:
-        return x
-    if x <= xs[o]:
-        return ys[o]
-    if x >= xs[o + k - 1]:
-        return ys[o + k - 1]
-    lo = 0
-    hi = k - 1
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if xs[o + mid] <= x:
-            lo = mid
-        else:
-            hi = mid
-    j = o + lo
-    if xs[j] == x:
-        return ys[j]
-    slope = (ys[j + 1] - ys[j]) / (xs[j + 1] - xs[j])
-    y = slope * (x - xs[j]) + ys[j]
-    if y != y:
-        y = slope * (x - xs[j + 1]) + ys[j + 1]
-        if y != y and ys[j] == ys[j + 1]:
-            y = ys[j]
-    return y
-
-
-@njit(cache=True, error_model="numpy")
-def _lk_extrap(x, xs, ys, o, k):
-    y = _lk_interp(x, xs, ys, o, k)
-    if k > 1:
-        if x < xs[o]:
-            return ys[o] + (ys[o + 1] - ys[o]) / (xs[o + 1] - xs[o]) * (x - xs[o])
-        if x > xs[o + k - 1]:
-            e = o + k - 1
-            return ys[e] + (ys[e] - ys[e - 1]) / (xs[e] - xs[e - 1]) * (x - xs[e])
-    return y
-
-
-@njit(cache=True, error_model="numpy")
-def _lk_hold(x, xs, ys, o, k):
-    # the last point at or before x (searchsorted right - 1, clipped)
-    i = 0
-    while i < k and xs[o + i] <= x:
-        i += 1
-    i -= 1
-    if i < 0:
-        i = 0
-    return ys[o + i]
-
-
-@njit(cache=True, error_model="numpy")
-def _lk_forward(x, xs, ys, o, k):
-    # the first point at or after x (searchsorted left, clipped)
-    i = 0
-    while i < k and xs[o + i] < x:
-        i += 1
-    if i > k - 1:
-        i = k - 1
-    return ys[o + i]
-'''
 
 
 def unsupported(prog) -> str | None:
@@ -352,15 +244,15 @@ def source(prog) -> tuple[str, list[int]]:
     rk4 += [f"        k1_{i} = 0.0\n        k2_{i} = 0.0\n        k3_{i} = 0.0" for i in range(nc)]
     rk4 += ["        h2 = 0.5 * dt", "        h6 = dt / 6.0",
             "        for i in range(nt):", "            t = times[i]", "            done = False",
-            "            for stage in range(4):",
+            "            for stage in range(LN.shape[0] * 0 + 4):  # (a trip count LLVM does not unroll)",
             "                if stage == 0:", "                    tt = t"]
-    rk4 += [f"                    y{i} = b{i}" for i in range(nc)]
+    rk4 += block([f"y{i} = b{i}" for i in range(nc)], 20)
     rk4 += ["                elif stage == 1:", "                    tt = t + 0.5 * dt"]
-    rk4 += [f"                    y{i} = b{i} + h2 * k1_{i}" for i in range(nc)]
+    rk4 += block([f"y{i} = b{i} + h2 * k1_{i}" for i in range(nc)], 20)
     rk4 += ["                elif stage == 2:", "                    tt = t + 0.5 * dt"]
-    rk4 += [f"                    y{i} = b{i} + h2 * k2_{i}" for i in range(nc)]
+    rk4 += block([f"y{i} = b{i} + h2 * k2_{i}" for i in range(nc)], 20)
     rk4 += ["                else:", "                    tt = t + dt"]
-    rk4 += [f"                    y{i} = b{i} + dt * k3_{i}" for i in range(nc)]
+    rk4 += block([f"y{i} = b{i} + dt * k3_{i}" for i in range(nc)], 20)
     rk4 += block(body, 16)
     rk4 += ["                if stage == 0:"]
     rk4 += ["                    if saved[i]:"] + block(save, 24)
@@ -370,15 +262,15 @@ def source(prog) -> tuple[str, list[int]]:
             "                    if i == nt - 1:",
             "                        done = True",
             "                        break"]
-    rk4 += [f"                    k1_{i} = d{i}" for i in range(nc)]
-    rk4 += ["                elif stage == 1:"] + [f"                    k2_{i} = d{i}" for i in range(nc)]
-    rk4 += ["                elif stage == 2:"] + [f"                    k3_{i} = d{i}" for i in range(nc)]
+    rk4 += block([f"k1_{i} = d{i}" for i in range(nc)], 20)
+    rk4 += ["                elif stage == 1:"] + block([f"k2_{i} = d{i}" for i in range(nc)], 20)
+    rk4 += ["                elif stage == 2:"] + block([f"k3_{i} = d{i}" for i in range(nc)], 20)
     rk4 += ["            if done:", "                break"]
     rk4 += [f"            b{i} = b{i} + h6 * (((k1_{i} + 2.0 * k2_{i}) + 2.0 * k3_{i}) + d{i})"
             for i in range(nc)]
     rk4 += [f"            b{r} = _max(b{r}, 0.0)" for r in nn]
-    text = (f"# generated by aicircle.compiler.kernel (version {KERNEL_VERSION}); do not edit\n"
-            + _HELPERS + "\n\n" + "\n".join(euler) + "\n\n\n" + "\n".join(rk4) + "\n")
+    text = (f"# generated by aicircle.compiler.kernel (version {KERNEL_VERSION}, helpers {_HELPERS_HASH});"
+            f" do not edit\n{_PREAMBLE}\n\n" + "\n".join(euler) + "\n\n\n" + "\n".join(rk4) + "\n")
     return text, saved_vids
 
 
