@@ -14,6 +14,7 @@ All of them integrate ``n`` parameter sets at once: the state has shape
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -89,6 +90,18 @@ def euler_grid(t0, final, dt, saveper):
     if n_steps > 5e7:
         raise InvalidInput(f"the run would take {n_steps:.3g} steps; use a larger TIME STEP")
     _warn_grid(t0, final, dt, saveper)
+    if n_steps > 1e6:  # not kept: up to 64 grids of a million steps (9 MB each) are
+        return _grid.__wrapped__(t0, final, dt, saveper)
+    return _grid(t0, final, dt, saveper)
+
+
+@functools.lru_cache(maxsize=64)
+def _grid(t0, final, dt, saveper):
+    """:func:`euler_grid`'s arrays (read-only: shared by every run on the same grid).
+
+    Kept because walking the grid in Python takes longer than a compiled run of a
+    small model (0.5 ms for 3200 steps).
+    """
     times = []
     saved = []
     prec = dt * _RPREC
@@ -100,7 +113,9 @@ def euler_grid(t0, final, dt, saveper):
         if not t + prec < final:
             break
         t = t + dt
-    return np.array(times), np.array(saved)
+    times, saved = np.array(times), np.array(saved)
+    times.flags.writeable = saved.flags.writeable = False
+    return times, saved
 
 
 def _warn_grid(t0, final, dt, saveper):
@@ -227,7 +242,7 @@ def check_workers(workers):
 def _kernel(prog, solver, backend, noise):
     """The compiled kernel that runs this call, or None for the numpy path."""
     backend = backend_name(backend)
-    if backend == "numpy" or solver not in ("euler", "rk4"):
+    if backend == "numpy":
         return None
     why = None
     if noise is not None:
@@ -332,7 +347,7 @@ def _run(prog, P, initial, n, solver, rtol, atol, max_step, noise=None, draws=No
     final = time_setting("FINAL TIME", ctrl["final_time"])
     saveper = time_setting("SAVEPER", ctrl["saveper"])
     times, saved = euler_grid(t0, final, dt, saveper)
-    if kern is not None:
+    if kern is not None and solver in ("euler", "rk4"):
         return kernel.run(kern, prog, P, y0, times, saved, dt, n, solver, workers)
     if solver == "euler":
         return _euler(prog, consts, y0, delay_times, times, saved, dt, n, noise)
@@ -343,7 +358,7 @@ def _run(prog, P, initial, n, solver, rtol, atol, max_step, noise=None, draws=No
             f"solver '{solver}' needs a continuous model (use solver='euler')")
     if solver == "rk4":
         return _rk4(prog, consts, y0, times, saved, dt, n)
-    return _adaptive(prog, P, y0, times[saved], dt, n, solver, rtol, atol, max_step)
+    return _adaptive(prog, P, y0, times[saved], dt, n, solver, rtol, atol, max_step, kern)
 
 
 class _Rings:
@@ -628,7 +643,7 @@ def _one_set(p, s):
     return p[s] if np.ndim(p) else p
 
 
-def _adaptive(prog, P, y0, save_times, dt, n, solver, rtol, atol, max_step):
+def _adaptive(prog, P, y0, save_times, dt, n, solver, rtol, atol, max_step, kern=None):
     from scipy.integrate import solve_ivp
 
     nc = prog.n_continuous
@@ -643,13 +658,17 @@ def _adaptive(prog, P, y0, save_times, dt, n, solver, rtol, atol, max_step):
         consts, _, _ = prog.initialise(Ps, save_times[0], dt, 1)
         dY, B = prog.buffers(1)
         rhs = prog.rhs
+        # the compiled derivatives where the kernel takes the model (the same numbers)
+        compiled = None if kern is None else kernel.derivative_function(kern, Ps, save_times[0], dt)
 
         trials = [0]
 
-        def fun(t, y, consts=consts, dY=dY, B=B, trials=trials):
-            Y = y.reshape(nc, 1)
-            rhs(t, dt, Y, consts, B)
-            d = dY[:, 0].copy()
+        def fun(t, y, consts=consts, dY=dY, B=B, trials=trials, compiled=compiled):
+            if compiled is not None:
+                d = compiled(t, y)
+            else:
+                rhs(t, dt, y.reshape(nc, 1), consts, B)
+                d = dY[:, 0].copy()
             if np.all(np.isfinite(d)):
                 trials[0] = 0
             else:
