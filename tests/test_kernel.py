@@ -108,6 +108,32 @@ def test_every_operation_equals_the_numpy_path(tmp_path, solver):
     assert relative_difference(ours, ref) <= TOLERANCE
 
 
+# Builtins that hide state the kernel takes: continuous stocks (SMOOTH, DELAY1/3/N, TREND,
+# FORECAST) and values fixed at initialisation (INITIAL)
+STATEFUL = ["x = INTEG(1 + SIN(Time), 1)", "s = SMOOTH(x, 2)", "s3 = SMOOTH3(x, 2)", "d1 = DELAY1(x, 1.5)",
+            "d3 = DELAY3(x, 1.5)", "dn = DELAY N(x, 2, x, 4)", "tr = TREND(x, 2, 0.1)", "i0 = INITIAL(x * 2)",
+            "fc = FORECAST(x, 2, 3)", "si = SMOOTHI(x, 2, 5)",
+            "y = INTEG(s + s3 + d1 + d3 + dn + tr + i0 + fc + si, 0)"]
+
+
+@pytest.mark.parametrize("solver", ["euler", "rk4"])
+def test_builtins_with_hidden_state_equal_the_numpy_path(tmp_path, solver):
+    model = ac.load(write_mdl(tmp_path, *STATEFUL, final_time=10, time_step=0.125))
+    ours = model.simulate(solver=solver, backend="kernel")
+    ref = model.simulate(solver=solver, backend="numpy")
+    assert relative_difference(ours, ref) <= TOLERANCE
+
+
+@pytest.mark.parametrize("solver", ["rk45", "lsoda"])
+def test_adaptive_solvers_take_the_compiled_derivatives(tmp_path, solver):
+    # the derivatives are the same numbers; the trajectories agree to the solver's tolerance
+    # (a rounding difference may change a step size), here far tighter than it
+    model = ac.load(write_mdl(tmp_path, *STATEFUL, final_time=10, time_step=0.125))
+    ours = model.simulate(solver=solver, backend="kernel", rtol=1e-10, atol=1e-12)
+    ref = model.simulate(solver=solver, backend="numpy", rtol=1e-10, atol=1e-12)
+    assert relative_difference(ours, ref) <= 1e-8
+
+
 @pytest.mark.parametrize("kind", ["interpolate", "extrapolate", "hold_backward", "look_forward"])
 def test_lookups_of_every_kind_equal_the_runtime(kind):
     from aicircle import runtime
