@@ -244,14 +244,16 @@ def _kernel(prog, solver, backend, noise):
     backend = backend_name(backend)
     if backend == "numpy":
         return None
-    why = None
     if noise is not None:
         why = "noise (Euler-Maruyama)"
-    elif prog.random_rows:
-        why = "random functions"
+        if backend == "auto":
+            kernel.say_fallback(prog.source, why)
+            return None
+    else:
+        why = None
     kern = None if why else kernel.kernel_for(prog)
     if kern is None and backend == "kernel":
-        why = why or kernel.unsupported(prog) or "this program"
+        why = why or kernel.why_not(prog)
         raise UnsupportedFeature(f"{prog.source}: the compiled kernel does not take {why} "
                                  f"(use backend='auto' or 'numpy')")
     return kern

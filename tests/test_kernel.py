@@ -232,6 +232,17 @@ def test_a_model_the_kernel_cannot_take_runs_with_numpy_and_says_so_once(tmp_pat
     pd.testing.assert_frame_equal(first, model.simulate(backend="numpy"))
 
 
+def test_noise_runs_with_numpy_and_says_so_once(tmp_path, caplog):
+    model = ac.load(write_mdl(tmp_path, "x = INTEG(-0.1 * x, 1)", name="noisy_fallback.mdl"))
+    table = pd.DataFrame(index=range(2))
+    with caplog.at_level(logging.INFO, logger="aicircle.kernel"):
+        first = model.simulate_batch(table, noise={"x": 0.1}, seed=3)
+        again = model.simulate_batch(table, noise={"x": 0.1}, seed=3)
+    said = [r.getMessage() for r in caplog.records if r.name == "aicircle.kernel"]
+    assert len(said) == 1 and "noise" in said[0]
+    np.testing.assert_array_equal(first["x"].values, again["x"].values)
+
+
 def test_asking_for_the_kernel_where_it_cannot_run_is_an_error(tmp_path):
     model = ac.load(write_mdl(tmp_path, *SUBSCRIPTED))
     with pytest.raises(UnsupportedFeature, match="kernel does not take subscripts"):

@@ -365,15 +365,29 @@ def kernel_for(prog):
                     module = _KERNELS[digest] = _load_module(text, digest)
             kern = Kernel(module, full, saved, digest)
     if reason is not None:
-        said = (prog.source, reason)
-        if said not in _SAID:
-            _SAID.add(said)
-            log.info("%s: the compiled kernel does not take %s; running with numpy", prog.source, reason)
+        say_fallback(prog.source, reason)
     with _LOCK:
         _PROGRAMS[key] = (prog, kern, reason)
         if len(_PROGRAMS) > 256:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
     return kern
+
+
+def why_not(prog) -> str | None:
+    """Why :func:`kernel_for` found no kernel for ``prog`` (None if it found one or was not asked)."""
+    with _LOCK:
+        found = _PROGRAMS.get(id(prog))
+    return found[2] if found is not None and found[0] is prog else None
+
+
+def say_fallback(source: str, reason: str) -> None:
+    """Log (once per model and reason) that a run goes through numpy because the kernel cannot take ``reason``."""
+    said = (source, reason)
+    with _LOCK:
+        if said in _SAID:
+            return
+        _SAID.add(said)
+    log.info("%s: the compiled kernel does not take %s; running with numpy", source, reason)
 
 
 def default_workers() -> int:
