@@ -171,13 +171,17 @@ def main() -> int:
           f"{np.abs(check[0] - first).max() / np.abs(first).max():.1e}")
 
     def batch(workers):
-        return lambda: np.asarray(model.simulate_batch(table, return_columns=[STOCK], workers=workers)[STOCK].values)
+        def run():
+            return np.asarray(model.simulate_batch(table, return_columns=[STOCK], workers=workers)[STOCK].values)
+
+        return run
 
     rates = {}
     for workers in (1, 2):
         b_best, b_med = best_of(batch(workers), 3)
         rates[workers] = N / b_med
-        print(f"batch of {N} with {workers} worker(s): {b_med:.2f} s (median of 3), {rates[workers]:.0f} runs/s")
+        print(f"batch of {N} with {workers} worker(s): {b_med:.2f} s (median of 3), "
+              f"{rates[workers]:.0f} runs/s")
     p_best, p_med = best_of(lambda: ref.run(params=table.iloc[1].to_dict(), return_columns=[STOCK]), 3)
     n_best, n_med = best_of(lambda: model.simulate_batch(table.iloc[:200], return_columns=[STOCK],
                                                          backend="numpy"), 1)

@@ -94,7 +94,8 @@ OPERATIONS = [
     "l1 = table(Time)",
     "l2 = WITH LOOKUP(Time - 2, ([(0,0)-(10,10)],(0,1),(1,4),(3,2)))",
     "cmp = IF THEN ELSE(x = 1, 1, 0) + IF THEN ELSE(x <> 1, 2, 0) + IF THEN ELSE(x <= 1, 3, 0)"
-    " + IF THEN ELSE(x >= 1, 4, 0) + IF THEN ELSE(:NOT: (x > 1), 5, 0) + IF THEN ELSE(x > 1 :OR: y < 0, 6, 0)",
+    " + IF THEN ELSE(x >= 1, 4, 0) + IF THEN ELSE(:NOT: (x > 1), 5, 0)"
+    " + IF THEN ELSE(x > 1 :OR: y < 0, 6, 0)",
     "v = INTEG(l1 + l2 + cmp - 3 * v, 0)",
 ]
 

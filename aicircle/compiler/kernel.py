@@ -227,7 +227,7 @@ def source(prog) -> tuple[str, list[int]]:
     head += [f"        y{i} = Y0[{i}, s]" for i in range(nc)]
     head += ["        k = 0"]
     args = "Y0, C, times, saved, dt, sel, out, LX, LY, LO, LN"
-    euler = [f"@njit(cache=True, nogil=True, error_model='numpy')", f"def euler({args}):"] + head
+    euler = ["@njit(cache=True, nogil=True, error_model='numpy')", f"def euler({args}):"] + head
     euler += ["        for i in range(nt):", "            tt = times[i]"]
     euler += block(body, 12)
     euler += ["            if saved[i]:"] + block(save, 16)
@@ -240,7 +240,7 @@ def source(prog) -> tuple[str, list[int]]:
     euler += [f"            y{r} = _max(y{r}, 0.0)" for r in nn]
 
     # RK4: the body once, in a loop over the four stages (the numpy path's operations, in order)
-    rk4 = [f"@njit(cache=True, nogil=True, error_model='numpy')", f"def rk4({args}):"] + head
+    rk4 = ["@njit(cache=True, nogil=True, error_model='numpy')", f"def rk4({args}):"] + head
     rk4 += [f"        b{i} = y{i}" for i in range(nc)]
     rk4 += [f"        k1_{i} = 0.0\n        k2_{i} = 0.0\n        k3_{i} = 0.0" for i in range(nc)]
     rk4 += ["        h2 = 0.5 * dt", "        h6 = dt / 6.0",
@@ -272,7 +272,8 @@ def source(prog) -> tuple[str, list[int]]:
     rk4 += [f"            b{r} = _max(b{r}, 0.0)" for r in nn]
 
     # the derivatives of one set at one time, for solve_ivp's methods
-    deriv = ["@njit(cache=True, nogil=True, error_model='numpy')", "def deriv(tt, dt, Y, C, D, LX, LY, LO, LN):"]
+    deriv = ["@njit(cache=True, nogil=True, error_model='numpy')",
+             "def deriv(tt, dt, Y, C, D, LX, LY, LO, LN):"]
     deriv += [f"    c{i} = C[{i}]" for i in range(len(const_ids))]
     deriv += [f"    y{i} = Y[{i}]" for i in range(nc)]
     deriv += block(body, 4)
@@ -381,7 +382,7 @@ def why_not(prog) -> str | None:
 
 
 def say_fallback(source: str, reason: str) -> None:
-    """Log (once per model and reason) that a run goes through numpy because the kernel cannot take ``reason``."""
+    """Log, once per model and reason, that a run goes through numpy: the kernel cannot take ``reason``."""
     said = (source, reason)
     with _LOCK:
         if said in _SAID:
