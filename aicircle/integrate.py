@@ -279,6 +279,7 @@ def _cache_bytes() -> int:
 
 CACHE_BYTES = _cache_bytes()
 KERNEL_CHUNK_BYTES = 2**25  # a kernel chunk's results (32 MiB): its working set is a few registers a set
+KERNEL_MAX_CHUNK = 8192  # enough sets for every worker; more only holds more constants and results
 
 
 def chunk_size(prog, P, solver, backend=None, noisy=False) -> int:
@@ -300,7 +301,7 @@ def chunk_size(prog, P, solver, backend=None, noisy=False) -> int:
         except (ArithmeticError, TypeError, ValueError, InvalidInput):
             n_saved = 1000.0
         per_set = 8 * max(1, len(prog.output_rows)) * n_saved
-        return int(min(65536, max(256, KERNEL_CHUNK_BYTES // per_set)))
+        return int(min(KERNEL_MAX_CHUNK, max(256, KERNEL_CHUNK_BYTES // per_set)))
     stages = 5 if solver == "rk4" else 2
     elements = sum(prog.vars[vid].size or 0 for vid in prog.dynamic_order)
     rows = prog.n_buffers + stages * prog.n_state_rows + elements + len(prog.output_rows)

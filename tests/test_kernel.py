@@ -325,7 +325,8 @@ def test_default_chunks_are_sized_from_the_program(sir, tmp_path):
     assert integrate.chunk_size(bprog, big._default_P(bprog), "euler", "numpy") < numpy_chunk
     # the kernel's chunk bounds its results' memory only: 3201 saved times of one output
     n_saved = len(sir.simulate(return_columns=["Infectious"]))
-    assert integrate.chunk_size(prog, P, "euler", "kernel") == integrate.KERNEL_CHUNK_BYTES // (8 * n_saved)
+    assert integrate.chunk_size(prog, P, "euler", "kernel") == min(
+        integrate.KERNEL_MAX_CHUNK, integrate.KERNEL_CHUNK_BYTES // (8 * n_saved))
 
 
 CACHE_SCRIPT = """
