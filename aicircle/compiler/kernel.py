@@ -65,7 +65,7 @@ from aicircle.compiler._kernel_helpers import (_fmod, _lk_extrap, _lk_forward, _
 _HELPERS_HASH = hashlib.sha256(Path(__file__).with_name("_kernel_helpers.py").read_bytes()).hexdigest()[:12]
 
 #: Bumped when the kernel's template changes meaning (it is part of every kernel's hash).
-KERNEL_VERSION = "1"
+KERNEL_VERSION = "2"
 
 _LOOKUP_HELPERS = {"interpolate": "_lk_interp", "extrapolate": "_lk_extrap",
                    "hold_backward": "_lk_hold", "look_forward": "_lk_forward"}
@@ -232,7 +232,7 @@ def source(prog) -> tuple[str, list[int]]:
     euler += block(body, 12)
     euler += ["            if saved[i]:"] + block(save, 16)
     euler += ["                for j in range(sel.shape[0]):",
-              "                    out[j, k, s] = row[sel[j]]",
+              "                    out[s, j, k] = row[sel[j]]",
               "                k += 1",
               "            if i == nt - 1:",
               "                break"]
@@ -258,7 +258,7 @@ def source(prog) -> tuple[str, list[int]]:
     rk4 += ["                if stage == 0:"]
     rk4 += ["                    if saved[i]:"] + block(save, 24)
     rk4 += ["                        for j in range(sel.shape[0]):",
-            "                            out[j, k, s] = row[sel[j]]",
+            "                            out[s, j, k] = row[sel[j]]",
             "                        k += 1",
             "                    if i == nt - 1:",
             "                        done = True",
@@ -439,7 +439,8 @@ def run(kern, prog, P, y0, times, saved, dt, n, solver, workers=None):
     Y0 = np.ascontiguousarray(y0[:prog.n_continuous], dtype=float)
     sel = np.array([kern.position[vid] for vid, _ in prog.output_rows], dtype=np.int64)
     n_saved = int(saved.sum())
-    out = np.empty((len(sel), n_saved, n))
+    # each set's results contiguous (the kernel writes one set at a time): (set, output, time)
+    out = np.empty((n, len(sel), n_saved))
     function = kern.module.euler if solver == "euler" else kern.module.rk4
     args = (np.asarray(times, dtype=float), np.asarray(saved, dtype=np.bool_), float(dt), sel)
     tables = (kern.LX, kern.LY, kern.LO, kern.LN)
@@ -447,12 +448,10 @@ def run(kern, prog, P, y0, times, saved, dt, n, solver, workers=None):
     parts = max(1, min(workers, n // MIN_SETS_PER_WORKER))
     if parts == 1:
         function(Y0, C, *args, out, *tables)
-        return times[saved], out
-    bounds = np.linspace(0, n, parts + 1).astype(int)
-    pieces = [(np.ascontiguousarray(Y0[:, a:b]), np.ascontiguousarray(C[:, a:b]),
-               np.empty((len(sel), n_saved, b - a))) for a, b in zip(bounds[:-1], bounds[1:])]
-    with ThreadPoolExecutor(parts) as pool:
-        list(pool.map(lambda p: function(p[0], p[1], *args, p[2], *tables), pieces))
-    for (a, b), (_, _, piece) in zip(zip(bounds[:-1], bounds[1:]), pieces):
-        out[:, :, a:b] = piece
-    return times[saved], out
+    else:
+        bounds = np.linspace(0, n, parts + 1).astype(int)
+        pieces = [(np.ascontiguousarray(Y0[:, a:b]), np.ascontiguousarray(C[:, a:b]), out[a:b])
+                  for a, b in zip(bounds[:-1], bounds[1:])]
+        with ThreadPoolExecutor(parts) as pool:
+            list(pool.map(lambda p: function(p[0], p[1], *args, p[2], *tables), pieces))
+    return times[saved], out.transpose(1, 2, 0)  # (output, time, set), as the numpy path's
