@@ -16,12 +16,27 @@ from . import calibrate, observables, sensitivity, study, tipping
 from ._resources import shipped_model, shipped_parameters, shipped_targets
 from .errors import (AicircleError, IntegrationError, InvalidInput, ModelReadError, ResourceLimit,
                      TargetFileError, UnknownName, UnsupportedFeature)
-from .model import Model, load
+from .model import Model
+from .model import load as _load
+from .study.observables import OBSERVABLES
 
 try:
     __version__ = version("aicircle")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
+
+
+
+def load(path, data_dirs=(), vocabulary=OBSERVABLES) -> Model:
+    """Read and compile a ``.mdl`` or ``.xmile`` model (:func:`aicircle.model.load`).
+
+    The package's face gives the vocabulary of docs/design.md §3 (the
+    capital-circle study's observables) by default, so that
+    :meth:`Model.simulate_batch` returns the stocks and the observables the
+    model defines; ``vocabulary=None`` gives the stocks alone.
+    """
+    return _load(path, data_dirs=data_dirs, vocabulary=vocabulary)
+
 
 __all__ = [
     "AicircleError", "IntegrationError", "InvalidInput", "Model", "ModelReadError", "ResourceLimit",

@@ -14,11 +14,14 @@ All of them integrate ``n`` parameter sets at once: the state has shape
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import warnings
 
 import numpy as np
 
+from .compiler import kernel
 from .errors import IntegrationError, InvalidInput, TimeGridWarning, UnknownName, UnsupportedFeature
 
 SOLVERS = ("euler", "rk4", "rk23", "rk45", "dop853", "lsoda", "radau", "bdf")
@@ -87,6 +90,18 @@ def euler_grid(t0, final, dt, saveper):
     if n_steps > 5e7:
         raise InvalidInput(f"the run would take {n_steps:.3g} steps; use a larger TIME STEP")
     _warn_grid(t0, final, dt, saveper)
+    if n_steps > 1e6:  # not kept: up to 64 grids of a million steps (9 MB each) are
+        return _grid.__wrapped__(t0, final, dt, saveper)
+    return _grid(t0, final, dt, saveper)
+
+
+@functools.lru_cache(maxsize=64)
+def _grid(t0, final, dt, saveper):
+    """:func:`euler_grid`'s arrays (read-only: shared by every run on the same grid).
+
+    Kept because walking the grid in Python takes longer than a compiled run of a
+    small model (0.5 ms for 3200 steps).
+    """
     times = []
     saved = []
     prec = dt * _RPREC
@@ -98,7 +113,9 @@ def euler_grid(t0, final, dt, saveper):
         if not t + prec < final:
             break
         t = t + dt
-    return np.array(times), np.array(saved)
+    times, saved = np.array(times), np.array(saved)
+    times.flags.writeable = saved.flags.writeable = False
+    return times, saved
 
 
 def _warn_grid(t0, final, dt, saveper):
@@ -140,7 +157,7 @@ def report_times(times, dt):
 
 
 def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None, allow_nonfinite=False,
-        noise=None, seed=None, first_set=0):
+        noise=None, seed=None, first_set=0, backend=None, workers=None):
     """Integrate ``n`` parameter sets.
 
     Parameters
@@ -167,6 +184,15 @@ def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None, allow_
         how a batch is split into calls.
     first_set : int
         Position of this call's first set in the whole batch.
+    backend : {'auto', 'kernel', 'numpy'}, optional
+        ``auto`` (the default, or ``AICIRCLE_BACKEND``): Euler and RK4 runs go
+        through the compiled kernel (:mod:`aicircle.compiler.kernel`) when it
+        takes the program, else through numpy (saying why once, in the log
+        ``aicircle.kernel``); ``kernel`` raises :class:`UnsupportedFeature`
+        instead; ``numpy``: the reference path.
+    workers : int, optional
+        Threads the kernel splits the sets over (default ``AICIRCLE_WORKERS``,
+        else the cores); results do not depend on it.
 
     Returns
     -------
@@ -181,13 +207,105 @@ def run(prog, P, initial, n, solver, rtol=1e-6, atol=1e-9, max_step=None, allow_
                                f"'{solver}' integrates deterministic equations only")
         kicks = _Noise(prog, noise, n, seed, first_set)
     draws = _Draws(prog, n, seed, first_set) if prog.random_rows else None
+    kern = _kernel(prog, solver, backend, kicks)
     with np.errstate(all="ignore"):  # a model that overflows yields inf/nan, as Vensim's would
-        times, data = _run(prog, P, initial, n, solver, rtol, atol, max_step, kicks, draws)
+        times, data = _run(prog, P, initial, n, solver, rtol, atol, max_step, kicks, draws, kern, workers)
     dt = time_setting("TIME STEP", prog.controls(P, times[0] if len(times) else 0.0)["time_step"])
     times = report_times(times, dt)
     if not allow_nonfinite:
         _check_finite(prog, times, data, solver)
     return times, data
+
+
+BACKENDS = ("auto", "kernel", "numpy")
+
+
+def backend_name(backend) -> str:
+    """The backend asked for: ``backend``, else ``AICIRCLE_BACKEND``, else ``auto``; checked."""
+    if backend is None:
+        backend = os.environ.get("AICIRCLE_BACKEND") or "auto"
+    name = str(backend).strip().lower()
+    if name not in BACKENDS:
+        raise InvalidInput(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+    return name
+
+
+def check_workers(workers):
+    """``workers`` as a whole number >= 1, or None (the default)."""
+    if workers is None:
+        return None
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise InvalidInput(f"workers must be a whole number >= 1, got {workers!r}")
+    return int(workers)
+
+
+def _kernel(prog, solver, backend, noise):
+    """The compiled kernel that runs this call, or None for the numpy path."""
+    backend = backend_name(backend)
+    if backend == "numpy":
+        return None
+    if noise is not None:
+        why = "noise (Euler-Maruyama)"
+        if backend == "auto":
+            kernel.say_fallback(prog.source, why)
+            return None
+    else:
+        why = None
+    kern = None if why else kernel.kernel_for(prog)
+    if kern is None and backend == "kernel":
+        why = why or kernel.why_not(prog)
+        raise UnsupportedFeature(f"{prog.source}: the compiled kernel does not take {why} "
+                                 f"(use backend='auto' or 'numpy')")
+    return kern
+
+
+def _cache_bytes() -> int:
+    """The size of one core's largest private cache (L2), from sysfs; 1 MiB where it is unknown."""
+    best = 0
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for entry in os.listdir(base):
+            with open(os.path.join(base, entry, "level")) as fh:
+                level = int(fh.read())
+            with open(os.path.join(base, entry, "size")) as fh:
+                text = fh.read().strip()
+            size = int(text.rstrip("KMG")) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+            if level == 2:
+                best = max(best, size)
+    except (OSError, ValueError):
+        pass
+    return best or 2**20
+
+
+CACHE_BYTES = _cache_bytes()
+KERNEL_CHUNK_BYTES = 2**25  # a kernel chunk's results (32 MiB): its working set is a few registers a set
+KERNEL_MAX_CHUNK = 8192  # enough sets for every worker; more only holds more constants and results
+
+
+def chunk_size(prog, P, solver, backend=None, noisy=False) -> int:
+    """The sets integrated at once by default, from the program's rows and the machine's cache.
+
+    The numpy path keeps every live row of a chunk (the state, RK4's stages, the
+    work rows of the right-hand side, subscripted values' elements) in the core's
+    L2 cache, but takes at least 256 sets so that numpy's cost per call stays
+    small beside the arithmetic; the kernel keeps one set's values in registers,
+    so its chunk only bounds the memory of the results (and is split over the
+    workers).
+    """
+    kern = None if noisy else _kernel(prog, solver, backend, None)
+    if kern is not None:
+        try:
+            t0, dt = static_times(prog, P)
+            c = prog.controls(P, t0)
+            n_saved = max(1.0, (float(c["final_time"]) - t0) / float(c["saveper"]) + 1)
+        except (ArithmeticError, TypeError, ValueError, InvalidInput):
+            n_saved = 1000.0
+        per_set = 8 * max(1, len(prog.output_rows)) * n_saved
+        return int(min(KERNEL_MAX_CHUNK, max(256, KERNEL_CHUNK_BYTES // per_set)))
+    stages = 5 if solver == "rk4" else 2
+    elements = sum(prog.vars[vid].size or 0 for vid in prog.dynamic_order)
+    rows = prog.n_buffers + stages * prog.n_state_rows + elements + len(prog.output_rows)
+    return int(min(4096, max(256, CACHE_BYTES // (8 * max(rows, 1)))))
 
 
 def _check_finite(prog, times, data, solver):
@@ -208,7 +326,8 @@ def _check_finite(prog, times, data, solver):
         f"or --keep-nonfinite keeps the run going)")
 
 
-def _run(prog, P, initial, n, solver, rtol, atol, max_step, noise=None, draws=None):
+def _run(prog, P, initial, n, solver, rtol, atol, max_step, noise=None, draws=None, kern=None,
+         workers=None):
     c0 = prog.controls(P, 0.0)
     t0 = time_setting("INITIAL TIME", c0["initial_time"])
     ctrl = prog.controls(P, t0)
@@ -231,6 +350,8 @@ def _run(prog, P, initial, n, solver, rtol, atol, max_step, noise=None, draws=No
     final = time_setting("FINAL TIME", ctrl["final_time"])
     saveper = time_setting("SAVEPER", ctrl["saveper"])
     times, saved = euler_grid(t0, final, dt, saveper)
+    if kern is not None and solver in ("euler", "rk4"):
+        return kernel.run(kern, prog, P, y0, times, saved, dt, n, solver, workers)
     if solver == "euler":
         return _euler(prog, consts, y0, delay_times, times, saved, dt, n, noise)
     if prog.discrete:
@@ -240,7 +361,7 @@ def _run(prog, P, initial, n, solver, rtol, atol, max_step, noise=None, draws=No
             f"solver '{solver}' needs a continuous model (use solver='euler')")
     if solver == "rk4":
         return _rk4(prog, consts, y0, times, saved, dt, n)
-    return _adaptive(prog, P, y0, times[saved], dt, n, solver, rtol, atol, max_step)
+    return _adaptive(prog, P, y0, times[saved], dt, n, solver, rtol, atol, max_step, kern)
 
 
 class _Rings:
@@ -525,7 +646,7 @@ def _one_set(p, s):
     return p[s] if np.ndim(p) else p
 
 
-def _adaptive(prog, P, y0, save_times, dt, n, solver, rtol, atol, max_step):
+def _adaptive(prog, P, y0, save_times, dt, n, solver, rtol, atol, max_step, kern=None):
     from scipy.integrate import solve_ivp
 
     nc = prog.n_continuous
@@ -540,13 +661,17 @@ def _adaptive(prog, P, y0, save_times, dt, n, solver, rtol, atol, max_step):
         consts, _, _ = prog.initialise(Ps, save_times[0], dt, 1)
         dY, B = prog.buffers(1)
         rhs = prog.rhs
+        # the compiled derivatives where the kernel takes the model (the same numbers)
+        compiled = None if kern is None else kernel.derivative_function(kern, Ps, save_times[0], dt)
 
         trials = [0]
 
-        def fun(t, y, consts=consts, dY=dY, B=B, trials=trials):
-            Y = y.reshape(nc, 1)
-            rhs(t, dt, Y, consts, B)
-            d = dY[:, 0].copy()
+        def fun(t, y, consts=consts, dY=dY, B=B, trials=trials, compiled=compiled):
+            if compiled is not None:
+                d = compiled(t, y)
+            else:
+                rhs(t, dt, y.reshape(nc, 1), consts, B)
+                d = dY[:, 0].copy()
             if np.all(np.isfinite(d)):
                 trials[0] = 0
             else:

@@ -20,12 +20,13 @@ import pandas as pd
 from . import compiler, integrate
 from .compiler import CONTROL_NAMES, clean_name
 from .errors import InvalidInput, ModelReadError, UnknownName
+from .observables import find_observables
 from .reader import read
 
 __all__ = ["Model", "load"]
 
 
-def load(path, data_dirs=()) -> "Model":
+def load(path, data_dirs=(), vocabulary=None) -> "Model":
     """Read a ``.mdl`` or ``.xmile`` model and compile it.
 
     Parameters
@@ -37,6 +38,10 @@ def load(path, data_dirs=()) -> "Model":
         Folders the model's data files (GET XLS/DIRECT ...) may lie in besides the
         model's own folder. A data file is resolved (symlinks followed) and read
         only if it lies in one of them.
+    vocabulary : mapping of str to aicircle.observables.Observable, optional
+        Observables the model may define (:func:`aicircle.observables.vocabulary`):
+        :meth:`Model.simulate_batch` returns those it defines by default, beside
+        the stocks. ``aicircle.load`` passes docs/design.md §3's vocabulary.
 
     Returns
     -------
@@ -59,7 +64,11 @@ def load(path, data_dirs=()) -> "Model":
     except (OSError, UnicodeDecodeError):  # pragma: no cover - read() read it a moment ago
         text = ""
     vars_, lookups, scope, structural = compiler.lower(abstract, str(path), text, data_dirs)
-    return Model(path, vars_, lookups, scope, structural, abstract=abstract)
+    model = Model(path, vars_, lookups, scope, structural, abstract=abstract)
+    if vocabulary is not None:
+        found = find_observables(model.variables, vocabulary)
+        model.observables = tuple(dict.fromkeys(found[o] for o in vocabulary if o in found))
+    return model
 
 
 def _data_dirs(data_dirs) -> tuple:
@@ -99,6 +108,9 @@ class Model:
         model declares none).
     stocks : tuple of str
         The model's own stocks.
+    observables : tuple of str
+        The variables that observables of :func:`load`'s ``vocabulary`` name
+        (empty without one).
     state_names : tuple of str
         Every state integrated: the stocks and the hidden states of builtins.
     continuous_states : tuple of str
@@ -129,6 +141,7 @@ class Model:
         # still a control: it is set through final_time= etc., not params=
         self.variables = tuple(v.name for v in visible)
         self.stocks = tuple(v.name for v in visible if v.kind == "stock")
+        self.observables = ()  # the variables a vocabulary names (load's vocabulary=)
         rows = []
         for v in visible:
             if v.kind == "const" and not v.unchangeable:
@@ -374,7 +387,7 @@ class Model:
     # ------------------------------------------------------------------
     def simulate(self, params=None, solver="euler", return_columns=None, final_time=None,
                  time_step=None, saveper=None, initial=None, rtol=1e-6, atol=1e-9,
-                 max_step=None, allow_nonfinite=False, seed=None) -> pd.DataFrame:
+                 max_step=None, allow_nonfinite=False, seed=None, backend=None) -> pd.DataFrame:
         """Run the model once.
 
         Parameters
@@ -402,6 +415,10 @@ class Model:
         seed : int, optional
             Seed of the model's random functions (RANDOM UNIFORM, ...), which draw
             once per TIME STEP (``solver="euler"``); the same seed gives the same run.
+        backend : {'auto', 'kernel', 'numpy'}, optional
+            Euler and RK4 run through the compiled kernel where it takes the
+            model (``auto``, the default, or ``AICIRCLE_BACKEND``), else through
+            numpy, the reference; see :func:`aicircle.integrate.run`.
 
         Returns
         -------
@@ -421,16 +438,16 @@ class Model:
                           "fewer return_columns, a larger saveper or an earlier final_time", chunked=False)
         times, data = integrate.run(prog, P, init, 1, integrate.solver_name(solver),
                                     rtol=rtol, atol=atol, max_step=max_step,
-                                    allow_nonfinite=allow_nonfinite, seed=seed)
+                                    allow_nonfinite=allow_nonfinite, seed=seed, backend=backend, workers=1)
         cols = [prog.row_label(vid, j) for vid, j in prog.output_rows]
         frame = pd.DataFrame(data[:, :, 0].T if data.size else np.empty((len(times), 0)),
                              index=pd.Index(times, name="time"), columns=cols)
         return frame
 
     def simulate_batch(self, table, solver="euler", return_columns=None, final_time=None,
-                       time_step=None, saveper=None, initial=None, chunk_size=2048,
+                       time_step=None, saveper=None, initial=None, chunk_size=None,
                        rtol=1e-6, atol=1e-9, max_step=None, progress=False, allow_nonfinite=True,
-                       noise=None, seed=None):
+                       noise=None, seed=None, backend=None, workers=None):
         """Run the model once per row of ``table``, vectorised.
 
         Parameters
@@ -440,11 +457,13 @@ class Model:
             the others keep the model's values). The index becomes the
             ``set`` coordinate.
         return_columns : list of str, optional
-            By default the stocks (the observables a study calibrates to are
-            the study's: pass them, e.g. with
-            :func:`aicircle.observables.find_observables`).
-        chunk_size : int
-            Sets integrated at once; results do not depend on it.
+            By default the stocks and the observables of the vocabulary the
+            model was loaded with (``aicircle.load``: docs/design.md §3's) that
+            it defines.
+        chunk_size : int, optional
+            Sets integrated at once; results do not depend on it. By default
+            sized to the cache from the program's rows (numpy) or to bound the
+            results' memory (the kernel): :func:`aicircle.integrate.chunk_size`.
         allow_nonfinite : bool
             By default a set whose run diverges holds NaN or infinite values
             (calibration and sensitivity analysis judge such sets themselves);
@@ -456,6 +475,11 @@ class Model:
         seed : int, optional
             Seed of the noise and of the model's random functions; a set's
             numbers depend only on the seed and its row, not on ``chunk_size``.
+        backend : {'auto', 'kernel', 'numpy'}, optional
+            As in :meth:`simulate`.
+        workers : int, optional
+            Threads the compiled kernel splits each chunk's sets over (default
+            ``AICIRCLE_WORKERS``, else the cores); results do not depend on it.
         (other parameters as in :meth:`simulate`)
 
         Returns
@@ -469,8 +493,10 @@ class Model:
             raise InvalidInput("simulate_batch needs a pandas DataFrame, one row per parameter set")
         if len(table) == 0:
             raise InvalidInput("simulate_batch got an empty table")
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        if chunk_size is not None and (isinstance(chunk_size, bool)
+                                       or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
             raise InvalidInput(f"chunk_size must be a positive whole number, got {chunk_size!r}")
+        workers = integrate.check_workers(workers)
         _check_flag("allow_nonfinite", allow_nonfinite)
         _check_flag("progress", progress)
         columns = {}
@@ -479,7 +505,8 @@ class Model:
         values_all = self._overrides(columns, allow_arrays=True)
         controls = self._controls_overrides(final_time, time_step, saveper)
         init_all = self._initial_overrides(initial, allow_arrays=True, n_sets=len(table))
-        default = list(self.stocks) if return_columns is None else return_columns
+        default = list(dict.fromkeys(self.stocks + self.observables)) if return_columns is None \
+            else return_columns
         outputs = self._outputs(return_columns, default)
         prog = self._program(frozenset(values_all) | frozenset(controls), tuple(outputs))
         n = len(table)
@@ -487,6 +514,9 @@ class Model:
         from . import _limits
 
         first = {vid: _sets(v, 0, 1) for vid, v in {**values_all, **controls}.items()}
+        if chunk_size is None:
+            chunk_size = integrate.chunk_size(prog, self._default_P(prog, first), solver, backend,
+                                              noise is not None)
         _limits.check_run(prog, self._default_P(prog, first), n, chunk_size, solver, "simulate_batch",
                           "fewer sets (rows of table), fewer return_columns or a larger saveper")
         if noise is not None and not hasattr(noise, "items"):
@@ -504,7 +534,7 @@ class Model:
             t, data = integrate.run(prog, P, init, stop - start, solver,
                                     rtol=rtol, atol=atol, max_step=max_step,
                                     allow_nonfinite=allow_nonfinite, noise=noise, seed=seed,
-                                    first_set=start)
+                                    first_set=start, backend=backend, workers=workers)
             times = t if times is None else times
             chunks.append(data)
         data = np.concatenate(chunks, axis=2)
