@@ -38,7 +38,9 @@ def read(path):
     ModelReadError
         The file is missing, unreadable, empty or not a model PySD can read; it
         has code where only a literal may stand; an XMILE file declares
-        entities or an external DTD, or would lose variables to broken XML.
+        entities or an external DTD, would lose variables to broken XML, or
+        lacks part of its model (an equation left as ``???``, a call of a macro
+        it does not define, a module).
 
     Notes
     -----
@@ -63,6 +65,7 @@ def read(path):
         raise ModelReadError(f"{path}: cannot read the file: {err}") from err
     if not text.strip():
         raise ModelReadError(f"{path}: the file is empty")
+    root = None  # the XMILE file's parsed tree
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -74,12 +77,15 @@ def read(path):
                     parsed.parse()
                 else:
                     root = _check_xmile(path, text)
+                    _refuse_what_the_xmile_file_lacks(path, root)
                     parsed = _xmile_file(path, root)
                     parsed.parse()
                 return parsed.get_abstract_model()
     except (UnsupportedFeature, ModelReadError):
         raise
     except Exception as err:  # PySD raises many kinds; all mean "cannot read"
+        if root is not None:
+            _refuse_undefined_calls(path, root)
         unsafe = _find_cause(err, _NotALiteral)
         if unsafe is not None:
             where = _pysd_element_name(err)
@@ -262,9 +268,6 @@ def _check_xmile(path: Path, text: str):
     """
     from lxml import etree
 
-    def local(tag):  # recovered tag names may keep an undefined prefix ("isee:prefs")
-        return tag.rsplit("}", 1)[-1].rsplit(":", 1)[-1] if isinstance(tag, str) else ""
-
     if re.search(r"<!ENTITY\b", text, re.I) or \
             re.search(r"<!DOCTYPE[^>\[]*\b(?:SYSTEM|PUBLIC)\b", text, re.I):
         raise ModelReadError(f"{path}: the file declares XML entities or an external DTD, which a "
@@ -281,12 +284,64 @@ def _check_xmile(path: Path, text: str):
         raise ModelReadError(f"{path}: malformed XML: no complete <variables> element "
                              f"(truncated?){first}")
     opened = len(re.findall(rf"<(?:\w+:)?(?:{'|'.join(_XMILE_VARIABLES)})[\s>/]", block.group(0)))
-    read = sum(1 for el in tree.iter() if local(el.tag) in _XMILE_VARIABLES
-               and el.getparent() is not None and local(el.getparent().tag) == "variables")
+    read = sum(1 for el in tree.iter() if _local(el.tag) in _XMILE_VARIABLES
+               and el.getparent() is not None and _local(el.getparent().tag) == "variables")
     if read < opened:
         raise ModelReadError(f"{path}: malformed XML: {opened - read} of {opened} variables cannot be "
                              f"read{first}")
     return tree
+
+
+def _xmile_variables(root):
+    """``(name, element)`` of every stock, flow, aux and module of every ``<model>`` in ``root``."""
+    for el in root.iter():
+        parent = el.getparent()
+        if _local(el.tag) in (*_XMILE_VARIABLES, "module") and parent is not None \
+                and _local(parent.tag) == "variables":
+            yield el.get("name", ""), el
+
+
+def _equation(el) -> str:
+    eqn = next((child for child in el if _local(child.tag) == "eqn"), None)
+    return "" if eqn is None or eqn.text is None else eqn.text.strip()
+
+
+def _refuse_what_the_xmile_file_lacks(path: Path, root):
+    """Refuse, by name, an XMILE file whose model is not all in it.
+
+    A ``<module>`` runs another ``<model>`` of the file wired to this one, which PySD's
+    XMILE reader ignores (it would read the modules' placeholder equations instead). An
+    equation ``???`` is what Vensim writes where XMILE cannot express its equation (an
+    array defined element by element, a subrange): the file has lost it.
+    """
+    for name, el in _xmile_variables(root):
+        if _local(el.tag) == "module":
+            raise ModelReadError(f"{path}: XMILE module in '{name}' cannot be read: neither aicircle's "
+                                 f"reader nor PySD's reads modules (a <model> of the file run inside another)")
+        if _equation(el) == "???":
+            raise ModelReadError(f"{path}: equation left as '???' in '{name}': the tool that wrote the "
+                                 f"file could not express it in XMILE, so the model is incomplete")
+
+
+# A call of a function whose name holds a space: never an XMILE builtin or a macro
+# (both are identifiers), but what a Vensim macro's name becomes when the exporter
+# drops the macro's definition. IF THEN ELSE and the logical operators are words too.
+_SPACED_CALL = re.compile(r"\b([A-Za-z]\w*(?: +[A-Za-z]\w*)+) *\(")
+_KEYWORDS = {"if", "then", "else", "and", "or", "not"}
+
+
+def _refuse_undefined_calls(path: Path, root):
+    """If PySD cannot parse an equation because it calls a function the file does not define, say which."""
+    for name, el in _xmile_variables(root):
+        for call in _SPACED_CALL.finditer(_equation(el)):
+            if not _KEYWORDS & {word.lower() for word in call.group(1).split()}:
+                raise ModelReadError(f"{path}: call of '{call.group(1)}', a function the file does not "
+                                     f"define (a macro it lost), in '{name}'") from None
+
+
+def _local(tag) -> str:
+    """An XML tag without its namespace or undefined prefix (recovered tags may keep ``isee:``)."""
+    return tag.rsplit("}", 1)[-1].rsplit(":", 1)[-1] if isinstance(tag, str) else ""
 
 
 def _safe_xml_parser():

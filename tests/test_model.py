@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import aicircle as ac
-from conftest import mdl_text, write_mdl
+from conftest import mdl_text, write_mdl, write_xmile
 
 PARAMETER_MODEL = [
     "growth rate = 0.1\n\t~\t1/Year [0, 10]\n\t~\tHow fast the stock grows.\n\t|",
@@ -133,6 +133,29 @@ def test_file_that_is_not_a_model_is_a_model_read_error_naming_it(tmp_path, name
     else:
         path.write_text(content, encoding="utf-8")
     with pytest.raises(ac.ModelReadError, match=re.escape(str(path))):
+        ac.load(path)
+
+
+@pytest.mark.parametrize("variables, refusal", [
+    # what Vensim's XMILE export writes where XMILE cannot express an equation
+    ('<aux name="Rate A"><eqn> ??? </eqn></aux>', "equation left as '???' in 'Rate A'"),
+    # a Vensim macro's call, exported without the macro
+    ('<aux name="input"><eqn>5</eqn></aux><aux name="out"><eqn>EXPRESSION MACRO(input, 2)</eqn></aux>',
+     "call of 'EXPRESSION MACRO', a function the file does not define (a macro it lost), in 'out'"),
+    ('<module name="hares"><connect to="area" from=".area"/></module><aux name="area"><eqn>1</eqn></aux>',
+     "XMILE module in 'hares' cannot be read"),
+], ids=["unexpressed-equation", "lost-macro", "module"])
+def test_xmile_file_missing_part_of_its_model_is_refused_naming_what_and_where(tmp_path, variables, refusal):
+    path = write_xmile(tmp_path, variables)
+    with pytest.raises(ac.ModelReadError, match=f"^{re.escape(f'{path}: {refusal}')}"):
+        ac.load(path)
+
+
+def test_xmile_if_then_else_is_not_taken_for_a_lost_macro(tmp_path):
+    # "IF a THEN (" looks like a call of a spaced name; the stray ")" is the real error
+    path = write_xmile(tmp_path, '<aux name="a"><eqn>1</eqn></aux>'
+                                 '<aux name="b"><eqn>IF a THEN (2) ELSE (3))</eqn></aux>')
+    with pytest.raises(ac.ModelReadError, match=f"^{re.escape(f'{path}: not a model PySD can read')}"):
         ac.load(path)
 
 
