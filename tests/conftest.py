@@ -89,9 +89,9 @@ BEYOND_PYSD = {
         "matches", "output.tab", "a chaotic attractor, sensitive to every rounding; PySD's run "
         "agrees with aicircle's", True),
     "samples/bpowers-hares_and_lynxes_modules/model.xmile": BeyondPySD(
-        "refused", "XMILE module in 'hares'", "modules (one <model> of the file run inside "
-        "another) are not read; PySD cannot parse their placeholder equations", False,
-        ModelReadError),
+        "matches", "output.csv", "XMILE modules (a <model> of the file run inside another): PySD "
+        "ignores them and cannot parse their placeholder equations; aicircle's reader flattens "
+        "them", False),
     "tests/active_initial/test_active_initial.xmile": BeyondPySD(
         "matches", "output_stella.csv", "Stella's version of the model (no ACTIVE INITIAL): its "
         "reference is Stella's output, not Vensim's output.tab", True),
