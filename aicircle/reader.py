@@ -10,6 +10,7 @@ and no variable silently dropped by PySD's recovering XML parser.
 from __future__ import annotations
 
 import contextlib
+import copy
 import re
 import threading
 import warnings
@@ -38,7 +39,9 @@ def read(path):
     ModelReadError
         The file is missing, unreadable, empty or not a model PySD can read; it
         has code where only a literal may stand; an XMILE file declares
-        entities or an external DTD, or would lose variables to broken XML.
+        entities or an external DTD, would lose variables to broken XML, or
+        lacks part of its model (an equation left as ``???``, a call of a macro
+        it does not define, a module).
 
     Notes
     -----
@@ -63,6 +66,7 @@ def read(path):
         raise ModelReadError(f"{path}: cannot read the file: {err}") from err
     if not text.strip():
         raise ModelReadError(f"{path}: the file is empty")
+    root = None  # the XMILE file's parsed tree
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -73,13 +77,17 @@ def read(path):
                     parsed = VensimFile(path)
                     parsed.parse()
                 else:
-                    root = _check_xmile(path, text)
+                    root = _flatten_modules(path, _check_xmile(path, text))
+                    _points_over_scale(root)
+                    _refuse_what_the_xmile_file_lacks(path, root)
                     parsed = _xmile_file(path, root)
                     parsed.parse()
                 return parsed.get_abstract_model()
     except (UnsupportedFeature, ModelReadError):
         raise
     except Exception as err:  # PySD raises many kinds; all mean "cannot read"
+        if root is not None:
+            _refuse_undefined_calls(path, root)
         unsafe = _find_cause(err, _NotALiteral)
         if unsafe is not None:
             where = _pysd_element_name(err)
@@ -262,9 +270,6 @@ def _check_xmile(path: Path, text: str):
     """
     from lxml import etree
 
-    def local(tag):  # recovered tag names may keep an undefined prefix ("isee:prefs")
-        return tag.rsplit("}", 1)[-1].rsplit(":", 1)[-1] if isinstance(tag, str) else ""
-
     if re.search(r"<!ENTITY\b", text, re.I) or \
             re.search(r"<!DOCTYPE[^>\[]*\b(?:SYSTEM|PUBLIC)\b", text, re.I):
         raise ModelReadError(f"{path}: the file declares XML entities or an external DTD, which a "
@@ -281,12 +286,167 @@ def _check_xmile(path: Path, text: str):
         raise ModelReadError(f"{path}: malformed XML: no complete <variables> element "
                              f"(truncated?){first}")
     opened = len(re.findall(rf"<(?:\w+:)?(?:{'|'.join(_XMILE_VARIABLES)})[\s>/]", block.group(0)))
-    read = sum(1 for el in tree.iter() if local(el.tag) in _XMILE_VARIABLES
-               and el.getparent() is not None and local(el.getparent().tag) == "variables")
+    read = sum(1 for el in tree.iter() if _local(el.tag) in _XMILE_VARIABLES
+               and el.getparent() is not None and _local(el.getparent().tag) == "variables")
     if read < opened:
         raise ModelReadError(f"{path}: malformed XML: {opened - read} of {opened} variables cannot be "
                              f"read{first}")
     return tree
+
+
+def _xmile_variables(root):
+    """``(name, element)`` of every stock, flow, aux and module of every ``<model>`` in ``root``."""
+    for el in root.iter():
+        parent = el.getparent()
+        if _local(el.tag) in (*_XMILE_VARIABLES, "module") and parent is not None \
+                and _local(parent.tag) == "variables":
+            yield el.get("name", ""), el
+
+
+def _equation(el) -> str:
+    eqn = next((child for child in el if _local(child.tag) == "eqn"), None)
+    return "" if eqn is None or eqn.text is None else eqn.text.strip()
+
+
+def _refuse_what_the_xmile_file_lacks(path: Path, root):
+    """Refuse, by name, an XMILE file whose model is not all in it.
+
+    An equation ``???`` is what Vensim writes where XMILE cannot express its equation (an
+    array defined element by element, a subrange): the file has lost it.
+    """
+    for name, el in _xmile_variables(root):
+        if _equation(el) == "???":
+            raise ModelReadError(f"{path}: equation left as '???' in '{name}': the tool that wrote the "
+                                 f"file could not express it in XMILE, so the model is incomplete")
+
+
+def _name_key(name: str) -> str:
+    """An XMILE name's identity: quotes dropped, case, and runs of spaces, ``_`` and ``\\n`` as one."""
+    return re.sub(r"(?:[\s_]|\\n)+", "_", name.strip().strip('"').strip().lower())
+
+
+def _plain_name(name: str) -> str:
+    """An XMILE name as written, with the ``\\n`` Stella writes for a line break read as a space."""
+    return re.sub(r"\s*\\n\s*", " ", name.strip())
+
+
+_NAME_TOKEN = re.compile(r'"[^"]*"|[A-Za-z_]\w*')
+
+
+def _flatten_modules(path: Path, root):
+    """``root`` with its ``<module>`` elements expanded into one model, or ``root`` if it has none.
+
+    XMILE's modules (one level, as Stella writes them) run a ``<model name="M">`` of the
+    file inside the main model: each variable V of M becomes the main model's ``M.V`` (the
+    name Stella gives its column), references inside M are renamed alike, and each
+    ``<connect to="V" from="SOURCE">`` replaces M's placeholder V with an aux equal to
+    SOURCE (``.X``: the main model's X; ``N.X``: the variable X of module N). PySD's reader
+    ignores modules, so what it reads is the flattened model. Anything else (a module of a
+    module, a connection from further away, a module without its model) is refused by name.
+    """
+    from lxml import etree
+
+    models = [el for el in root if _local(el.tag) == "model"]
+    main = next((m for m in models if m.get("name") is None), None)
+    if main is None or not any(_local(el.tag) == "module" for _, el in _xmile_variables(root)):
+        return root
+
+    def variables_of(model):
+        block = next((el for el in model if _local(el.tag) == "variables"), None)
+        return [] if block is None else [el for el in block if _local(el.tag) in (*_XMILE_VARIABLES,
+                                                                                   "module", "gf")]
+
+    def refuse(name, what):
+        return ModelReadError(f"{path}: XMILE module in '{name}' cannot be read: {what}")
+
+    submodels = {m.get("name"): m for m in models if m.get("name") is not None}
+    modules = [el for el in variables_of(main) if _local(el.tag) == "module"]
+    module_names = {_name_key(el.get("name", "")) for el in modules}
+    flat = []
+    for el in variables_of(main):
+        if _local(el.tag) != "module":
+            el = copy.deepcopy(el)
+            el.set("name", _plain_name(el.get("name", "")))
+            flat.append(el)
+    for module in modules:
+        prefix = _plain_name(module.get("name", ""))
+        model = submodels.get(module.get("name"))
+        if model is None:
+            raise refuse(prefix, "the file has no <model> of that name")
+        own = {_name_key(el.get("name", "")): _plain_name(el.get("name", "")) for el in variables_of(model)}
+        if any(_local(el.tag) == "module" for el in variables_of(model)):
+            raise refuse(prefix, "it holds modules of its own")
+        sources = {}
+        for connect in (el for el in module if _local(el.tag) == "connect"):
+            source = connect.get("from", "")
+            owner, _, name = source.rpartition(".")
+            if (owner and _name_key(owner) not in module_names) or "." in owner:
+                raise refuse(prefix, f"its input comes from {source!r}, not the main model or a module of it")
+            sources[_name_key(connect.get("to", ""))] = f"{_plain_name(owner)}.{name}" if owner else name
+
+        def renamed(text, prefix=prefix, own=own):
+            return _NAME_TOKEN.sub(lambda m: f'"{prefix}.{own[_name_key(m.group(0))]}"'
+                                   if _name_key(m.group(0)) in own else m.group(0), text)
+
+        for el in variables_of(model):
+            name = f"{prefix}.{_plain_name(el.get('name', ''))}"
+            source = sources.get(_name_key(el.get("name", "")))
+            if source is not None:  # the placeholder of an input: an aux equal to its source
+                namespace = el.tag[:el.tag.index("}") + 1] if el.tag.startswith("{") else ""
+                el = etree.Element(f"{namespace}aux")
+                etree.SubElement(el, f"{namespace}eqn").text = f'"{_plain_name(source)}"'
+            else:
+                el = copy.deepcopy(el)
+                for child in el:
+                    if _local(child.tag) in ("eqn", "inflow", "outflow") and child.text:
+                        child.text = renamed(child.text)
+            el.set("name", name)
+            flat.append(el)
+    flattened = copy.deepcopy(root)
+    for model in [el for el in flattened if _local(el.tag) == "model"]:
+        if model.get("name") is not None:
+            flattened.remove(model)
+        else:
+            block = next(el for el in model if _local(el.tag) == "variables")
+            for el in list(block):
+                block.remove(el)
+            block.extend(flat)
+    return flattened
+
+
+def _points_over_scale(root):
+    """Drop the ``<xscale>`` of every graphical function that lists its ``<xpts>``.
+
+    In XMILE the x points, when given, are the function's; ``xscale`` is only their range
+    (Stella writes ``min="0" max="0"`` beside uneven points). PySD's reader spreads the y
+    values evenly over ``xscale`` whenever it is present, so without this it would read
+    another function.
+    """
+    for gf in [el for el in root.iter() if _local(el.tag) == "gf"]:
+        children = {_local(child.tag): child for child in gf}
+        if "xpts" in children and "xscale" in children:
+            gf.remove(children["xscale"])
+
+
+# A call of a function whose name holds a space: never an XMILE builtin or a macro
+# (both are identifiers), but what a Vensim macro's name becomes when the exporter
+# drops the macro's definition. IF THEN ELSE and the logical operators are words too.
+_SPACED_CALL = re.compile(r"\b([A-Za-z]\w*(?: +[A-Za-z]\w*)+) *\(")
+_KEYWORDS = {"if", "then", "else", "and", "or", "not"}
+
+
+def _refuse_undefined_calls(path: Path, root):
+    """If PySD cannot parse an equation because it calls a function the file does not define, say which."""
+    for name, el in _xmile_variables(root):
+        for call in _SPACED_CALL.finditer(_equation(el)):
+            if not _KEYWORDS & {word.lower() for word in call.group(1).split()}:
+                raise ModelReadError(f"{path}: call of '{call.group(1)}', a function the file does not "
+                                     f"define (a macro it lost), in '{name}'") from None
+
+
+def _local(tag) -> str:
+    """An XML tag without its namespace or undefined prefix (recovered tags may keep ``isee:``)."""
+    return tag.rsplit("}", 1)[-1].rsplit(":", 1)[-1] if isinstance(tag, str) else ""
 
 
 def _safe_xml_parser():

@@ -6,8 +6,10 @@ or Stella produced for it (``output.tab`` or ``output.csv`` beside it), at the
 canonical times, for every column both have. A model aicircle cannot compile must
 raise a clear error instead: either one the list ``EXPECTED_ERRORS`` below names (with
 why), or an ``UnsupportedFeature`` naming a construct of ``conftest.NOT_YET_SUPPORTED``
-(in models added to the collection on 2026-12-04). Subscripted models and models that
-read spreadsheets (GET XLS/DIRECT ...) compile and are compared like the others.
+(in models added to the collection on 2026-12-04 or -07). Subscripted models and models that
+read spreadsheets (GET XLS/DIRECT ...) compile and are compared like the others. The 23
+files PySD does not reproduce are held to the outcome ``conftest.BEYOND_PYSD`` lists for
+each: the canonical output they match, or the construct and variable they are refused for.
 """
 
 import collections
@@ -22,7 +24,8 @@ import pandas as pd
 import pytest
 
 import aicircle as ac
-from conftest import NOT_YET_SUPPORTED, PEER_FOLDERS_ADDED_2026_12_04, run_or_refusal
+from conftest import (BEYOND_PYSD, NOT_YET_SUPPORTED, PEER_FOLDERS_ADDED_2026_12_04,
+                      PEER_FOLDERS_ADDED_2026_12_07, run_or_refusal)
 
 PEER = Path(__file__).resolve().parents[2] / "shared" / "peer-models"
 if not PEER.is_dir():
@@ -41,19 +44,9 @@ RELATIVE_TOLERANCE = 1e-3
 # a relative error of up to 5e-6 in a time is rounding, not a different time.
 TIME_RTOL = 1e-5
 
-# Models aicircle refuses, each with the error it must raise and why. Decided by running
-# PySD 3.14 itself on a copy of each file: these are the models PySD cannot read or does
-# not reproduce, so there is no trustworthy reference for aicircle to be held to.
-# (tests/arguments is NOT here: PySD deviates from Vensim on it, since it lowers a
-# delay's order when order x TIME STEP exceeds the delay time, but aicircle matches
-# Vensim's canonical output and is tested like every other model.)
+# Models PySD reads and runs that aicircle refuses on purpose, each with the error it must
+# raise and why. (The models PySD does not reproduce are in conftest.BEYOND_PYSD.)
 EXPECTED_ERRORS = {
-    # PySD's XMILE translator cannot parse these macro definitions (parsimonious
-    # IncompleteParseError on the macro's equation); the .mdl versions are tested.
-    "tests/macro_expression/test_macro_expression.xmile": (ac.ModelReadError, "not a model PySD can read"),
-    "tests/macro_multi_expression/test_macro_multi_expression.xmile": (ac.ModelReadError,
-                                                                        "not a model PySD can read"),
-    "tests/macro_stock/test_macro_stock.xmile": (ac.ModelReadError, "not a model PySD can read"),
     # Not well-formed: the flow `if_else3` is never closed, so the stocks TestStock2 and
     # TestStock3 nest inside it and PySD's recovering parser silently drops them (the
     # canonical output has no column for them either). aicircle refuses the file rather
@@ -62,39 +55,23 @@ EXPECTED_ERRORS = {
         ac.ModelReadError, "2 of 8 variables cannot be read"),
     "tests/non_negative_flows/test_non_negative_flows_behavior.xmile": (
         ac.ModelReadError, "2 of 8 variables cannot be read"),
-    # Subscripted XMILE (added 2026-12-04): PySD's XMILE translator cannot parse their
-    # subscripted equations (parsimonious ParseError "didn't match at '???'"); the .mdl
-    # versions are refused for "subscripts" until aicircle supports them.
-    "tests/subscript_mixed_assembly/test_subscript_mixed_assembly.xmile": (
-        ac.ModelReadError, "not a model PySD can read"),
-    "tests/subscript_multiples/test_multiple_subscripts.xmile": (ac.ModelReadError, "not a model PySD can read"),
-    "tests/subscript_subranges/test_subscript_subrange.xmile": (ac.ModelReadError, "not a model PySD can read"),
-    "tests/subscripted_flows/test_subscripted_flows.xmile": (ac.ModelReadError, "not a model PySD can read"),
-    # GET TIME VALUE relative to the initial time: PySD 3.14 raises NotImplementedError on it
-    # (Vensim does not do what its documentation says) and the canonical output holds only
-    # the simple model's columns, so there is nothing to hold aicircle to: refused by name.
-    "tests/get_time_value/test_get_time_value.mdl": (
-        ac.UnsupportedFeature, "GET TIME VALUE relative to the initial time in 'get time 1 dim 0'"),
 }
 
 # RANDOM UNIFORM: no random stream reproduces Vensim's numbers (PySD's run differs from the
 # canonical output by 55% of a column's range), so the run is checked for reproducibility by
 # seed (test_random_peer_model_runs_reproducibly_by_seed), not compared.
-RANDOM_MODELS = {"samples/Query_file/Query_file.mdl"}
-
-# PySD 3.14 reads this model but cannot run it (GET TIME VALUE with relativeto=1 raises
-# NotImplementedError), so it is left out of the counts of models PySD runs. aicircle
-# refuses it as EXPECTED_ERRORS says.
-PYSD_CANNOT_RUN = {"tests/get_time_value/test_get_time_value.mdl"}
+RANDOM_MODELS = {model for model, beyond in BEYOND_PYSD.items() if beyond.outcome == "random"}
 
 # How many peer models aicircle matched before the 2026-12-04 additions (all files outside
 # those folders and outside EXPECTED_ERRORS): every one of them must still match.
 MATCHED_BEFORE_2026_12_04 = 77
-# How many of the 132 models PySD runs aicircle matches (issue 14): 119 once subscripts
-# compiled, 129 since GET XLS/DIRECT DATA, CONSTANTS and LOOKUPS and GET TIME VALUE do. The
-# other three are listed: the two malformed non_negative_flows files aicircle refuses on
-# purpose and Query_file, whose random stream no one can reproduce.
-MATCHED = 129
+# How many of the models PySD reproduces aicircle matches (issue 14): 119 once subscripts
+# compiled, 129 of 132 since GET XLS/DIRECT DATA, CONSTANTS and LOOKUPS and GET TIME VALUE
+# do. Since 2026-12-07 the 23 files of BEYOND_PYSD are counted apart (Query_file, arguments,
+# Roessler_Chaos and smooth_and_stock.xmile were among the 132), and the six .mdl files
+# PySD reproduces in the new folders are counted here: 134 models, of which aicircle
+# matches all but the two malformed non_negative_flows files it refuses on purpose.
+MATCHED = 132
 
 
 def peer_id(path: Path) -> str:
@@ -114,20 +91,26 @@ def _is_number(text) -> bool:
     return True
 
 
-def read_canonical(folder: Path) -> pd.DataFrame:
+def read_canonical(folder: Path, name: str | None = None) -> pd.DataFrame:
     """The canonical output in ``folder`` as a float DataFrame indexed by time.
 
-    Reads ``output.tab`` (tab-separated) or else ``output.csv``; accepts ``\\r``,
-    ``\\r\\n`` and ``\\n`` line endings and the transposed layout Vensim can write
-    (first column the variable names, one column per time). Blank cells (Vensim
-    writes constants at the first time only) become NaN.
+    Reads ``name`` (``.tab``: tab-separated, else comma-separated), by default
+    ``output.tab`` or else ``output.csv``; accepts ``\\r``, ``\\r\\n`` and ``\\n``
+    line endings, UTF-8 or else Latin-1 text (Vensim writes its output in the system's
+    code page), and the transposed layout Vensim can write (first column the variable
+    names, one column per time). Blank cells (Vensim writes constants at the first time
+    only) become NaN.
     """
-    path = folder / "output.tab"
-    sep = "\t"
-    if not path.exists():
-        path = folder / "output.csv"
-        sep = ","
-    text = path.read_text(encoding="utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    if name is None:
+        name = "output.tab" if (folder / "output.tab").exists() else "output.csv"
+    path = folder / name
+    sep = "\t" if path.suffix == ".tab" else ","
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")  # every byte is a Latin-1 character
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
     if len(frame.columns) > 1 and all(_is_number(c) for c in frame.columns[1:]):
         # transposed: the header row holds the times
@@ -156,6 +139,11 @@ def rows_at(times: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return nearest
 
 
+def beyond_pysd(outcome: str) -> list[Path]:
+    """The peer models of BEYOND_PYSD whose listed outcome is ``outcome``."""
+    return [p for p in MODELS if peer_id(p) in BEYOND_PYSD and BEYOND_PYSD[peer_id(p)].outcome == outcome]
+
+
 def test_the_peer_models_are_found():
     # 83 model files in the SDXorg collection as copied here, 140 since 2026-12-04
     assert len(MODELS) > 50
@@ -163,8 +151,10 @@ def test_the_peer_models_are_found():
 
 def test_every_expected_error_names_a_peer_model():
     # keeps the lists honest when the collection changes
-    assert set(EXPECTED_ERRORS) | PYSD_CANNOT_RUN | RANDOM_MODELS <= {peer_id(p) for p in MODELS}
-    assert PEER_FOLDERS_ADDED_2026_12_04 <= {peer_id(p.parent) for p in MODELS}
+    assert set(EXPECTED_ERRORS) | set(BEYOND_PYSD) <= {peer_id(p) for p in MODELS}
+    assert len(BEYOND_PYSD) == 23  # peer-models/README: the files PySD 3.14 does not reproduce
+    added = PEER_FOLDERS_ADDED_2026_12_04 | PEER_FOLDERS_ADDED_2026_12_07
+    assert added <= {peer_id(p.parent) for p in MODELS}
 
 
 @functools.cache
@@ -177,7 +167,8 @@ def outcome(path: Path) -> tuple[str, str]:
     ours, construct = run_or_refusal(path, lambda: ac.load(path).simulate())
     if construct is not None:
         return "refused", construct
-    canonical = read_canonical(path.parent)
+    beyond = BEYOND_PYSD.get(peer_id(path))
+    canonical = read_canonical(path.parent, beyond.detail if beyond else None)
     columns = shared_columns(ours, canonical)
     assert columns, f"no column of {path.name} matches the canonical output's {list(canonical.columns)}"
     rows = rows_at(ours.index.to_numpy(), canonical.index.to_numpy())
@@ -194,7 +185,8 @@ def outcome(path: Path) -> tuple[str, str]:
     return ("mismatch", "; ".join(failures)) if failures else ("matched", "")
 
 
-@pytest.mark.parametrize("path", [p for p in MODELS if peer_id(p) not in set(EXPECTED_ERRORS) | RANDOM_MODELS],
+@pytest.mark.parametrize("path", [p for p in MODELS
+                                  if peer_id(p) not in EXPECTED_ERRORS and peer_id(p) not in BEYOND_PYSD],
                          ids=peer_id)
 def test_euler_run_matches_canonical_output(path):
     # passes when the run matches, or when aicircle refuses the model naming a construct of
@@ -204,12 +196,11 @@ def test_euler_run_matches_canonical_output(path):
 
 
 def test_every_model_matched_before_still_matches_and_the_others_are_refused_by_construct():
-    pysd_runs = [p for p in MODELS if peer_id(p) not in PYSD_CANNOT_RUN
-                 and "not a model PySD can read" not in EXPECTED_ERRORS.get(peer_id(p), (None, ""))[1]]
+    pysd_runs = [p for p in MODELS if peer_id(p) not in BEYOND_PYSD]  # the models PySD reproduces
     results = {}
     for path in pysd_runs:
-        if peer_id(path) in EXPECTED_ERRORS or peer_id(path) in RANDOM_MODELS:
-            results[peer_id(path)] = ("listed", EXPECTED_ERRORS.get(peer_id(path), (None, "random"))[1])
+        if peer_id(path) in EXPECTED_ERRORS:
+            results[peer_id(path)] = ("listed", EXPECTED_ERRORS[peer_id(path)][1])
             continue
         try:
             results[peer_id(path)] = outcome(path)
@@ -222,9 +213,10 @@ def test_every_model_matched_before_still_matches_and_the_others_are_refused_by_
                f"{dict(sorted(by_construct.items()))} and {by_result['listed']} as listed in "
                f"EXPECTED_ERRORS; neither: "
                + "; ".join(f"{m}: {d}" for m, (r, d) in results.items() if r in ("mismatch", "failed")))
-    before = [m for m in results if m not in EXPECTED_ERRORS and m not in RANDOM_MODELS
-              and m.rsplit("/", 1)[0] not in PEER_FOLDERS_ADDED_2026_12_04]
-    assert len(before) == MATCHED_BEFORE_2026_12_04, summary
+    before = [m for m in results if m not in EXPECTED_ERRORS
+              and m.rsplit("/", 1)[0] not in PEER_FOLDERS_ADDED_2026_12_04 | PEER_FOLDERS_ADDED_2026_12_07]
+    # the 77 less arguments, Roessler_Chaos and smooth_and_stock.xmile, now in BEYOND_PYSD
+    assert len(before) == MATCHED_BEFORE_2026_12_04 - 3, summary
     assert all(results[m][0] == "matched" for m in before), summary
     assert set(by_construct) <= set(NOT_YET_SUPPORTED), summary
     assert by_result["matched"] >= MATCHED, summary
@@ -235,6 +227,22 @@ def test_every_model_matched_before_still_matches_and_the_others_are_refused_by_
 def test_model_aicircle_cannot_compile_fails_loudly(path):
     error, message = EXPECTED_ERRORS[peer_id(path)]
     with pytest.raises(error, match=re.escape(message)):
+        ac.load(path)
+
+
+@pytest.mark.parametrize("path", beyond_pysd("matches"), ids=peer_id)
+def test_model_pysd_does_not_reproduce_matches_its_canonical_output(path):
+    # beyond PySD (issue 27 item 4): held to the canonical file BEYOND_PYSD names, at 1e-3
+    result, detail = outcome(path)
+    assert result == "matched", f"{peer_id(path)}: {detail}"
+
+
+@pytest.mark.parametrize("path", beyond_pysd("refused"), ids=peer_id)
+def test_model_pysd_does_not_reproduce_is_refused_naming_file_construct_and_variable(path):
+    beyond = BEYOND_PYSD[peer_id(path)]
+    # one line: "<file>: ... <construct> in '<variable>' ..."
+    pattern = rf"{re.escape(str(path))}: [^\n]*{re.escape(beyond.detail)}[^\n]*"
+    with pytest.raises(beyond.error, match=rf"^{pattern}$"):
         ac.load(path)
 
 

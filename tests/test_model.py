@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import aicircle as ac
-from conftest import mdl_text, write_mdl
+from conftest import mdl_text, write_mdl, write_xmile
 
 PARAMETER_MODEL = [
     "growth rate = 0.1\n\t~\t1/Year [0, 10]\n\t~\tHow fast the stock grows.\n\t|",
@@ -133,6 +133,66 @@ def test_file_that_is_not_a_model_is_a_model_read_error_naming_it(tmp_path, name
     else:
         path.write_text(content, encoding="utf-8")
     with pytest.raises(ac.ModelReadError, match=re.escape(str(path))):
+        ac.load(path)
+
+
+@pytest.mark.parametrize("variables, refusal", [
+    # what Vensim's XMILE export writes where XMILE cannot express an equation
+    ('<aux name="Rate A"><eqn> ??? </eqn></aux>', "equation left as '???' in 'Rate A'"),
+    # a Vensim macro's call, exported without the macro
+    ('<aux name="input"><eqn>5</eqn></aux><aux name="out"><eqn>EXPRESSION MACRO(input, 2)</eqn></aux>',
+     "call of 'EXPRESSION MACRO', a function the file does not define (a macro it lost), in 'out'"),
+    ('<module name="hares"><connect to="area" from=".area"/></module><aux name="area"><eqn>1</eqn></aux>',
+     "XMILE module in 'hares' cannot be read: the file has no <model> of that name"),
+], ids=["unexpressed-equation", "lost-macro", "module-without-its-model"])
+def test_xmile_file_missing_part_of_its_model_is_refused_naming_what_and_where(tmp_path, variables, refusal):
+    path = write_xmile(tmp_path, variables)
+    with pytest.raises(ac.ModelReadError, match=f"^{re.escape(f'{path}: {refusal}')}"):
+        ac.load(path)
+
+
+MODULES = """<?xml version="1.0" encoding="utf-8"?>
+<xmile xmlns="http://docs.oasis-open.org/xmile/ns/XMILE/v1.0" version="1.0">
+  <header><vendor>aicircle tests</vendor><product lang="en">aicircle</product></header>
+  <sim_specs method="Euler"><start>0</start><stop>4</stop><dt>1</dt></sim_specs>
+  <model><variables>
+    <module name="pond"><connect to="inflow_rate" from=".rain"/></module>
+    <module name="sea"><connect to="inflow_rate" from="pond.over\\nflow"/></module>
+    <aux name="rain"><eqn>2</eqn></aux>
+  </variables></model>
+  <model name="pond"><variables>
+    <stock name="water"><eqn>1</eqn><inflow>fill</inflow><outflow>over_flow</outflow></stock>
+    <flow name="fill"><eqn>inflow_rate</eqn></flow>
+    <flow name="over\\nflow"><eqn>water / 2</eqn></flow>
+    <aux name="inflow rate"><eqn>{Enter equation for use when not hooked up to other models}</eqn></aux>
+  </variables></model>
+  <model name="sea"><variables>
+    <stock name="water"><eqn>0</eqn><inflow>fill</inflow></stock>
+    <flow name="fill"><eqn>inflow_rate</eqn></flow>
+    <aux name="inflow rate"><eqn>{Enter equation for use when not hooked up to other models}</eqn></aux>
+  </variables></model>
+</xmile>
+"""
+
+
+def test_xmile_modules_run_as_one_model_with_each_variable_named_module_dot_name(tmp_path):
+    path = tmp_path / "modules.xmile"
+    path.write_text(MODULES, encoding="utf-8")
+    run = ac.load(path).simulate()
+    pond = [1.0]
+    for _ in range(4):  # water' = rain - water / 2, Euler at DT = 1
+        pond.append(pond[-1] + 2 - pond[-1] / 2)
+    np.testing.assert_allclose(run["pond.water"], pond)
+    # the sea fills with the pond's overflow: a module's input from another module
+    np.testing.assert_allclose(run["sea.water"], np.concatenate([[0], np.cumsum(np.array(pond[:-1]) / 2)]))
+    assert run["pond.inflow rate"].eq(2).all()
+
+
+def test_xmile_if_then_else_is_not_taken_for_a_lost_macro(tmp_path):
+    # "IF a THEN (" looks like a call of a spaced name; the stray ")" is the real error
+    path = write_xmile(tmp_path, '<aux name="a"><eqn>1</eqn></aux>'
+                                 '<aux name="b"><eqn>IF a THEN (2) ELSE (3))</eqn></aux>')
+    with pytest.raises(ac.ModelReadError, match=f"^{re.escape(f'{path}: not a model PySD can read')}"):
         ac.load(path)
 
 
