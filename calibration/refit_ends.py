@@ -10,7 +10,7 @@ calibrated ones, or the conclusions depend on it.
 
 Run from the repository root (a few minutes on 2 cores):
 
-    .venv/bin/python calibration/refit_ends.py [--out calibration/results/refit_ends.csv] [--iterations 12]
+    .venv/bin/python calibration/refit_ends.py [--results calibration/results] [--out calibration/results/refit_ends.csv]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,14 +35,19 @@ CHI2_95 = cal.CHI2_95
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(_resources.calibration_dir() / "results" / "refit_ends.csv"))
-    parser.add_argument("--iterations", type=int, default=12)
+    parser.add_argument("--out", default=str(_resources.calibration_dir() / "results" / "refit_ends.csv"),
+                        help="where the refits are written (CSV)")
+    parser.add_argument("--iterations", type=int, default=12,
+                        help="Levenberg-Marquardt iterations of each refit (default 12)")
+    parser.add_argument("--results", default=str(_resources.calibration_dir() / "results"),
+                        help="the calibration to test: a folder written by aicircle calibrate (default: the shipped one)")
     args = parser.parse_args(argv)
     model = ac.load(_resources.shipped_model())
     targets = calibration.targets()
-    fit = json.loads((_resources.calibration_dir() / "results" / "fit.json").read_text())
+    results = Path(args.results)
+    fit = json.loads((results / "fit.json").read_text())
     calibrated = list(fit["free"])
-    params = {k: v for k, v in cal.read_parameters(_resources.shipped_parameters()).items()
+    params = {k: v for k, v in cal.read_parameters(results / "parameters.csv").items()
               if k in model.parameters.index}
     candidates = future_parameters(model, calibrated)
     held = {k: v for k, v in params.items() if k not in calibrated and k not in candidates}
