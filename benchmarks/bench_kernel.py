@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 import aicircle as ac
+from bench_engine import best_of  # the same timing as the engine benchmark (this folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "aicircle.mdl"
@@ -68,16 +69,6 @@ TIME STEP = 0.03125
 SAVEPER = 1
 ~ ~|
 """
-
-
-def best_of(fn, repeat):
-    """(best, median) wall time of ``repeat`` calls of ``fn``."""
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times), float(np.median(times))
 
 
 def relative(a, b) -> float:
