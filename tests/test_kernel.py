@@ -183,31 +183,32 @@ PEER_MODELS = sorted(p for folder in ("tests", "samples") for p in (PEER / folde
                      if p.suffix in (".mdl", ".xmile"))
 
 
-def _peer_runs(path):
-    """The peer model's Euler run on both backends, or None where aicircle cannot run it."""
+@pytest.mark.peer
+@pytest.mark.slow
+@pytest.mark.parametrize("path", PEER_MODELS, ids=lambda p: str(p.relative_to(PEER)))
+def test_peer_model_on_the_kernel_equals_the_numpy_path_or_is_refused_by_name(path):
+    """Where the kernel takes a peer model it equals the numpy path; where it does not, backend='kernel'
+    refuses by name (and 'auto' gives numpy's run exactly); where aicircle cannot run it, neither can
+    the kernel."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             model = ac.load(path)
             ref = model.simulate(backend="numpy", allow_nonfinite=True, seed=1)
-        except (UnsupportedFeature, InvalidInput, ac.errors.IntegrationError):
-            return None
+        except (UnsupportedFeature, InvalidInput, ac.errors.IntegrationError) as refused:
+            with pytest.raises(ac.AicircleError):
+                ac.load(path).simulate(backend="kernel", allow_nonfinite=True, seed=1)
+            assert str(refused)
+            return
         prog = model._program(frozenset(), tuple(model._vid(c) for c in ref.columns.str.split("[").str[0]
                                                  .drop_duplicates()))
         if kernel.kernel_for(prog) is None:
-            return None
+            with pytest.raises(UnsupportedFeature, match="the compiled kernel does not take"):
+                model.simulate(backend="kernel", allow_nonfinite=True, seed=1)
+            auto = model.simulate(backend="auto", allow_nonfinite=True, seed=1)
+            pd.testing.assert_frame_equal(auto, ref)  # the fallback is the numpy path itself
+            return
         ours = model.simulate(backend="kernel", allow_nonfinite=True, seed=1)
-    return ours, ref
-
-
-@pytest.mark.peer
-@pytest.mark.slow
-@pytest.mark.parametrize("path", PEER_MODELS, ids=lambda p: str(p.relative_to(PEER)))
-def test_peer_model_equals_the_numpy_path_where_the_kernel_takes_it(path):
-    runs = _peer_runs(path)
-    if runs is None:
-        pytest.skip("the kernel does not take this model (or aicircle cannot run it): numpy runs it")
-    ours, ref = runs
     assert list(ours.columns) == list(ref.columns)
     assert relative_difference(ours, ref) <= TOLERANCE
 
