@@ -470,7 +470,6 @@ class _Noise:
     BLOCK = 256
 
     def __init__(self, prog, noise, n, seed, first_set):
-        nc = prog.n_continuous
         rows, sigmas = [], []
         for vid, sigma in noise.items():
             name = prog.vars[vid].name

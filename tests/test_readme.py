@@ -24,7 +24,6 @@ exist.
 """
 
 import json
-import math
 import re
 import shlex
 import shutil
