@@ -8,6 +8,7 @@ what that run is given; nothing persists between runs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -197,10 +198,13 @@ class Model:
         if prog is None:
             vars_, lookups = self._vars, self._lookups
             replaced = [o for o in overrides if isinstance(o, compiler.Override)]
-            if replaced:  # time series and lookup tables given to this run
+            started = sorted(o for o in overrides if isinstance(o, _InitialValue))
+            if replaced or started:  # time series, lookup tables and initial values given to this run
                 vars_, lookups = list(vars_), list(lookups)
                 for override in replaced:
                     override.apply(vars_, lookups)
+                for override in started:
+                    override.apply(vars_)
             params = [v.vid for v in vars_ if v.kind == "const" or v.vid in overrides]
             prog = compiler.Program(vars_, lookups, params, list(outputs),
                                     self.path.name, self._controls, smooth=smooth)
@@ -365,21 +369,41 @@ class Model:
                 vids.append(vid)
         return vids
 
-    def _initial_overrides(self, initial, allow_arrays, n_sets=None):
+    def _initial_overrides(self, initial, allow_arrays, n_sets=None) -> dict:
+        """``initial=`` as run values: each :class:`_InitialValue` (a key of the program) and its vid -> value.
+
+        A stock given an initial value starts from a hidden constant that the run
+        reads from its parameters, so that everything initialised from the stock
+        (INITIAL, SMOOTH, TREND, DELAY, ...) starts from that value too, as in
+        PySD's ``initial_condition``.
+        """
         if initial is not None and not hasattr(initial, "items"):
             raise InvalidInput(f"initial must map stock names to values, got {type(initial).__name__}")
-        out = {}
+        stocks = {}
+        given = {}
         for name, value in (initial or {}).items():
             vid = self._vid(name)
-            if self._vars[vid].kind != "stock":
-                raise InvalidInput(f"initial= sets stocks only; '{self._vars[vid].name}' is not a stock")
-            arr = _check_number(self._vars[vid].name, value)
-            if arr.ndim and not allow_arrays:
-                raise InvalidInput(f"initial value of '{self._vars[vid].name}' must be a single number")
+            var = self._vars[vid]
+            if var.kind != "stock":
+                raise InvalidInput(f"initial= sets stocks only; '{var.name}' is not a stock")
+            if vid in given:
+                raise InvalidInput(f"initial names '{var.name}' twice: as '{given[vid]}' and '{name}'")
+            given[vid] = name
+            arr = _check_number(var.name, value)
+            if arr.ndim > 1 or (arr.ndim and not allow_arrays):
+                raise InvalidInput(f"initial value of '{var.name}' must be a single number")
             if arr.ndim and n_sets is not None and arr.shape != (n_sets,):
-                raise InvalidInput(f"initial value of '{self._vars[vid].name}' has {arr.size} values "
+                raise InvalidInput(f"initial value of '{var.name}' has {arr.size} values "
                                    f"for {n_sets} parameter sets")
-            out[vid] = arr
+            value = float(arr) if arr.ndim == 0 else arr
+            if var.size is not None:  # every element starts from it: shape (n_elements, n_sets)
+                value = np.array(np.broadcast_to(np.reshape(value, (1, -1)), (var.size, np.size(value))))
+            stocks[vid] = value
+        out = {}
+        for k, vid in enumerate(sorted(stocks)):
+            start = _InitialValue(vid, len(self._vars) + k)
+            out[start] = None  # the program's key (as a time series' Override)
+            out[start.vid] = stocks[vid]  # the value, read from P
         return out
 
     # ------------------------------------------------------------------
@@ -428,7 +452,7 @@ class Model:
         _check_flag("allow_nonfinite", allow_nonfinite)
         values = self._overrides(params, allow_arrays=False)
         values.update(self._controls_overrides(final_time, time_step, saveper))
-        init = self._initial_overrides(initial, allow_arrays=False)
+        values.update(self._initial_overrides(initial, allow_arrays=False))
         outputs = self._outputs(return_columns, self.variables)
         prog = self._program(frozenset(values), tuple(outputs))
         P = self._default_P(prog, values)
@@ -436,7 +460,7 @@ class Model:
 
         _limits.check_run(prog, P, 1, 1, integrate.solver_name(solver), "simulate",
                           "fewer return_columns, a larger saveper or an earlier final_time", chunked=False)
-        times, data = integrate.run(prog, P, init, 1, integrate.solver_name(solver),
+        times, data = integrate.run(prog, P, {}, 1, integrate.solver_name(solver),
                                     rtol=rtol, atol=atol, max_step=max_step,
                                     allow_nonfinite=allow_nonfinite, seed=seed, backend=backend, workers=1)
         cols = [prog.row_label(vid, j) for vid, j in prog.output_rows]
@@ -504,7 +528,7 @@ class Model:
             columns[col] = table[col].to_numpy()
         values_all = self._overrides(columns, allow_arrays=True)
         controls = self._controls_overrides(final_time, time_step, saveper)
-        init_all = self._initial_overrides(initial, allow_arrays=True, n_sets=len(table))
+        values_all.update(self._initial_overrides(initial, allow_arrays=True, n_sets=len(table)))
         default = list(dict.fromkeys(self.stocks + self.observables)) if return_columns is None \
             else return_columns
         outputs = self._outputs(return_columns, default)
@@ -529,9 +553,8 @@ class Model:
             stop = min(n, start + chunk_size)
             vals = {vid: _sets(v, start, stop) for vid, v in values_all.items()}
             vals.update(controls)
-            init = {vid: (v[start:stop] if np.ndim(v) else v) for vid, v in init_all.items()}
             P = self._default_P(prog, vals)
-            t, data = integrate.run(prog, P, init, stop - start, solver,
+            t, data = integrate.run(prog, P, {}, stop - start, solver,
                                     rtol=rtol, atol=atol, max_step=max_step,
                                     allow_nonfinite=allow_nonfinite, noise=noise, seed=seed,
                                     first_set=start, backend=backend, workers=workers)
@@ -851,6 +874,29 @@ class Model:
     def __repr__(self):
         return (f"<aicircle.Model {self.path.name}: {len(self.stocks)} stocks, "
                 f"{len(self.parameters)} parameters, {len(self.variables)} variables>")
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class _InitialValue:
+    """A run's initial value of stock ``stock``, read from the parameters as hidden constant ``vid``.
+
+    Hashable by the stock alone (the value is a parameter), so that every run
+    starting that stock elsewhere shares one compiled program.
+    """
+
+    stock: int
+    vid: int
+
+    def apply(self, vars_: list) -> None:
+        """Append the hidden constant to a copy of a model's ``vars_`` and start the stock from it."""
+        stock = vars_[self.stock]
+        if len(vars_) != self.vid:  # pragma: no cover - _initial_overrides numbers them in order
+            raise RuntimeError(f"initial value of '{stock.name}' numbered {self.vid}, expected {len(vars_)}")
+        shape = () if stock.size is None else (stock.size, 1)
+        vars_.append(compiler.Var(vid=self.vid, name=f"initial value of {stock.name}", kind="const",
+                                  expr=("num", np.full(shape, np.nan) if shape else math.nan),
+                                  hidden=True, builtin="initial=", size=stock.size))
+        vars_[self.stock] = dataclasses.replace(stock, init=("ref", self.vid))
 
 
 def _check_flag(name, value):
