@@ -95,9 +95,11 @@ def _model_input(args):
 
 
 def _load(args):
+    """The command's model; a command that runs it runs it with its --seed (``Model.with_seed``)."""
     from . import _resources, load
 
-    return load(args.model if args.model else _resources.shipped_model(), data_dirs=args.data_dir or ())
+    model = load(args.model if args.model else _resources.shipped_model(), data_dirs=args.data_dir or ())
+    return model.with_seed(args.seed) if "seed" in args else model
 
 
 def _cmd_run(args):
@@ -558,6 +560,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a folder the model's data files (GET XLS/DIRECT ...) may lie in besides the "
                             "model's own (repeatable)")
 
+    def seed(p, also=""):
+        p.add_argument("--seed", type=_seed, default=0,
+                       help=f"seed of {also}the model's random functions (RANDOM UNIFORM, ...) in every run; "
+                            f"the same seed gives the same numbers (default 0)")
+
     def force(p):
         p.add_argument("--force", action="store_true",
                        help="replace an existing output file that aicircle did not write")
@@ -584,6 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep running when a value becomes NaN or infinite (default: stop with an error)")
     p.add_argument("--return-columns", nargs="+", metavar="NAME", type=_text("--return-columns"),
                    help="write only these variables (default: all)")
+    seed(p)
     _params_options(p)
     force(p)
 
@@ -619,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir(p)
     p.add_argument("--targets", type=_text("--targets"),
                    help="target CSV (default: the shipped calibration/targets.csv)")
-    p.add_argument("--seed", type=_seed, default=0, help="seed of the starts and the MCMC (default 0)")
+    seed(p, "the starts, the MCMC and ")
     p.add_argument("--out", type=_text("--out"),
                    help="folder for the results (default: calibration/results, unless that is the shipped "
                         "calibration: then --out must name it)")
@@ -643,6 +651,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", type=_text("--params"),
                    help="parameters.csv (name,value); default: the shipped calibration")
     p.add_argument("--json", help="write one object per target to this JSON file")
+    seed(p)
     force(p)
 
     p = command("tipping", _cmd_tipping, "find folds, Hopf points and outcome thresholds (the shipped "
@@ -658,7 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="judge the outcome at this time (repeatable; default: FINAL TIME)")
     p.add_argument("--classifier", choices=["economic", "confidence"], default=None,
                    help="the capital-circle definition of a bust (default: economic)")
-    p.add_argument("--seed", type=_seed, default=0)
+    seed(p, "the continuation's starts and ")
     p.add_argument("--json", help="write the result as JSON to this file")
     _params_options(p)
     force(p)
@@ -672,7 +681,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", type=_finite, help="time of the output (default: FINAL TIME)")
     p.add_argument("--bounds", action="append", type=_bounds, metavar="NAME=LO:HI")
     p.add_argument("--n", type=_positive_int, help="SALib's base sample size N")
-    p.add_argument("--seed", type=_seed, default=0)
+    seed(p, "the sample and ")
     p.add_argument("--json", help="write the indices as JSON to this file")
     _params_options(p)
     force(p)
@@ -685,6 +694,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", type=_text("--scenario"),
                    help="a named scenario (see 'aicircle describe')")
     p.add_argument("--json", help="write the loops, their scores and the dominant loops as JSON to this file")
+    seed(p)
     _params_options(p)
     force(p)
 
@@ -705,7 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an outcome 'VAR<X' or 'VAR>X' whose thresholds the generic analysis finds")
     p.add_argument("--recalibrate", action="store_true", help="recalibrate instead of loading "
                    "the shipped calibration")
-    p.add_argument("--seed", type=_seed, default=0)
+    seed(p, "the samples and ")
     p.add_argument("--force", action="store_true",
                    help="write into a folder that holds files the report did not write (they are kept)")
     return parser

@@ -8,6 +8,7 @@ what that run is given; nothing persists between runs.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -163,6 +164,33 @@ class Model:
         # the states an ODE solver integrates (the rest are discrete: SAMPLE IF TRUE, DELAY FIXED)
         self.continuous_states = self.state_names[:base.n_continuous]
         self._observable_defaults = None
+        self._seed = None  # the seed of runs given none (with_seed)
+
+    def with_seed(self, seed) -> "Model":
+        """This model, with ``seed`` as the seed of every run that is given none.
+
+        The commands of the command line run their model this way, so that
+        ``--seed`` reaches the model's random functions (RANDOM UNIFORM, ...) in
+        every run an analysis makes (sensitivity, tipping, loops, report), not only
+        the sample it draws: the same command gives the same numbers. The model
+        itself is unchanged.
+
+        Parameters
+        ----------
+        seed : int or None
+            A whole number >= 0; None: runs given no seed draw fresh numbers.
+
+        Returns
+        -------
+        Model
+            A copy sharing the compiled programs.
+        """
+        from . import _check
+
+        seeded = copy.copy(self)
+        seeded._seed = _check.seed(seed)
+        seeded.__dict__.pop("_loop_cache", None)  # the loops' own run depends on the seed
+        return seeded
 
     # ------------------------------------------------------------------
     # names
@@ -439,6 +467,7 @@ class Model:
         seed : int, optional
             Seed of the model's random functions (RANDOM UNIFORM, ...), which draw
             once per TIME STEP (``solver="euler"``); the same seed gives the same run.
+            By default the model's (:meth:`with_seed`), else fresh numbers.
         backend : {'auto', 'kernel', 'numpy'}, optional
             Euler and RK4 run through the compiled kernel where it takes the
             model (``auto``, the default, or ``AICIRCLE_BACKEND``), else through
@@ -450,6 +479,7 @@ class Model:
             Indexed by time (one row per SAVEPER), one column per variable.
         """
         _check_flag("allow_nonfinite", allow_nonfinite)
+        seed = self._seed if seed is None else seed
         values = self._overrides(params, allow_arrays=False)
         values.update(self._controls_overrides(final_time, time_step, saveper))
         values.update(self._initial_overrides(initial, allow_arrays=False))
@@ -499,6 +529,7 @@ class Model:
         seed : int, optional
             Seed of the noise and of the model's random functions; a set's
             numbers depend only on the seed and its row, not on ``chunk_size``.
+            By default the model's (:meth:`with_seed`), else fresh numbers.
         backend : {'auto', 'kernel', 'numpy'}, optional
             As in :meth:`simulate`.
         workers : int, optional
@@ -521,6 +552,7 @@ class Model:
                                        or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
             raise InvalidInput(f"chunk_size must be a positive whole number, got {chunk_size!r}")
         workers = integrate.check_workers(workers)
+        seed = self._seed if seed is None else seed
         _check_flag("allow_nonfinite", allow_nonfinite)
         _check_flag("progress", progress)
         columns = {}
@@ -597,7 +629,7 @@ class Model:
         base = self._program(frozenset(), ())
         prog = self._program(frozenset(values), tuple(base.states))
         P = self._default_P(prog, values)
-        times, data = integrate.run(prog, P, {}, 1, integrate.solver_name(solver))
+        times, data = integrate.run(prog, P, {}, 1, integrate.solver_name(solver), seed=self._seed)
         if abs(times[-1] - float(time)) > 1e-6 * max(1.0, abs(float(time))):
             raise InvalidInput(f"time {time} is not on the run's grid (last saved time {times[-1]})")
         return data[:, -1, 0].copy()

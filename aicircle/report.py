@@ -168,6 +168,9 @@ def write_report(out, model, analysis: Analysis, *, seed=0, progress=True, recal
         The report folder.
     model : aicircle.Model
     analysis : Analysis
+    seed : int
+        Seed of the analysis' samples and of every run's random functions
+        (:meth:`aicircle.Model.with_seed`): the same seed gives the same report.
     params_path : path, optional
         A ``name,value`` CSV whose values replace the model's (and the
         calibration's point values; the ensembles keep the calibration's
@@ -186,6 +189,7 @@ def write_report(out, model, analysis: Analysis, *, seed=0, progress=True, recal
         The report folder.
     """
     out = Path(out).resolve()
+    model = model.with_seed(seed)  # every run of the analysis draws the model's random functions from it
     analysis.check(model, recalibrate, targets_path)
     check_destination(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)

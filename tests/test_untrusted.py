@@ -25,6 +25,7 @@ import pytest
 import aicircle as ac
 import aicircle._io
 import aicircle.calibrate as cal
+import aicircle.cli
 import aicircle.report
 from aicircle.compiler import external
 from conftest import mdl_text, write_mdl
@@ -447,3 +448,58 @@ def test_initial_naming_a_stock_twice_is_refused(tmp_path):
     model = ac.load(write_mdl(tmp_path, *INITIALISED_FROM_X))
     with pytest.raises(ac.errors.InvalidInput, match="initial names 'x' twice"):
         model.simulate(initial={"x": 3, "X": 4})
+
+
+# --------------------------------------------------------------------------- silent wrong numbers: --seed
+
+RANDOM_MDL = mdl_text("x = INTEG(k * RANDOM UNIFORM(0, 2, 0) - x / 5, 1) ~ ~ |", "k = 1 ~ [0,2] ~ |",
+                      "g = 0.5 ~ [0,1] ~ |", "y = x * g", final_time=4, time_step=0.25, saveper=1)
+
+
+@pytest.fixture
+def random_model(tmp_path):
+    path = tmp_path / "r.mdl"
+    path.write_text(RANDOM_MDL, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("command", ["run", "loops", "validate", "tipping", "sensitivity", "report", "calibrate"])
+def test_every_command_that_runs_a_model_takes_a_seed(command):
+    parser = aicircle.cli.build_parser()
+    args = parser.parse_args([command, "m.mdl", "--seed", "7", *REQUIRED_OPTIONS.get(command, [])])
+    assert args.seed == 7
+
+
+# what each command needs besides the model, for parse_args only
+REQUIRED_OPTIONS = {"validate": ["--targets", "t.csv"], "tipping": ["--param", "k", "--range", "0", "1"],
+                    "sensitivity": ["--method", "oat", "--output", "x"]}
+
+
+def test_run_with_the_same_seed_gives_the_same_random_run_and_another_seed_another(random_model):
+    runs = [_aicircle("run", "r.mdl", "--seed", seed, cwd=random_model.parent) for seed in ("1", "1", "2")]
+    assert [code for code, _, _ in runs] == [0, 0, 0]
+    assert runs[0][1] == runs[1][1] != runs[2][1]
+
+
+def test_sensitivitys_seed_reaches_the_models_random_stream(random_model):
+    # the case: the seed reached the sample only, and mu* changed from run to run
+    runs = [_aicircle("sensitivity", "r.mdl", "--method", "morris", "--output", "y", "--seed", "1", "-q",
+                      cwd=random_model.parent) for _ in range(2)]
+    assert runs[0][0] == 0 and runs[0][1] == runs[1][1]
+
+
+def test_a_report_of_a_random_model_is_reproduced_by_its_seed(random_model):
+    texts = []
+    for name in ("one", "two"):
+        out = random_model.parent / name
+        aicircle.report.build_report(random_model, out, seed=3, progress=False, command="the same command",
+                                     morris_n=4)
+        texts.append((out / "report.md").read_text(encoding="utf-8"))
+    assert texts[0] == texts[1]
+
+
+def test_with_seed_leaves_the_model_unseeded(random_model):
+    model = ac.load(random_model)
+    seeded = model.with_seed(5)
+    assert seeded.simulate().equals(seeded.simulate()) and seeded.simulate().equals(model.simulate(seed=5))
+    assert not model.simulate().equals(model.simulate())  # the model itself draws fresh numbers
