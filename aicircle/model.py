@@ -91,11 +91,31 @@ def _data_dirs(data_dirs) -> tuple:
 def _check_number(name, value):
     try:
         arr = np.asarray(value, dtype=float)
+    except OverflowError:  # a Python int beyond float's range (10**400)
+        raise InvalidInput(f"value of '{name}' is not a finite number: {_short(value)}") from None
     except (TypeError, ValueError):
-        raise InvalidInput(f"value of '{name}' is not a number: {value!r}") from None
+        raise InvalidInput(f"value of '{name}' is not a number: {_short(value)}") from None
     if not np.all(np.isfinite(arr)):
-        raise InvalidInput(f"value of '{name}' is not a finite number: {value!r}")
+        raise InvalidInput(f"value of '{name}' is not a finite number: {_short(value)}")
     return arr
+
+
+def _short(value) -> str:
+    """``repr(value)``, cut to 60 characters (a 400-digit number or a long array stays readable)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _series(name, value):
+    """A time series (or a lookup's Series) with numeric, finite times: the index and values checked."""
+    index = value.index
+    if isinstance(index, (pd.DatetimeIndex, pd.TimedeltaIndex, pd.PeriodIndex)) or \
+            index.dtype == bool or not (pd.api.types.is_numeric_dtype(index) or index.dtype == object):
+        raise InvalidInput(f"'{name}': a time series is indexed by the model's time, a number; got a "
+                           f"{type(index).__name__} (convert it, e.g. to years: index.year + index.dayofyear / 365)")
+    times = _check_number(f"{name} (its times)", index.to_numpy())
+    values = _check_number(name, value.to_numpy())
+    return pd.Series(values, index=times)
 
 
 class Model:
@@ -262,11 +282,21 @@ class Model:
             raise InvalidInput(f"params must map names to values, got {type(params).__name__}")
         values = {}
         given = {}
+        tables = {}  # lookup table id -> the name it was given under
         elements: dict = {}  # subscripted constants set element by element: vid -> {element: value}
         for name, value in (params or {}).items():
             table = self._lookup_tables.get(clean_name(name)) if isinstance(name, str) else None
             if table is not None:  # a lookup: a new table for this run
-                values[compiler.Override.table(table, value, name)] = None
+                if table in tables:
+                    raise InvalidInput(f"params name the lookup '{tables[table]}' twice: as "
+                                       f"'{tables[table]}' and '{name}'")
+                tables[table] = name
+                if isinstance(value, pd.Series):
+                    value = _series(name, value)
+                try:
+                    values[compiler.Override.table(table, value, name)] = None
+                except OverflowError:  # (x, y) pairs holding an int beyond float's range
+                    raise InvalidInput(f"lookup '{name}': its points must be finite numbers") from None
                 continue
             vid, element = self._vid_element(name)
             var = self._vars[vid]
@@ -292,7 +322,7 @@ class Model:
             if isinstance(value, pd.Series):  # PySD's time series: interpolated at each time
                 if var.size is not None:
                     raise InvalidInput(f"'{var.name}' is subscripted; a time series sets one variable")
-                values[compiler.Override.series(vid, value, var.name)] = None
+                values[compiler.Override.series(vid, _series(var.name, value), var.name)] = None
                 continue
             if var.size is not None:
                 values[vid] = self._subscripted_value(var, value, allow_arrays)
@@ -337,6 +367,21 @@ class Model:
             names = [d for d, _ in var.dims]
             if set(value.dims) - set(names):
                 raise InvalidInput(f"value of '{var.name}' has dims {value.dims}; the variable's are {names}")
+            for d, elems in var.dims:
+                if d not in value.dims:
+                    continue
+                if d not in value.coords:
+                    raise InvalidInput(f"value of '{var.name}': dimension '{d}' has no coordinates; name its "
+                                       f"elements ({', '.join(map(str, elems[:6]))}...)")
+                given_elems = [str(e) for e in value.coords[d].to_numpy()]
+                unknown = [e for e in given_elems if e not in elems]
+                missing = [e for e in elems if e not in given_elems]
+                if unknown or missing or len(set(given_elems)) != len(given_elems):
+                    what = f"names unknown elements {unknown[:6]}" if unknown else \
+                        f"lacks elements {missing[:6]}" if missing else "names an element twice"
+                    raise InvalidInput(f"value of '{var.name}' {what} of dimension '{d}' (its elements: "
+                                       f"{', '.join(map(str, elems[:6]))}{'...' if len(elems) > 6 else ''}); "
+                                       f"set some elements with a dict")
             value = value.expand_dims([d for d in names if d not in value.dims])
             value = value.sel({d: elems for d, elems in var.dims}).transpose(*names)
             arr = _check_number(var.name, value.to_numpy()).reshape(size, 1)
@@ -345,6 +390,10 @@ class Model:
             out = np.array(var.expr[1] if base is None else base, dtype=float)
             by_clean = {clean_name(x): j for j, x in enumerate(labels)}
             for element, v in value.items():
+                if isinstance(element, (bool, np.bool_)) or (
+                        isinstance(element, (int, np.integer)) and not 0 <= element < size):
+                    raise UnknownName(f"'{var.name}' has no element {element!r}: by position, its elements "
+                                      f"are 0 to {size - 1}")
                 j = element if isinstance(element, (int, np.integer)) else by_clean.get(
                     clean_name(",".join(str(element).split(","))) if not isinstance(element, tuple)
                     else clean_name(",".join(map(str, element))))
@@ -555,6 +604,9 @@ class Model:
         seed = self._seed if seed is None else seed
         _check_flag("allow_nonfinite", allow_nonfinite)
         _check_flag("progress", progress)
+        repeated = table.columns[table.columns.duplicated()]
+        if len(repeated):
+            raise InvalidInput(f"simulate_batch's table has the column '{repeated[0]}' twice")
         columns = {}
         for col in table.columns:
             columns[col] = table[col].to_numpy()

@@ -21,6 +21,7 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+import xarray as xr
 
 import aicircle as ac
 import aicircle._io
@@ -503,3 +504,59 @@ def test_with_seed_leaves_the_model_unseeded(random_model):
     seeded = model.with_seed(5)
     assert seeded.simulate().equals(seeded.simulate()) and seeded.simulate().equals(model.simulate(seed=5))
     assert not model.simulate().equals(model.simulate())  # the model itself draws fresh numbers
+
+
+# --------------------------------------------------------------------------- silent wrong numbers: the API
+
+API_MDL = mdl_text("D: (d1-d3) ~ ~ |", "x = INTEG(g * tbl(Time), 1)", "g = 0.5",
+                   "tbl(\n\t[(0,0)-(10,10)],(0,1),(10,2)) ~ ~ |", "c[D] = 1, 2, 3", "s[D] = INTEG(c[D], 0)",
+                   final_time=4)
+BIG = 10**400  # a Python int no float holds
+
+# each call of the API findings, and the words its refusal must hold
+API_MISUSE = {
+    "a lookup under two spellings": (lambda m: m.simulate(params={"tbl": [(0, 5), (10, 5)], "TBL": [(0, 1), (10, 1)]}),
+                                     "lookup 'tbl' twice"),
+    "a time series by dates": (lambda m: m.simulate(params={"g": pd.Series(
+        [1.0, 2.0], index=pd.to_datetime(["2020-01-01", "2021-01-01"]))}), "DatetimeIndex"),
+    "a lookup by dates": (lambda m: m.simulate(params={"tbl": pd.Series(
+        [1.0, 2.0], index=pd.to_datetime(["2020-01-01", "2021-01-01"]))}), "DatetimeIndex"),
+    "element -1": (lambda m: m.simulate(params={"c": {-1: 100}}), "no element -1"),
+    "element 7 of 3": (lambda m: m.simulate(params={"c": {7: 1}}), "no element 7.*0 to 2"),
+    "element True": (lambda m: m.simulate(params={"c": {True: 1}}), "no element True"),
+    "a DataArray naming unknown elements": (lambda m: m.simulate(params={"c": xr.DataArray(
+        [1.0, 2.0, 3.0], dims=["D"], coords={"D": ["d1", "d2", "zz"]})}), r"unknown elements \['zz'\]"),
+    "a DataArray lacking elements": (lambda m: m.simulate(params={"c": xr.DataArray(
+        [1.0, 2.0], dims=["D"], coords={"D": ["d1", "d2"]})}), r"lacks elements \['d3'\]"),
+    "duplicate columns": (lambda m: m.simulate_batch(pd.DataFrame([[1.0, 2.0]], columns=["g", "g"])),
+                          "column 'g' twice"),
+    "g = 10**400": (lambda m: m.simulate(params={"g": BIG}), "'g' is not a finite number: 1000"),
+    "an element = 10**400": (lambda m: m.simulate(params={"c[d1]": BIG}), r"'c\[d1\]' is not a finite"),
+    "initial 10**400": (lambda m: m.simulate(initial={"x": BIG}), "'x' is not a finite"),
+    "a time at 10**400": (lambda m: m.simulate(params={"g": pd.Series([1.0, 2.0], index=[0, BIG])}),
+                          "'g .its times.' is not a finite"),
+    "a lookup point at 10**400": (lambda m: m.simulate(params={"tbl": [(0, 1), (BIG, 2)]}),
+                                  "lookup 'tbl'.*finite"),
+    "final_time 10**400": (lambda m: m.simulate(final_time=BIG), "FINAL TIME"),
+}
+
+
+@pytest.fixture(scope="module")
+def api_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("api") / "api.mdl"
+    path.write_text(API_MDL, encoding="utf-8")
+    return ac.load(path)
+
+
+@pytest.mark.parametrize("case", API_MISUSE)
+def test_the_api_refuses_what_it_would_misread(api_model, case):
+    call, words = API_MISUSE[case]
+    with pytest.raises(ac.AicircleError, match=words):
+        call(api_model)
+
+
+def test_a_data_array_in_another_order_and_a_numeric_time_series_are_taken(api_model):
+    given = xr.DataArray([3.0, 2.0, 5.0], dims=["D"], coords={"D": ["d3", "d2", "d1"]})
+    run = api_model.simulate(params={"c": given, "g": pd.Series([1.0, 2.0], index=[0, 4])})
+    assert run["s[d1]"].iloc[-1] == 20  # 4 years of c[d1] = 5
+    np.testing.assert_allclose(run["g"], [1, 1.25, 1.5, 1.75, 2])  # interpolated in the model's time
