@@ -281,11 +281,15 @@ def _check_xmile(path: Path, text: str):
         raise ModelReadError(f"{path}: malformed XML: {err}") from None
     fatal = [e for e in parser.error_log if e.level_name == "FATAL"]
     first = f" ({fatal[0].message.strip()}, line {fatal[0].line})" if fatal else ""
-    block = re.search(r"<(?:\w+:)?variables[\s>].*?</(?:\w+:)?variables\s*>", text, re.S)
-    if tree is None or block is None:
+    # what a comment, a CDATA section or a processing instruction holds is no tag: a
+    # "</variables>" inside one must not end the block counted below
+    markup = re.sub(r"<!--.*?(?:-->|\Z)|<!\[CDATA\[.*?(?:\]\]>|\Z)|<\?.*?(?:\?>|\Z)", " ", text, flags=re.S)
+    blocks = re.findall(r"<(?:\w+:)?variables[\s>].*?</(?:\w+:)?variables\s*>", markup, re.S)
+    if tree is None or not blocks:
         raise ModelReadError(f"{path}: malformed XML: no complete <variables> element "
                              f"(truncated?){first}")
-    opened = len(re.findall(rf"<(?:\w+:)?(?:{'|'.join(_XMILE_VARIABLES)})[\s>/]", block.group(0)))
+    opened = sum(len(re.findall(rf"<(?:\w+:)?(?:{'|'.join(_XMILE_VARIABLES)})[\s>/]", block))
+                 for block in blocks)
     read = sum(1 for el in tree.iter() if _local(el.tag) in _XMILE_VARIABLES
                and el.getparent() is not None and _local(el.getparent().tag) == "variables")
     if read < opened:

@@ -29,7 +29,7 @@ import aicircle.calibrate as cal
 import aicircle.cli
 import aicircle.report
 from aicircle.compiler import external
-from conftest import mdl_text, write_mdl
+from conftest import mdl_text, write_mdl, write_xmile
 
 M_MDL = mdl_text("x = INTEG(k, 1) ~ ~ |", "k = 1 ~ [0,2] ~ |", final_time=4)
 
@@ -560,3 +560,28 @@ def test_a_data_array_in_another_order_and_a_numeric_time_series_are_taken(api_m
     run = api_model.simulate(params={"c": given, "g": pd.Series([1.0, 2.0], index=[0, 4])})
     assert run["s[d1]"].iloc[-1] == 20  # 4 years of c[d1] = 5
     np.testing.assert_allclose(run["g"], [1, 1.25, 1.5, 1.75, 2])  # interpolated in the model's time
+
+
+# --------------------------------------------------------------------------- silent wrong numbers: XMILE
+
+# 'b' is left open, so 'c' nests inside it and PySD's recovering parser drops it; a
+# "</variables>" in a comment or CDATA section ended the block whose tags were counted
+HIDDEN_AUX = {
+    "behind a comment": '<aux name="a"><eqn>1</eqn></aux> <!-- </variables> --> '
+                        '<aux name="b"><eqn>2</eqn> <aux name="c"><eqn>3</eqn></aux>',
+    "behind a CDATA section": '<aux name="a"><eqn>1</eqn></aux> <aux name="b"><doc><![CDATA[</variables>]]></doc>'
+                              '<eqn>2</eqn> <aux name="c"><eqn>3</eqn></aux>',
+}
+
+
+@pytest.mark.parametrize("how", HIDDEN_AUX)
+def test_an_xmile_variable_lost_to_an_open_tag_is_refused_though_a_comment_hides_it(tmp_path, how):
+    path = write_xmile(tmp_path, HIDDEN_AUX[how])
+    with pytest.raises(ac.errors.ModelReadError, match="1 of 3 variables cannot be read"):
+        ac.load(path)
+
+
+def test_an_aux_commented_out_is_not_counted_as_lost(tmp_path):
+    path = write_xmile(tmp_path, '<aux name="a"><eqn>1</eqn></aux> <!-- <aux name="old"> --> '
+                                 '<aux name="c"><eqn>a * 3</eqn></aux>')
+    assert ac.load(path).variables[:2] == ("a", "c")
