@@ -429,9 +429,12 @@ def _cmd_tipping(args):
         for b in result[kind]:
             extra = f", frequency {b['frequency']:.6g}" if kind == "hopf" else ""
             print(f"  {kind[:-1] if kind == 'folds' else 'hopf'} at {b['value']:.10g}{extra}")
+    for line in result.get("lines", []):
+        span = ", ".join(f"{name} {a:.6g} to {b:.6g}" for name, (a, b) in line["states"].items())
+        print(f"  line of equilibria at {line['value']:.10g} (continuation met {span}; not a fold)")
     for th in result["thresholds"]:
         print(f"  threshold at {th['value']:.6g} (horizon {th['horizon']:g}): {th['from']} -> {th['to']}")
-    if not (result["folds"] or result["hopf"] or result["thresholds"]):
+    if not (result["folds"] or result["hopf"] or result["thresholds"] or result.get("lines")):
         print("  nothing found in the range")
     if result.get("note"):
         print(f"  ({result['note']})")

@@ -383,6 +383,11 @@ class BifurcationResult:
         ``{"value": p, "state": {...}, "frequency": omega}`` (rad per time unit).
     diagram : aicircle._continuation.BifurcationDiagram
         The branches, with their stability, for plotting.
+    lines : list of dict
+        ``{"value": p, "states": {name: [lowest, highest]}}``: each parameter value
+        at which a whole line of equilibria exists (``x' = x (g - 1/L)`` at
+        ``g = 1/L``), once, with the span of the equilibria continuation met on
+        it. Not folds: continuation stands still along such a line.
     """
 
     param: str
@@ -392,6 +397,7 @@ class BifurcationResult:
     folds: list
     hopf: list
     diagram: object
+    lines: list = dataclasses.field(default_factory=list)
 
 
 def model_vector_field(model, param, free=None, state=None, time=None, params=None, smooth=None):
@@ -503,10 +509,58 @@ def bifurcations(model, param, lo, hi, free=None, state=None, time=None, params=
     def state_of(b):
         return {**{n: float(v) for n, v in zip(names, b.state)}}
 
-    folds = [{"value": float(b.p), "state": state_of(b)} for b in diagram.folds]
+    on_line = [_on_a_line_of_equilibria(f, b.state, b.p, (lo, hi)) for b in diagram.folds]
+    folds = [{"value": float(b.p), "state": state_of(b)} for b, line in zip(diagram.folds, on_line) if not line]
     hopf = [{"value": float(b.p), "state": state_of(b), "frequency": float(b.frequency)}
             for b in diagram.hopf]
-    return BifurcationResult(model.resolve(param), (lo, hi), names, frozen, folds, hopf, diagram)
+    lines = _lines([b for b, line in zip(diagram.folds, on_line) if line], names, (lo, hi))
+    return BifurcationResult(model.resolve(param), (lo, hi), names, frozen, folds, hopf, diagram, lines)
+
+
+def _on_a_line_of_equilibria(f, y, p, p_range) -> bool:
+    """Whether the 'fold' at ``(y, p)`` lies on a segment of equilibria at that same ``p``.
+
+    Continuation along a line of equilibria (``x' = x (g - 1/L)`` at ``g = 1/L``: every
+    ``x`` is one) sees ``p`` stand still at every point and reports each as a fold. A
+    saddle-node is isolated: along the null vector ``v`` of ``df/dy``, ``f(y + e v, p)``
+    grows like ``e**2``. On a line it stays zero. So: ``f`` is checked at ``y + e v`` for
+    small and large ``e`` on both sides, against the size ``f`` takes over the range.
+    """
+    y = np.asarray(y, dtype=float)
+    n = y.size
+    scale = max(1.0, float(np.max(np.abs(y))))
+    h = 1e-6 * scale
+    columns = np.hstack([y[:, None] + h * np.eye(n), y[:, None] - h * np.eye(n)])
+    with np.errstate(all="ignore"):
+        values = f(columns, np.full(2 * n, p))
+        jacobian = (values[:, :n] - values[:, n:]) / (2 * h)
+        if not np.all(np.isfinite(jacobian)):
+            return False
+        v = np.linalg.svd(jacobian)[2][-1]  # the right singular vector of the smallest singular value
+        lo, hi = p_range
+        ends = f(np.repeat(y[:, None], 2, axis=1), np.array([lo, hi]))  # how large f is over the range
+        size = max(float(np.max(np.abs(ends))), 1e-300)
+        steps = np.array([1e-3, -1e-3, 0.1, -0.1]) * scale
+        moved = f(y[:, None] + v[:, None] * steps, np.full(steps.size, p))
+    return bool(np.all(np.isfinite(moved)) and np.max(np.abs(moved)) <= 1e-6 * size)
+
+
+def _lines(points, names, p_range) -> list:
+    """``{"value": p, "states": {name: [lowest, highest]}}`` once per parameter value of ``points``."""
+    width = p_range[1] - p_range[0]
+    groups: list = []
+    for b in sorted(points, key=lambda b: b.p):
+        if groups and abs(b.p - groups[-1][-1].p) <= 1e-6 * width:
+            groups[-1].append(b)
+        else:
+            groups.append([b])
+    out = []
+    for group in groups:
+        states = np.array([b.state for b in group])
+        out.append({"value": float(np.median([b.p for b in group])),
+                    "states": {name: [float(states[:, i].min()), float(states[:, i].max())]
+                               for i, name in enumerate(names)}})
+    return out
 
 
 def leading_eigenvalues(model, times=None, params=None, free=None, smooth=None, **simulate_kwargs):
@@ -544,16 +598,19 @@ def tipping(model, param, lo, hi, outcome=None, seed=0, horizons=None, params=No
     (none for a model with discrete states or without equilibria in the
     range); thresholds use ``outcome`` if given, else ``classifier`` if the
     model defines its variables, and are ``[]`` otherwise. ``params`` holds
-    the other parameters' values (e.g. a calibration).
+    the other parameters' values (e.g. a calibration). A parameter value at
+    which a whole line of equilibria exists is not a fold: it is reported once,
+    under the extra key ``lines`` (see :class:`BifurcationResult`), present only
+    when there is one.
     """
     param = model.resolve(param)
     lo, hi = _check_range(lo, hi)
     outcome = _outcome(outcome, model)
     base = {k: v for k, v in (params or {}).items() if model.resolve(k) != param}
-    folds, hopf, note = [], [], None
+    folds, hopf, lines, note = [], [], [], None
     if len(model.continuous_states) == len(model.state_names) and model.state_names:
         res = bifurcations(model, param, lo, hi, seed=seed, params=base or None, **kwargs)
-        folds, hopf = res.folds, res.hopf
+        folds, hopf, lines = res.folds, res.hopf, res.lines
     else:
         note = "the model has discrete states; no continuation of equilibria"
     thresholds = []
@@ -563,6 +620,8 @@ def tipping(model, param, lo, hi, outcome=None, seed=0, horizons=None, params=No
                                         params=base or None, classifier=chosen)
     result = {"param": param, "range": [lo, hi], "folds": folds, "hopf": hopf,
               "thresholds": thresholds}
+    if lines:  # only when there are: docs/design.md §5's keys are the others
+        result["lines"] = lines
     if note:
         result["note"] = note
     return result

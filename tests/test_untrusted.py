@@ -28,6 +28,7 @@ import aicircle._io
 import aicircle.calibrate as cal
 import aicircle.cli
 import aicircle.report
+import aicircle.tipping
 from aicircle.compiler import external
 from conftest import mdl_text, write_mdl, write_xmile
 
@@ -585,3 +586,28 @@ def test_an_aux_commented_out_is_not_counted_as_lost(tmp_path):
     path = write_xmile(tmp_path, '<aux name="a"><eqn>1</eqn></aux> <!-- <aux name="old"> --> '
                                  '<aux name="c"><eqn>a * 3</eqn></aux>')
     assert ac.load(path).variables[:2] == ("a", "c")
+
+
+# --------------------------------------------------------------------------- silent wrong numbers: tipping
+
+LINEAR_MDL = mdl_text("Stock = INTEG(Stock * Growth Rate - Stock / Lifetime, 100) ~ ~ |",
+                      "Growth Rate = 0.1 ~ [0, 0.5] ~ |", "Lifetime = 20 ~ ~ |", final_time=10, time_step=0.25)
+
+
+def test_a_line_of_equilibria_is_reported_once_as_such_not_as_folds(tmp_path):
+    (tmp_path / "lin.mdl").write_text(LINEAR_MDL, encoding="utf-8")
+    code, out, err = _aicircle("tipping", "lin.mdl", "--param", "Growth Rate", "--range", "0", "0.5",
+                               "--json", "t.json", cwd=tmp_path)
+    assert code == 0, err
+    assert "fold" not in out.replace("not a fold", "")  # the issue's 240 lines of "fold at 0.05"
+    assert out.count("line of equilibria at 0.05 ") == 1  # g = 1 / Lifetime: every Stock is one
+    result = json.loads((tmp_path / "t.json").read_text())
+    assert result["folds"] == [] and [line["value"] for line in result["lines"]] == [pytest.approx(0.05)]
+
+
+def test_a_true_fold_is_still_a_fold_and_no_line(tmp_path):
+    # the analytic fold of x' = r - x^2: at r = 0, x = 0
+    path = write_mdl(tmp_path, "x = INTEG(r - x * x, 1)", "r = 1 ~ [-1, 1] ~ |", final_time=4)
+    result = aicircle.tipping.tipping(ac.load(path), "r", -1, 1)
+    assert [fold["value"] for fold in result["folds"]] == [pytest.approx(0, abs=1e-6)]
+    assert "lines" not in result
