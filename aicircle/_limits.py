@@ -38,6 +38,13 @@ FALLBACK_AVAILABLE = 2 * 2**30
 #: object), a list of flags (8) and their two arrays (8 + 1), rounded up.
 GRID_BYTES_PER_STEP = 56
 _CGROUP = Path("/sys/fs/cgroup")
+#: Most elements a dimension or a subscripted variable may have (2**18): a model is read,
+#: lowered and run in seconds up to it (a 100,000-element range loads in about 3 s), and a
+#: 20-character file would otherwise ask for hours (``(d1-d100000000)``).
+MAX_ELEMENTS = 2**18
+#: Most macro calls a model may expand into (each call copies the macro's variables):
+#: 29 nested macros each calling the previous twice would expand 2**29 times.
+MAX_MACRO_CALLS = 10_000
 
 
 def _meminfo_available() -> int | None:

@@ -345,14 +345,22 @@ class Model:
             vid = self._vid(base)
             var = self._vars[vid]
             label = ",".join(part.strip() for part in rest.rstrip().rstrip("]").split(","))
-            labels = compiler.element_labels(var.dims) if var.dims else []
-            by_clean = {clean_name(x): j for j, x in enumerate(labels)}
+            labels, by_clean = self._element_labels(vid)
             if clean_name(label) not in by_clean:
                 raise UnknownName(f"'{name}': '{var.name}' has no element [{label}]"
                                   + (f"; its elements are {', '.join(labels[:6])}..." if labels else
                                      " (it has no subscripts)"))
             return vid, by_clean[clean_name(label)]
         return self._vid(name), None
+
+    def _element_labels(self, vid):
+        """A subscripted variable's element labels and their positions by clean label, built once."""
+        cache = self.__dict__.setdefault("_labels_cache", {})
+        if vid not in cache:
+            var = self._vars[vid]
+            labels = compiler.element_labels(var.dims) if var.dims else []
+            cache[vid] = labels, {clean_name(x): j for j, x in enumerate(labels)}
+        return cache[vid]
 
     def _subscripted_value(self, var, value, allow_arrays, base=None):
         """A subscripted constant's value, shape (n_elements, 1) or (n_elements, n_sets).
@@ -362,7 +370,7 @@ class Model:
         xarray.DataArray over the variable's dimensions.
         """
         size = var.size
-        labels = compiler.element_labels(var.dims)
+        labels, by_clean = self._element_labels(var.vid)
         if hasattr(value, "dims") and hasattr(value, "transpose"):  # an xarray.DataArray
             names = [d for d, _ in var.dims]
             if set(value.dims) - set(names):
@@ -388,7 +396,6 @@ class Model:
             return arr
         if hasattr(value, "items"):
             out = np.array(var.expr[1] if base is None else base, dtype=float)
-            by_clean = {clean_name(x): j for j, x in enumerate(labels)}
             for element, v in value.items():
                 if isinstance(element, (bool, np.bool_)) or (
                         isinstance(element, (int, np.integer)) and not 0 <= element < size):

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import re
 import threading
 import warnings
 from pathlib import Path
 
-from .errors import ModelReadError, UnsupportedFeature
+from . import _limits
+from .errors import ModelReadError, ResourceLimit, UnsupportedFeature
 
 __all__ = ["fold_arithmetic", "read"]
 
@@ -66,6 +68,11 @@ def read(path):
         raise ModelReadError(f"{path}: cannot read the file: {err}") from err
     if not text.strip():
         raise ModelReadError(f"{path}: the file is empty")
+    if kind == "vensim":  # before PySD expands anything
+        _check_ranges(path, text)
+        _check_macros(path, text)
+    else:
+        _check_xmile_dimensions(path, text)
     root = None  # the XMILE file's parsed tree
     try:
         with warnings.catch_warnings():
@@ -82,8 +89,10 @@ def read(path):
                     _refuse_what_the_xmile_file_lacks(path, root)
                     parsed = _xmile_file(path, root)
                     parsed.parse()
-                return parsed.get_abstract_model()
-    except (UnsupportedFeature, ModelReadError):
+                abstract = parsed.get_abstract_model()
+        _check_variable_sizes(path, abstract)
+        return abstract
+    except (UnsupportedFeature, ModelReadError, ResourceLimit):
         raise
     except Exception as err:  # PySD raises many kinds; all mean "cannot read"
         if root is not None:
@@ -97,6 +106,104 @@ def read(path):
                 f"evaluated") from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelReadError(f"{path}: not a model PySD can read ({type(err).__name__}: {first})") from err
+
+
+# --------------------------------------------------------------------------
+# Sizes estimated from the text, before PySD expands a range or we a macro
+# --------------------------------------------------------------------------
+
+# a numbered range of Vensim, (d1-d100): the same prefix, then two whole numbers
+_RANGE = re.compile(r"\(\s*([A-Za-z_][\w ]*?)\s*(\d+)\s*-\s*([A-Za-z_][\w ]*?)\s*(\d+)\s*\)")
+
+
+def _equations(text: str):
+    """The equation part (before the first ``~``) of each of a Vensim file's ``|``-ended entries,
+    without its ``{comments}``; the sketch is not read."""
+    text = text.split("\\\\\\---///", 1)[0]
+    for entry in re.sub(r"\{[^{}]*\}", " ", text).split("|"):
+        yield entry.split("~", 1)[0]
+
+
+def _check_ranges(path: Path, text: str):
+    """Refuse a subscript definition whose numbered ranges (``(d1-d100000)``) hold too many elements."""
+    for equation in _equations(text):
+        total, first = 0, None
+        for match in _RANGE.finditer(equation):
+            prefix, a, other, b = match.groups()
+            if prefix.strip().lower() != other.strip().lower():
+                continue
+            total += abs(int(b) - int(a)) + 1
+            first = first or match.group(0)
+        if total > _limits.MAX_ELEMENTS:
+            name = equation.split(":", 1)[0].strip()[:40]
+            raise ResourceLimit(f"{path}: subscript range '{name}' {first} has {total:,} elements; aicircle takes "
+                                f"at most {_limits.MAX_ELEMENTS:,} per dimension or variable")
+
+
+def _check_xmile_dimensions(path: Path, text: str):
+    """Refuse an XMILE ``<dim size="N">`` above the element limit."""
+    for match in re.finditer(r"<(?:\w+:)?dim\b([^>]*)>", text):
+        size = re.search(r"\bsize\s*=\s*[\"']\s*(\d+)", match.group(1))
+        if size and int(size.group(1)) > _limits.MAX_ELEMENTS:
+            name = re.search(r"\bname\s*=\s*[\"']([^\"']*)", match.group(1))
+            raise ResourceLimit(f"{path}: dimension '{name.group(1) if name else '?'}' has "
+                                f"{int(size.group(1)):,} elements; aicircle takes at most "
+                                f"{_limits.MAX_ELEMENTS:,} per dimension or variable")
+
+
+def _check_variable_sizes(path: Path, abstract):
+    """Refuse a variable whose dimensions multiply to more than the element limit (``x[D, D]``)."""
+    sizes = {_name_key(r.name): len(r.subscripts) if isinstance(r.subscripts, list) else 1
+             for r in abstract.sections[0].subscripts}
+    for section in abstract.sections:
+        for element in section.elements:
+            for component in element.components:
+                subscripts = component.subscripts[0] if component.subscripts else []
+                n = math.prod(sizes.get(_name_key(str(d)), 1) for d in subscripts)
+                if n > _limits.MAX_ELEMENTS:
+                    raise ResourceLimit(f"{path}: '{element.name}' [{', '.join(map(str, subscripts))}] has "
+                                        f"{n:,} elements; aicircle takes at most {_limits.MAX_ELEMENTS:,} per "
+                                        f"variable")
+
+
+def _check_macros(path: Path, text: str):
+    """Refuse a recursive macro, or macros that would expand into too many calls, before any is expanded.
+
+    Each macro's calls of the others are counted in its equations; a call of M
+    expands into ``1 + the expansions of the calls in M``, so nested macros each
+    calling the previous twice double at each level.
+    """
+    blocks = re.findall(r":MACRO:\s*([^(\n]+?)\s*\((.*?):END OF MACRO:", text, re.S | re.I)
+    if not blocks:
+        return
+    names = [name.strip() for name, _ in blocks]
+    keys = [_name_key(n) for n in names]
+    pattern = {key: re.compile(r"(?<![\w\"])" + r"[\s_]+".join(map(re.escape, name.split())) + r"\s*\(",
+                               re.I) for key, name in zip(keys, names)}
+
+    def calls(text_part):
+        equations = list(_equations(text_part))
+        return {key: sum(len(pattern[key].findall(eq)) for eq in equations) for key in keys}
+
+    body_calls = {key: calls(body.split(")", 1)[-1]) for key, (_, body) in zip(keys, blocks)}
+    main = re.sub(r":MACRO:.*?:END OF MACRO:", " ", text, flags=re.S | re.I)
+    main_calls = calls(main)
+    expansions: dict = {}
+
+    def expand(key, chain):
+        if key in chain:
+            loop = " -> ".join(names[keys.index(k)] for k in chain[chain.index(key):] + [key])
+            raise ModelReadError(f"{path}: macro {names[keys.index(key)]} calls itself ({loop}), "
+                                 f"so it would expand forever")
+        if key not in expansions:
+            expansions[key] = 1 + sum(n * expand(callee, chain + [key])
+                                      for callee, n in body_calls[key].items() if n)
+        return expansions[key]
+
+    total = sum(n * expand(key, []) for key, n in main_calls.items() if n)
+    if total > _limits.MAX_MACRO_CALLS:
+        raise ResourceLimit(f"{path}: the macros' calls would expand into {total:,} copies of their "
+                            f"equations; aicircle takes at most {_limits.MAX_MACRO_CALLS:,}")
 
 
 # --------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import aicircle as ac
-from conftest import mdl_text
+from conftest import mdl_text, write_xmile
 from aicircle import _limits, cli, integrate, sensitivity, tipping
 
 MIB = 2**20
@@ -227,3 +227,63 @@ def test_a_subscripted_model_is_counted_by_elements_not_by_variables(tmp_path):
     parts = _limits.check_run(prog, model._default_P(prog), 1000, 2048, "euler", "simulate_batch", "")
     # 1000 sets x 11 saved times (0..10) x 2000 columns x 8 bytes, twice
     assert parts["results"] == 1000 * 11 * 2000 * 8 * 2
+
+
+# --------------------------------------------------------------------------- model text that would expand (issue 25)
+
+def _macros(levels: int, calls: int = 2) -> str:
+    """``levels`` nested macros, each calling the previous ``calls`` times; the model calls the last."""
+    blocks = [":MACRO: M0(a)\nM0 = a + 1\n\t~\t~\t|\n:END OF MACRO:"]
+    for i in range(1, levels + 1):
+        body = " + ".join([f"M{i - 1}(a)"] * calls)
+        blocks.append(f":MACRO: M{i}(a)\nM{i} = {body}\n\t~\t~\t|\n:END OF MACRO:")
+    return "\n".join(blocks)
+
+
+MODEL_TEXTS = {
+    # the issue's (d1-d100000) is taken (labels are built once); this one would take hours
+    "a 20-million-element range": (("D: (d1-d20000000) ~ ~ |", "x[D] = INTEG(1, 0)"),
+                                   r"'D' \(d1-d20000000\) has 20,000,000 elements"),
+    "ranges summed in one dimension": (("D: (a1-a200000), (b1-b200000) ~ ~ |", "x[D] = 1"),
+                                       "has 400,000 elements"),
+    "a square of two ranges": (("D: (d1-d1000) ~ ~ |", "E: (e1-e1000) ~ ~ |", "x[D, E] = 1"),
+                               r"'x' \[D, E\] has 1,000,000 elements"),
+    "29 macros each calling the previous twice": ((_macros(29), "y = M29(1)"),
+                                                  "expand into 1,073,741,823 copies"),
+    "a recursive macro": ((":MACRO: R(a)\nR = R(a) + 1\n\t~\t~\t|\n:END OF MACRO:", "y = R(1)"),
+                          r"macro R calls itself \(R -> R\)"),
+    "mutually recursive macros": ((":MACRO: P(a)\nP = Q(a)\n\t~\t~\t|\n:END OF MACRO:",
+                                   ":MACRO: Q(a)\nQ = P(a)\n\t~\t~\t|\n:END OF MACRO:", "y = P(1)"),
+                                  r"macro P calls itself \(P -> Q -> P\)"),
+}
+
+
+@pytest.mark.parametrize("case", MODEL_TEXTS)
+def test_model_text_that_would_expand_beyond_the_limits_is_refused_before_it_is_expanded(tmp_path, case):
+    equations, words = MODEL_TEXTS[case]
+    path = tmp_path / "big.mdl"
+    path.write_text(mdl_text(*equations), encoding="utf-8")
+    with pytest.raises((_limits.ResourceLimit, ac.errors.ModelReadError), match=words):
+        ac.load(path)
+
+
+def test_a_range_of_100000_elements_loads_and_its_labels_are_the_runs_columns(tmp_path):
+    path = tmp_path / "wide.mdl"
+    path.write_text(mdl_text("D: (d1-d100000) ~ ~ |", "x[D] = INTEG(1, 0)"), encoding="utf-8")
+    run = ac.load(path).simulate(return_columns=["x"], final_time=1)
+    assert list(run.columns[[0, -1]]) == ["x[d1]", "x[d100000]"] and run.shape == (2, 100000)
+
+
+def test_macros_within_the_limit_expand_and_an_uncalled_recursive_one_is_harmless(tmp_path):
+    path = tmp_path / "m.mdl"
+    path.write_text(mdl_text(_macros(3), ":MACRO: R(a)\nR = R(a) + 1\n\t~\t~\t|\n:END OF MACRO:", "y = M3(1)"),
+                    encoding="utf-8")
+    assert ac.load(path).simulate()["y"].iloc[0] == 16  # 2**3 calls of M0(1) = 2
+
+
+def test_an_xmile_dimension_above_the_limit_is_refused(tmp_path):
+    path = write_xmile(tmp_path, '<aux name="x"><dimensions><dim name="D"/></dimensions><eqn>1</eqn></aux>')
+    text = path.read_text().replace("<model>", '<dimensions><dim name="D" size="100000000"/></dimensions><model>')
+    path.write_text(text)
+    with pytest.raises(_limits.ResourceLimit, match="'D' has 100,000,000 elements"):
+        ac.load(path)

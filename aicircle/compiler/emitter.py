@@ -247,6 +247,7 @@ class Program:
         self._constants: dict = {}  # name -> value of the arrays the code reads (K0, K1, ...)
         self._numbers: dict = {}  # float.hex() -> name of its 0-d array (number())
         self._array_nodes: dict[int, bool] = {}
+        self._labels: dict[int, list] = {}  # vid -> its elements' labels (row_label)
         # a subscripted state takes one row of Y per element
         self.state_index = {}
         row = 0
@@ -361,7 +362,10 @@ class Program:
         if element is None:
             return var.name
         if var.dims:
-            return f"{var.name}[{element_labels(var.dims)[element]}]"
+            labels = self._labels.get(vid)
+            if labels is None:  # built once per variable: a row at a time would be O(n^2)
+                labels = self._labels[vid] = element_labels(var.dims)
+            return f"{var.name}[{labels[element]}]"
         return f"{var.name}[{element}]"
 
     def row_name(self, row: int) -> str:
