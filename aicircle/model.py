@@ -107,15 +107,13 @@ def _short(value) -> str:
 
 
 def _series(name, value):
-    """A time series (or a lookup's Series) with numeric, finite times: the index and values checked."""
+    """``value``, a time series (or a lookup's Series), if it is indexed by numbers (not dates)."""
     index = value.index
     if isinstance(index, (pd.DatetimeIndex, pd.TimedeltaIndex, pd.PeriodIndex)) or \
             index.dtype == bool or not (pd.api.types.is_numeric_dtype(index) or index.dtype == object):
         raise InvalidInput(f"'{name}': a time series is indexed by the model's time, a number; got a "
                            f"{type(index).__name__} (convert it, e.g. to years: index.year + index.dayofyear / 365)")
-    times = _check_number(f"{name} (its times)", index.to_numpy())
-    values = _check_number(name, value.to_numpy())
-    return pd.Series(values, index=times)
+    return value
 
 
 class Model:
@@ -322,7 +320,11 @@ class Model:
             if isinstance(value, pd.Series):  # PySD's time series: interpolated at each time
                 if var.size is not None:
                     raise InvalidInput(f"'{var.name}' is subscripted; a time series sets one variable")
-                values[compiler.Override.series(vid, _series(var.name, value), var.name)] = None
+                try:
+                    values[compiler.Override.series(vid, _series(var.name, value), var.name)] = None
+                except OverflowError:  # an int beyond float's range among its times or values
+                    raise InvalidInput(f"the times and values given for '{var.name}' must be finite "
+                                       f"numbers") from None
                 continue
             if var.size is not None:
                 values[vid] = self._subscripted_value(var, value, allow_arrays)

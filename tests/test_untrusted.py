@@ -535,7 +535,7 @@ API_MISUSE = {
     "an element = 10**400": (lambda m: m.simulate(params={"c[d1]": BIG}), r"'c\[d1\]' is not a finite"),
     "initial 10**400": (lambda m: m.simulate(initial={"x": BIG}), "'x' is not a finite"),
     "a time at 10**400": (lambda m: m.simulate(params={"g": pd.Series([1.0, 2.0], index=[0, BIG])}),
-                          "'g .its times.' is not a finite"),
+                          "given for 'g' must be finite"),
     "a lookup point at 10**400": (lambda m: m.simulate(params={"tbl": [(0, 1), (BIG, 2)]}),
                                   "lookup 'tbl'.*finite"),
     "final_time 10**400": (lambda m: m.simulate(final_time=BIG), "FINAL TIME"),
@@ -611,3 +611,42 @@ def test_a_true_fold_is_still_a_fold_and_no_line(tmp_path):
     result = aicircle.tipping.tipping(ac.load(path), "r", -1, 1)
     assert [fold["value"] for fold in result["folds"]] == [pytest.approx(0, abs=1e-6)]
     assert "lines" not in result
+
+
+def _ods(path: Path, rows_repeated: int, columns_repeated: int):
+    """An .ods whose one row (repeated ``rows_repeated`` times) holds ``columns_repeated`` empty cells
+    then a 1: pandas expands both repeats; a few hundred bytes zipped."""
+    table = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+    office = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+    content = (f'<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="{office}" '
+               f'xmlns:table="{table}"><office:body><office:spreadsheet><table:table table:name="Sheet1">'
+               f'<table:table-row table:number-rows-repeated="{rows_repeated}">'
+               f'<table:table-cell table:number-columns-repeated="{columns_repeated}"/>'
+               f'<table:table-cell office:value-type="float" office:value="1"/></table:table-row>'
+               f'</table:table></office:spreadsheet></office:body></office:document-content>')
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        z.writestr("content.xml", content)
+        z.writestr("META-INF/manifest.xml", (
+            '<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:'
+            'opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type='
+            '"application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path='
+            '"content.xml" manifest:media-type="text/xml"/></manifest:manifest>'))
+
+
+def test_an_ods_whose_repeated_rows_and_columns_pandas_would_expand_is_refused(tmp_path):
+    _ods(tmp_path / "bomb.ods", 1_000_000, 16_000)  # 1.6e10 cells for pandas
+    assert (tmp_path / "bomb.ods").stat().st_size < 2**12
+    model = Path(tmp_path / "m.mdl")
+    model.write_text(mdl_text("k = GET XLS CONSTANTS('bomb.ods', 'Sheet1', 'B2') ~ ~ |",
+                              "x = INTEG(k, 1) ~ ~ |", final_time=4), encoding="utf-8")
+    with pytest.raises(ac.ModelReadError, match=r"'bomb\.ods', a spreadsheet of about 1\.6e\+10 cells"):
+        ac.load(model)
+
+
+def test_a_small_ods_with_repeated_cells_is_still_read(tmp_path):
+    _ods(tmp_path / "small.ods", 2, 1)  # rows 1-2: an empty A, then 1 in B
+    model = Path(tmp_path / "m.mdl")
+    model.write_text(mdl_text("k = GET XLS CONSTANTS('small.ods', 'Sheet1', 'B2') ~ ~ |",
+                              "x = INTEG(k, 1) ~ ~ |", final_time=4), encoding="utf-8")
+    assert ac.load(model).simulate()["k"].iloc[0] == 1

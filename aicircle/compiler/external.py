@@ -17,7 +17,8 @@ must lie in the model's folder or a folder the user named (``data_dirs``);
 the resolved file must be a regular file with a spreadsheet or text-table
 suffix, of at most :data:`MAX_DATA_FILE_BYTES` (counted as read); a zipped
 spreadsheet must unpack to at most :data:`MAX_UNPACKED_BYTES` and
-:data:`MAX_CELLS` cells, estimated from the archive before pandas or openpyxl
+:data:`MAX_CELLS` cells (an .ods file's repeated rows and columns counted as pandas
+expands them), estimated from the archive before pandas or openpyxl
 open it; a text table's separator is one character, taken literally. The
 readers then read a private copy of the bytes checked. No refusal shows what
 a file holds or where a symlink leads.
@@ -100,6 +101,32 @@ def _sheet_cells(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
     return max(rows * cols, cells)
 
 
+_ODS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+
+
+def _ods_cells(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
+    """Cells pandas would build from an OpenDocument spreadsheet's ``content.xml``: each row's
+    cells times its ``number-rows-repeated``, each cell counted ``number-columns-repeated``
+    times (pandas expands both; read streaming, elements dropped as they end)."""
+    from xml.etree import ElementTree
+
+    row, col = f"{{{_ODS}}}table-row", f"{{{_ODS}}}table-cell"
+    covered = f"{{{_ODS}}}covered-table-cell"
+    rows_repeated, cols_repeated = f"{{{_ODS}}}number-rows-repeated", f"{{{_ODS}}}number-columns-repeated"
+    total = in_row = 0
+    with zf.open(info) as f:
+        for event, el in ElementTree.iterparse(f, events=("start", "end")):
+            if event == "start" and el.tag in (col, covered):
+                in_row += int(el.get(cols_repeated, "1") or 1)
+            elif event == "end" and el.tag == row:
+                total += int(el.get(rows_repeated, "1") or 1) * in_row
+                in_row = 0
+                el.clear()
+            if total > MAX_CELLS:
+                break
+    return total
+
+
 class Reader:
     """Reads the external data of one model (relative file names are relative to ``root``).
 
@@ -171,7 +198,9 @@ class Reader:
             try:
                 cells = sum(_sheet_cells(zf, i) for i in infos
                             if i.filename.startswith("xl/worksheets/") and i.filename.endswith(".xml"))
-            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as err:
+                cells += sum(_ods_cells(zf, i) for i in infos if i.filename == "content.xml")
+            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError,
+                    SyntaxError) as err:  # ElementTree's ParseError is a SyntaxError
                 raise self._refuse(structure, where, f"a spreadsheet whose archive is damaged "
                                                      f"({type(err).__name__})") from None
             if cells > MAX_CELLS:
