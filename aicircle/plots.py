@@ -428,10 +428,24 @@ def plot_scenarios(runs, variables, units=None, ncols=2, title=None):
 #: Variables of one run whose sizes (largest magnitudes) differ by more than this factor get a panel each:
 #: on one axis the smaller would be a flat line.
 RUN_SHARED_AXIS_RATIO = 20.0
+#: Most variables one run plot draws: a panel each can take 24 (a 50-inch figure); more are
+#: unreadable, and 100,000 would take minutes.
+MAX_RUN_SERIES = 24
+#: Largest magnitude an axis can show: matplotlib's ticks overflow on a span near 1e308.
+MAX_PLOTTED_MAGNITUDE = 1e300
+
+
+def literal_text(text: str) -> str:
+    """``text`` drawn as written: its ``$`` escaped where matplotlib would read mathtext in it
+    (an even number of them, as its ``Text`` counts), else unchanged (``$B per year``)."""
+    text = str(text)
+    dollars = text.count("$") - text.count(r"\$")
+    return text.replace("$", r"\$") if dollars and dollars % 2 == 0 else text
 
 
 def run_columns(frame, variables):
-    """The columns of ``frame`` that ``variables`` name (Vensim's matching rule: case, spaces, underscores).
+    """The columns of ``frame`` (a DataFrame, or its column names) that ``variables`` name (Vensim's
+    matching rule: case, spaces, underscores).
 
     Raises
     ------
@@ -442,10 +456,12 @@ def run_columns(frame, variables):
 
     from .compiler import clean_name
 
-    by_clean = {clean_name(c): c for c in frame.columns}
+    columns = list(frame.columns) if isinstance(frame, pd.DataFrame) else list(frame)
+    by_clean = {clean_name(c): c for c in columns}
+    exact = set(columns)
     found = []
     for name in variables:
-        if name in frame.columns:
+        if name in exact:
             found.append(name)
             continue
         key = clean_name(name)
@@ -456,7 +472,7 @@ def run_columns(frame, variables):
         close += [c for c in by_clean if key and key in c and c not in close][:5 - len(close)]
         hint = (f"; close matches: {', '.join(repr(by_clean[c]) for c in close)}" if close
                 else f"; the run has {len(by_clean)} columns, e.g. "
-                     f"{', '.join(repr(c) for c in list(frame.columns)[:5])}")
+                     f"{', '.join(repr(c) for c in columns[:5])}")
         raise UnknownName(f"no column '{name}' in the run{hint}")
     return found
 
@@ -483,15 +499,24 @@ def plot_run(frame, variables, ax=None, title=None, units=None):
     -------
     matplotlib.figure.Figure
     """
+    if len(variables) > MAX_RUN_SERIES:
+        raise InvalidInput(f"a run plot draws at most {MAX_RUN_SERIES} variables; got {len(variables)} "
+                           f"(make several plots)")
     names = run_columns(frame, variables)
     units = {} if units is None else units
     t = frame.index.to_numpy(dtype=float)
     values = {n: frame[n].to_numpy(dtype=float) for n in names}
     values = {n: np.where(np.isfinite(v), v, np.nan) for n, v in values.items()}  # an infinity: a gap
+    for n, v in [("time", t), *values.items()]:
+        big = np.abs(v) > MAX_PLOTTED_MAGNITUDE
+        if big.any():
+            raise InvalidInput(f"'{n}' holds {v[big][0]:g}, beyond what a plot's axis can show "
+                               f"(at most {MAX_PLOTTED_MAGNITUDE:g} in magnitude)")
+    title = None if title is None else literal_text(title)
     sizes = [float(np.nanmax(np.abs(v))) for v in values.values() if np.any(np.abs(v) > 0)]
     separate = (ax is None and len(names) > 1
                 and max(sizes, default=0) > RUN_SHARED_AXIS_RATIO * min(sizes, default=0))
-    joined = ", ".join(names)
+    joined = literal_text(", ".join(names))
     title = title or (joined if len(joined) <= 70 else f"{len(names)} variables of the run")
     if separate:
         fig, axes = plt.subplots(len(names), 1, figsize=(7, 1.2 + 2.1 * len(names)), sharex=True,
@@ -499,18 +524,18 @@ def plot_run(frame, variables, ax=None, title=None, units=None):
         axes = list(axes.flat)
         for i, (a, n) in enumerate(zip(axes, names)):
             a.plot(t, values[n], color=f"C{i % 10}", lw=1.6)
-            a.set_title(n, fontsize=10)
-            a.set_ylabel(_unit_label(units.get(n, "")) or "value")
+            a.set_title(literal_text(n), fontsize=10)
+            a.set_ylabel(literal_text(_unit_label(units.get(n, ""))) or "value")
             a.grid(alpha=0.3)
         axes[-1].set_xlabel("time")
         fig.suptitle(title, fontsize=12)
         return fig
     ax = _axes(ax)
     for i, n in enumerate(names):
-        ax.plot(t, values[n], color=f"C{i % 10}", lw=1.6, label=n)
+        ax.plot(t, values[n], color=f"C{i % 10}", lw=1.6, label=literal_text(n))
     shown = {_unit_label(units.get(n, "")) for n in names}
     unit = shown.pop() if len(shown) == 1 else ""
-    ax.set_ylabel(_with_unit(names[0], unit) if len(names) == 1 else (unit or "value"))
+    ax.set_ylabel(literal_text(_with_unit(names[0], unit)) if len(names) == 1 else (literal_text(unit) or "value"))
     ax.set_xlabel("time")
     ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -10,6 +10,7 @@ subprocess, whose exit status and stderr are checked (exit 2, one line naming th
 import json
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 import time
@@ -650,3 +651,35 @@ def test_a_small_ods_with_repeated_cells_is_still_read(tmp_path):
     model.write_text(mdl_text("k = GET XLS CONSTANTS('small.ods', 'Sheet1', 'B2') ~ ~ |",
                               "x = INTEG(k, 1) ~ ~ |", final_time=4), encoding="utf-8")
     assert ac.load(model).simulate()["k"].iloc[0] == 1
+
+
+# --------------------------------------------------------------------------- plot
+
+@pytest.fixture
+def run_csv(tmp_path):
+    """A CSV as 'aicircle run' writes it: 'time' first, 2,000 columns."""
+    frame = pd.DataFrame(np.arange(3 * 2000, dtype=float).reshape(3, 2000), columns=[f"c{i}" for i in range(2000)],
+                         index=pd.Index([0.0, 1.0, 2.0], name="time"))
+    frame["big"] = [1e308, -1e308, 0.0]
+    frame.to_csv(tmp_path / "run.csv")
+    return tmp_path / "run.csv"
+
+
+@pytest.mark.parametrize("variables, words", [
+    ([f"c{i}" for i in range(25)], "draws at most 24 variables; got 25"),
+    (["big"], "'big' holds 1e\\+308, beyond what a plot's axis can show"),
+])
+def test_plot_refuses_too_many_series_and_values_no_axis_can_show_with_exit_2(run_csv, variables, words):
+    code, _, err = _aicircle("plot", "run.csv", *variables, "-o", "p.png", cwd=run_csv.parent)
+    assert code == 2 and re.search(words, _one_error_line(err))
+
+
+def test_plot_takes_a_title_literally_even_when_matplotlib_would_read_mathtext_in_it(run_csv):
+    code, _, err = _aicircle("plot", "run.csv", "c1", "-o", "p.png", "--title", r"$\frac{$", cwd=run_csv.parent)
+    assert code == 0, err
+    assert (run_csv.parent / "p.png").stat().st_size > 0
+
+
+def test_plot_reads_only_the_columns_it_draws(run_csv):
+    frame = aicircle.cli._read_run(run_csv, ["C5", "c1999"])
+    assert list(frame.columns) == ["c5", "c1999"] and list(frame.index) == [0, 1, 2]
