@@ -628,6 +628,10 @@ def find_loops(model, run=None, params=None):
         if len(comp) > 1 or any(v in s.succ[v] for v in comp):
             on_cycles |= comp
     succ = {v: [w for w in s.succ[v] if w in on_cycles] for v in on_cycles}
+    arrays = [v for v in sorted(on_cycles) if s.vars[v].size is not None]
+    if arrays:  # a link between elements is not a link between variables: not scored yet
+        raise UnsupportedFeature(f"{model.path.name}: feedback loops through subscripted variables "
+                                 f"('{s.name(arrays[0])}') are not analysed yet")
     if run is None:
         run = model.simulate(params=params)
         params = None

@@ -214,8 +214,24 @@ class Model:
     # names
     # ------------------------------------------------------------------
     def resolve(self, name: str) -> str:
-        """Return the model's own spelling of ``name`` (Vensim's matching rule)."""
-        return self._vars[self._vid(name)].name
+        """Return the model's own spelling of ``name`` (Vensim's matching rule).
+
+        An element of a subscripted variable, ``"x[d1]"`` (or ``"X[ D1 ]"``), is spelled
+        as :meth:`simulate`'s column of it.
+        """
+        vid, element = self._vid_element(name)
+        var = self._vars[vid]
+        return var.name if element is None else f"{var.name}[{self._element_labels(vid)[0][element]}]"
+
+    def columns(self, name: str) -> list:
+        """The columns :meth:`simulate` returns for variable ``name``: ``[name]``, or one per
+        element of a subscripted variable (``["x[d1]", "x[d2]", ...]``), each a name
+        :meth:`resolve`, ``return_columns`` and the analyses take."""
+        vid, element = self._vid_element(name)
+        var = self._vars[vid]
+        if element is not None or var.size is None:
+            return [self.resolve(name)]
+        return [f"{var.name}[{label}]" for label in self._element_labels(vid)[0]]
 
     def _vid(self, name: str) -> int:
         if not isinstance(name, str) or not name.strip():
@@ -450,10 +466,27 @@ class Model:
             raise InvalidInput(f"return_columns must be a list of variable names, got {return_columns!r}")
         vids = []
         for name in return_columns:
-            vid = self._vid(name)
+            vid = self._vid_element(name)[0]
             if vid not in vids:
                 vids.append(vid)
         return vids
+
+    def _columns(self, return_columns) -> list | None:
+        """``(name, vid, element)`` of each column asked for when one is an element (``"x[d1]"``),
+        else None (each variable whole)."""
+        if return_columns is None or isinstance(return_columns, str):
+            return_columns = [] if return_columns is None else [return_columns]
+        asked = [(name, *self._vid_element(name)) for name in return_columns]
+        if all(element is None for _, _, element in asked):
+            return None
+        out = []
+        for _, vid, element in asked:
+            var = self._vars[vid]
+            elements = [element] if element is not None else (range(var.size) if var.size else [None])
+            for j in elements:
+                name = var.name if j is None else f"{var.name}[{self._element_labels(vid)[0][j]}]"
+                out.append((name, vid, j))
+        return list(dict.fromkeys(out))
 
     def _initial_overrides(self, initial, allow_arrays, n_sets=None) -> dict:
         """``initial=`` as run values: each :class:`_InitialValue` (a key of the program) and its vid -> value.
@@ -554,7 +587,8 @@ class Model:
         cols = [prog.row_label(vid, j) for vid, j in prog.output_rows]
         frame = pd.DataFrame(data[:, :, 0].T if data.size else np.empty((len(times), 0)),
                              index=pd.Index(times, name="time"), columns=cols)
-        return frame
+        columns = self._columns(return_columns)
+        return frame if columns is None else frame[[name for name, _, _ in columns]]
 
     def simulate_batch(self, table, solver="euler", return_columns=None, final_time=None,
                        time_step=None, saveper=None, initial=None, chunk_size=None,
@@ -656,6 +690,12 @@ class Model:
         data = np.concatenate(chunks, axis=2)
         variables = {}
         coords = {"set": table.index.to_numpy(), "time": times}
+        columns = self._columns(return_columns)
+        if columns is not None:  # an element asked for by name: one ("set", "time") variable per column
+            first_row = dict(zip(outputs, np.cumsum([0] + [self._vars[v].size or 1 for v in outputs])))
+            for name, vid, j in columns:
+                variables[name] = (("set", "time"), data[first_row[vid] + (j or 0)].T)
+            return xr.Dataset(variables, coords=coords)
         row = 0
         for vid in outputs:
             var = self._vars[vid]
@@ -752,7 +792,7 @@ class Model:
         dY, B = prog.buffers(n)
         prog.rhs(float(t), dt, Y, consts, B)
         out = np.zeros_like(Y)
-        out[: len(prog.stocks)] = dY
+        out[: prog.n_continuous] = dY  # a subscripted stock takes a row per element
         return out[:, 0] if single else out
 
     def stock_flows(self) -> dict:

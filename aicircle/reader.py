@@ -71,8 +71,11 @@ def read(path):
     if kind == "vensim":  # before PySD expands anything
         _check_ranges(path, text)
         _check_macros(path, text)
+        _check_literals(path, ((eq.split("=", 1)[0], eq) for eq in _equations(text)))
     else:
         _check_xmile_dimensions(path, text)
+        _check_literals(path, re.findall(r"<(?:\w+:)?(?:aux|stock|flow)\b[^>]*?\bname\s*=\s*[\"']([^\"']*)"
+                                         r".*?<(?:\w+:)?eqn>(.*?)</(?:\w+:)?eqn>", text, re.S))
     root = None  # the XMILE file's parsed tree
     try:
         with warnings.catch_warnings():
@@ -138,6 +141,22 @@ def _check_ranges(path: Path, text: str):
             name = equation.split(":", 1)[0].strip()[:40]
             raise ResourceLimit(f"{path}: subscript range '{name}' {first} has {total:,} elements; aicircle takes "
                                 f"at most {_limits.MAX_ELEMENTS:,} per dimension or variable")
+
+
+_NUMBER = re.compile(r"(?<![\w.])(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _check_literals(path: Path, equations):
+    """Refuse a number beyond what a float holds (a 400-digit literal, ``1e400``): read as
+    infinity or an overflow, never as the number written. ``equations``: (name, text) pairs."""
+    for name, equation in equations:
+        for match in _NUMBER.finditer(equation):
+            if math.isinf(float(match.group(0))):
+                number = match.group(0) if len(match.group(0)) <= 20 else \
+                    f"{match.group(0)[:12]}... ({len(match.group(0))} characters)"
+                name = " ".join(name.split())[:40] or "an equation"
+                raise ModelReadError(f"{path}: the number {number} in '{name}' is beyond what a float holds "
+                                     f"(about 1.8e308)")
 
 
 def _check_xmile_dimensions(path: Path, text: str):

@@ -394,9 +394,14 @@ def _drivers(model, drivers):
 
 
 def _generic_outputs(study: Context) -> list:
-    """The stocks analysed: the model's first N_GENERIC_OUTPUTS stocks (its variables if it has none)."""
-    model = study.model
-    return list(model.stocks or model.variables)[:N_GENERIC_OUTPUTS]
+    """The stocks analysed: the model's first N_GENERIC_OUTPUTS stocks (its variables if it has none),
+    a subscripted one by its elements (``x[d1]``, ...: the run's columns)."""
+    return _columns(study.model, study.model.stocks or study.model.variables)[:N_GENERIC_OUTPUTS]
+
+
+def _columns(model, names) -> list:
+    """The run's columns of ``names``: a subscripted variable's elements in its place."""
+    return [column for name in names for column in model.columns(name)]
 
 
 def _stage_baseline(study: Context):
@@ -408,8 +413,9 @@ def _stage_baseline(study: Context):
               f"The first {len(shown)} stocks of {model.path.name} over the run"
               + (", with the values of the parameter file." if study.params else ", with the model's values."))
     t = run.index.to_numpy()
-    table = pd.DataFrame({"initial": run[list(model.stocks)].iloc[0], "final": run[list(model.stocks)].iloc[-1],
-                          "min": run[list(model.stocks)].min(), "max": run[list(model.stocks)].max()})
+    stocks = run[_columns(model, model.stocks)]
+    table = pd.DataFrame({"initial": stocks.iloc[0], "final": stocks.iloc[-1], "min": stocks.min(),
+                          "max": stocks.max()})
     table.index.name = "stock"
     study.findings.set(base=run, stocks=table, span=(float(t[0]), float(t[-1])))
 
@@ -437,7 +443,8 @@ def generic_bounds(model, params, switches=()) -> pd.DataFrame:
     The declared range where the model gives a finite one (``switches``
     excluded, as in :func:`aicircle.sensitivity.parameter_bounds`); otherwise
     ``UNDECLARED_SPAN`` either side of the value (a parameter of value 0 without
-    a range is not varied).
+    a range is not varied, nor one whose range reaches beyond what a plot's axis
+    can show, :data:`aicircle.plots.MAX_PLOTTED_MAGNITUDE`: ``1e308 ± 50%``).
     """
 
     switches, rows = {model.resolve(s) for s in switches}, []
@@ -446,10 +453,13 @@ def generic_bounds(model, params, switches=()) -> pd.DataFrame:
             continue
         value = float(params.get(name, row["value"]))
         lo, hi = float(row["min"]), float(row["max"])
+        with np.errstate(over="ignore"):
+            spread = sorted((value * (1 - UNDECLARED_SPAN), value * (1 + UNDECLARED_SPAN)))
         if np.isfinite(lo) and np.isfinite(hi) and lo < hi:
-            rows.append({"parameter": name, "min": lo, "max": hi, "value": value, "range": "declared"})
-        elif value != 0 and np.isfinite(value):
-            a, b = sorted((value * (1 - UNDECLARED_SPAN), value * (1 + UNDECLARED_SPAN)))
+            if max(abs(lo), abs(hi)) <= plots.MAX_PLOTTED_MAGNITUDE:
+                rows.append({"parameter": name, "min": lo, "max": hi, "value": value, "range": "declared"})
+        elif value != 0 and max(abs(x) for x in spread) <= plots.MAX_PLOTTED_MAGNITUDE:
+            a, b = spread
             rows.append({"parameter": name, "min": a, "max": b, "value": value,
                          "range": f"value ±{100 * UNDECLARED_SPAN:.0f}% (none declared)"})
     return pd.DataFrame(rows, columns=["parameter", "min", "max", "value", "range"]).set_index("parameter")
@@ -553,7 +563,7 @@ def _write_generic(doc, study: Context, command, morris_n, note=None):
                              "ranked by μ*.")
         figure("morris")
     else:
-        doc.text("No parameter has a range to vary (none declared, all of value 0).")
+        doc.text("No parameter has a range to vary (none declared, and each value 0 or too large to vary).")
     doc.heading("Drivers")
     if f.sweeps:
         doc.text(f"Swept: {', '.join(f.drivers_swept)}"

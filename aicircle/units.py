@@ -129,6 +129,9 @@ class _Units:
             elif piece:
                 tokens.append(("num" if _NUMBER_TEXT.fullmatch(piece) else "name", piece))
         tokens.append(("end", ""))
+        if sum(1 for _, t in tokens if t == "(") > _MAX_PARENTHESES:
+            raise _Unreadable(f"more than {_MAX_PARENTHESES} parentheses in the units "
+                              f"'{text if len(text) <= 60 else text[:57] + '...'}'")
         i = 0
 
         def peek():
@@ -180,7 +183,11 @@ class _Units:
                 return self._unit(tok)
             raise _Unreadable(f"cannot read '{text}'")
 
-        value = product()
+        try:
+            value = product()
+        except (ArithmeticError, ValueError) as err:  # w/0, w^(1/0), w^1e400
+            raise _Unreadable(f"the units '{text}' do not compute ({type(err).__name__}: a division by "
+                              f"zero or an overflow)") from None
         if peek()[0] != "end":
             raise _Unreadable(f"cannot read '{text}' after '{' '.join(t for _, t in tokens[:i])}'")
         return value
@@ -207,6 +214,11 @@ class _Units:
             return top or "Dmnl"
         bottom = den[0] if len(den) == 1 else f"({'*'.join(den)})"
         return f"{top or '1'}/{bottom}"
+
+
+#: Most parentheses one unit string may hold: its parser recurses once per level (Python's
+#: stack holds about 300), and no unit needs more than a few.
+_MAX_PARENTHESES = 50
 
 
 def _number(q) -> float:
