@@ -683,3 +683,90 @@ def test_plot_takes_a_title_literally_even_when_matplotlib_would_read_mathtext_i
 def test_plot_reads_only_the_columns_it_draws(run_csv):
     frame = aicircle.cli._read_run(run_csv, ["C5", "c1999"])
     assert list(frame.columns) == ["c5", "c1999"] and list(frame.index) == [0, 1, 2]
+
+
+# --------------------------------------------------------------------------- crashes: subscripted models
+
+SUBSCRIPTED_MDL = mdl_text("D: (d1-d3) ~ ~ |", "x[D] = INTEG(g[D] * x[D] - x[D] / 10, 100) ~ ~ |",
+                           "g[D] = 0.1, 0.2, 0.05 ~ [0, 0.5] ~ |", "y = SUM(x[D!])", final_time=10,
+                           time_step=0.25, saveper=1)
+
+
+@pytest.fixture
+def subscripted(tmp_path):
+    (tmp_path / "s.mdl").write_text(SUBSCRIPTED_MDL, encoding="utf-8")
+    return tmp_path / "s.mdl"
+
+
+def test_run_returns_the_element_columns_it_is_asked_for(subscripted):
+    code, out, err = _aicircle("run", "s.mdl", "--return-columns", "x[d1]", "X[ D3 ]", "y", cwd=subscripted.parent)
+    assert code == 0, err
+    assert out.splitlines()[0] == "time,x[d1],x[d3],y"
+
+
+def test_tipping_takes_an_element_as_parameter_and_in_the_outcome(subscripted):
+    code, out, err = _aicircle("tipping", "s.mdl", "--param", "g[d1]", "--range", "0", "0.5", "--outcome",
+                               "x[d1]<150", cwd=subscripted.parent)
+    assert code == 0, err
+    # Euler at dt 0.25: x[d1](10) = 100 (1 + (g - 0.1) / 4)**40, which is 150 at g = 0.1 + 4 (1.5**(1/40) - 1)
+    value = float(re.search(r"threshold at ([0-9.]+)", out).group(1))
+    assert value == pytest.approx(0.1 + 4 * (1.5 ** (1 / 40) - 1), abs=1e-4)  # the bisection's tolerance
+
+
+def test_sensitivity_of_an_element_to_an_element(subscripted):
+    code, out, err = _aicircle("sensitivity", "s.mdl", "--method", "oat", "--output", "x[d1]", "--json", "s.json",
+                               cwd=subscripted.parent)
+    assert code == 0, err
+    indices = json.loads((subscripted.parent / "s.json").read_text())["indices"]
+    assert indices["g[d2]"]["low"] == indices["g[d2]"]["high"]  # x[d1] does not read g[d2]
+    assert indices["g[d1]"]["low"] < indices["g[d1]"]["high"]
+
+
+def test_loops_through_subscripted_variables_are_refused_by_name(subscripted):
+    code, _, err = _aicircle("loops", "s.mdl", cwd=subscripted.parent)
+    assert code == 2 and "loops through subscripted variables ('x')" in _one_error_line(err)
+
+
+def test_derivative_fills_every_element_of_a_subscripted_stock(subscripted):
+    model = ac.load(subscripted)
+    y = np.array([100.0, 100.0, 100.0])
+    np.testing.assert_allclose(model.derivative(0.0, y), [0.0, 10.0, -5.0])  # (g - 0.1) x
+
+
+def test_report_analyses_a_subscripted_stock_by_its_elements(subscripted):
+    out = subscripted.parent / "r"
+    aicircle.report.build_report(subscripted, out, progress=False, morris_n=4, command="c")
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "x[d1]" in text and "x[d3]" in text
+
+
+# --------------------------------------------------------------------------- crashes: numbers and units
+
+def _with_units(units: str) -> str:
+    return mdl_text(f"x = INTEG(k, 1) ~ {units} ~ |", "k = 1 ~ w/Year ~ |", final_time=4)
+
+
+@pytest.mark.parametrize("units, words", [
+    ("w/0", "the units 'w/0' do not compute"),
+    ("w^(1/0)", r"the units 'w\^\(1/0\)' do not compute"),
+    ("(" * 5000 + "w" + ")" * 5000, "more than 50 parentheses"),
+])
+def test_check_reports_units_that_do_not_compute_as_a_finding(tmp_path, units, words):
+    (tmp_path / "u.mdl").write_text(_with_units(units), encoding="utf-8")
+    code, out, err = _aicircle("check", "u.mdl", cwd=tmp_path)
+    assert code == 1 and "internal error" not in err  # exit 1: the model's units disagree (a finding)
+    assert re.search(words, out)
+
+
+@pytest.mark.parametrize("literal", ["9" * 400, "1e400"])
+def test_a_number_beyond_floats_range_in_a_model_is_refused_by_name(tmp_path, literal):
+    (tmp_path / "m.mdl").write_text(mdl_text("x = INTEG(k, 1)", f"k = {literal}"), encoding="utf-8")
+    with pytest.raises(ac.errors.ModelReadError, match="in 'k' is beyond what a float holds"):
+        ac.load(tmp_path / "m.mdl")
+
+
+def test_a_report_on_a_model_with_a_parameter_of_1e308_is_written(tmp_path):
+    path = write_mdl(tmp_path, "x = INTEG(k * 0 - x, 1)", "k = 1e308", final_time=4)
+    out = tmp_path / "r"
+    aicircle.report.build_report(path, out, progress=False, morris_n=4, command="c")
+    assert "too large to vary" in (out / "report.md").read_text(encoding="utf-8")
