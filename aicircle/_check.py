@@ -61,6 +61,16 @@ def table(name, value) -> pd.DataFrame:
     return value
 
 
+def one_column(model, what, name) -> str:
+    """``name`` resolved, if it names one column of a run (a variable, or one element of a
+    subscripted one); a whole subscripted variable is refused, naming its first element."""
+    columns = model.columns(name)
+    if len(columns) != 1:
+        raise InvalidInput(f"{what} '{name}' is subscripted ({len(columns)} elements): name one element, "
+                           f"e.g. '{columns[0]}'")
+    return columns[0]
+
+
 def names(model, name, values) -> list:
     """A non-empty list of the model's names, resolved (one string counts as a list of one)."""
     if isinstance(values, str):

@@ -181,7 +181,7 @@ def sensitivity(model, method, output, at=None, bounds=None, n=None, seed=0, exe
         ``mu_star, sigma, mu_star_conf`` (morris); ``S1, ST, S1_conf, ST_conf``
         (sobol).
     """
-    output = model.resolve(output)
+    output = _check.one_column(model, "output", model.resolve(output))
     return sensitivities(model, method, [output], at=at, bounds=bounds, n=n, seed=seed, executor=executor,
                          chunk_size=chunk_size, progress=progress, params=params, switches=switches,
                          **simulate_kwargs)[output]
@@ -221,7 +221,8 @@ def sensitivities(model, method, outputs, at=None, bounds=None, n=None, seed=0, 
     if not isinstance(method, str) or method.lower() not in METHODS:
         raise UnknownName(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     method = method.lower()
-    outputs = list(dict.fromkeys(_check.names(model, "outputs", outputs)))
+    outputs = list(dict.fromkeys(_check.one_column(model, "output", name)
+                                 for name in _check.names(model, "outputs", outputs)))
     chunk_size = _check.whole_number("chunk_size", chunk_size)
     seed = _check.seed(seed)
     params = _check.mapping("params", params)

@@ -108,7 +108,7 @@ def parse_outcome(text: str, model=None) -> Outcome:
         raise InvalidInput(f"malformed outcome '{text}': the value must be finite")
     var = match["var"]
     if model is not None:
-        var = model.resolve(var)
+        var = _check.one_column(model, "the outcome's variable", model.resolve(var))
     return Outcome(var, match["op"], value)
 
 
