@@ -816,3 +816,12 @@ def test_report_runs_on_every_subscripted_peer_model_or_refuses_it_by_name(tmp_p
         assert str(err) and "internal" not in str(err)
         return
     assert (tmp_path / "r" / "report.md").stat().st_size > 0
+
+
+@pytest.mark.parametrize("cell", ["B2", "B3"])  # 'x', then an empty cell
+def test_a_constant_read_from_a_cell_holding_no_number_is_refused_at_load(tmp_path, cell):
+    (tmp_path / "d.csv").write_text("a,b\n1,x\n2,\n", encoding="utf-8")
+    path = write_mdl(tmp_path, f"k = GET DIRECT CONSTANTS('d.csv', ',', '{cell}')", "x = INTEG(k, 1)")
+    # it loaded, and the run stopped as "diverges" (exit 1), though the README says it is refused
+    with pytest.raises(ac.errors.ModelReadError, match=f"'k' reads 'd.csv', 1 of the 1 cells from '{cell}' on hold no"):
+        ac.load(path)

@@ -260,6 +260,10 @@ class Reader:
             obj.initialize()
             data = obj.data
             values = np.asarray(data.transpose(*coords).values if coords else data, dtype=float)
+        bad = int(np.sum(~np.isfinite(values)))
+        if bad:  # an empty or non-numeric cell: PySD reads NaN, and the run would stop as "diverging"
+            raise self._refuse(structure, where, f"{bad} of the {values.size} cells from '{structure.cell}' on "
+                                                 f"hold no number")
         return values.ravel()
 
     def series(self, structure, coords: dict, where: str, method: str | None = None):
