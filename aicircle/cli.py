@@ -656,8 +656,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an outcome 'VAR<X' or 'VAR>X' (default: the bust classifier)")
     p.add_argument("--horizon", action="append", type=_finite, metavar="T",
                    help="judge the outcome at this time (repeatable; default: FINAL TIME)")
-    p.add_argument("--classifier", choices=["economic", "confidence"], default=None,
-                   help="the capital-circle definition of a bust (default: economic)")
+    p.add_argument("--classifier", choices=["capital-loss", "economic", "confidence"], default=None,
+                   help="the capital-circle definition of a bust (default: capital-loss, the rule; economic and "
+                        "confidence are the earlier definitions, kept for comparison)")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--json", help="write the result as JSON to this file")
     _params_options(p)

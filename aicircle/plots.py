@@ -801,7 +801,7 @@ def plot_distributions(samples, ax=None, unit="", title=None):
         raise InvalidInput("samples must be a non-empty dict of label -> values")
     ax = _axes(ax, (6, 0.5 + 0.45 * len(samples)))
     data = [np.asarray(v, float)[np.isfinite(np.asarray(v, float))] for v in samples.values()]
-    ax.boxplot(data, vert=False, whis=(5, 95), showfliers=False, tick_labels=list(samples),
+    ax.boxplot(data, orientation="horizontal", whis=(5, 95), showfliers=False, tick_labels=list(samples),
                medianprops={"color": "#e76f51", "lw": 2})
     ax.invert_yaxis()
     ax.set_xlabel(unit)

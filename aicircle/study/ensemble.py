@@ -24,7 +24,7 @@ from ..integrate import progress as bar
 from ..posterior import Uniform, effective_sample_size, reweight, weighted_probability
 from ..sensitivity import run_ensemble
 from . import calibration
-from .outcomes import (BOOM, BUST, CAPITAL_LOSS, ECONOMIC, FORECAST_START, HORIZONS, METRIC_VARIABLES, SOFT,
+from .outcomes import (BOOM, BUST, ECONOMIC, FORECAST_START, HORIZONS, METRIC_VARIABLES, SOFT,
                        outcome_metrics)
 from .scenarios import switches as scenario_switches
 
@@ -257,7 +257,7 @@ def depends_on(table, busted, top=8):
 # --------------------------------------------------------------------------
 
 
-def outcome_flags(metrics_by_horizon, lab_failed=None, capex_fall=0.5, classifier=CAPITAL_LOSS):
+def outcome_flags(metrics_by_horizon, capex_fall=0.5):
     """The yes/no outcomes of each run, by horizon, from :func:`aicircle.study.outcomes.outcome_metrics`.
 
     Parameters
@@ -266,8 +266,6 @@ def outcome_flags(metrics_by_horizon, lab_failed=None, capex_fall=0.5, classifie
         Horizon (year) -> the metrics table of that horizon.
     capex_fall : float
         The fall of AI capex from its peak (a fraction) counted as a collapse.
-    classifier : CapitalLossClassifier
-        Its ``share`` is the bust rule's.
 
     Returns
     -------
@@ -277,13 +275,13 @@ def outcome_flags(metrics_by_horizon, lab_failed=None, capex_fall=0.5, classifie
     """
     out = {}
     for h, met in metrics_by_horizon.items():
-        out[f"capital bust by {int(h)}"] = met["loss share"].to_numpy() > classifier.share
+        out[f"capital bust by {int(h)}"] = met["capital bust"].to_numpy(bool)
         out[f"lab fails by {int(h)}"] = met["lab fails"].to_numpy(bool)
         out[f"AI capex falls by {capex_fall:.0%} by {int(h)}"] = met["AI capex fall"].to_numpy() >= capex_fall
     return out
 
 
-def deciding_parameters(table, metrics, candidates, columns=("loss share", "lab fails"), top=3):
+def deciding_parameters(table, metrics, candidates, columns=("worst loss share", "lab fails"), top=3):
     """The parameters among ``candidates`` that decide the outcome most: by the mean of the absolute
     Spearman correlations of each with the ``columns`` of ``metrics`` over the rows of ``table``.
 
@@ -406,7 +404,7 @@ def robust_findings(table, outcomes, likely=0.9, unlikely=0.1):
 
 
 def tipping_map(model, sets, fixed, param_x, values_x, param_y, values_y, horizon, per_cell=40, seed=0,
-                share=None, chunk_size=1000, progress=False):
+                chunk_size=1000, progress=False):
     """The outcome over a grid of two parameters, every other parameter drawn from ``sets``.
 
     At each point of the grid ``per_cell`` rows of ``sets`` (the kept ensemble;
@@ -418,7 +416,7 @@ def tipping_map(model, sets, fixed, param_x, values_x, param_y, values_y, horizo
     dict
         ``x``, ``y`` (the grid's values), and arrays of shape (len(values_y), len(values_x)):
         ``capital bust`` and ``lab fails`` (the share of the runs by ``horizon``) and
-        ``loss share`` (the median realised loss over the peak AI capital).
+        ``worst loss share`` (the median of the bust rule's worst windowed loss share).
     """
     rng = np.random.default_rng(_check.seed(seed))
     values_x, values_y = np.asarray(values_x, float), np.asarray(values_y, float)
@@ -432,14 +430,13 @@ def tipping_map(model, sets, fixed, param_x, values_x, param_y, values_y, horizo
     values, times = run_ensemble(model, with_fixed(table, fixed), columns, chunk_size=chunk_size,
                                  progress=progress, final_time=horizon)
     met = outcome_metrics(times, {v: values[c] for v, c in zip(METRIC_VARIABLES, columns)}, horizon)
-    share = CAPITAL_LOSS.share if share is None else share
 
     def grid(x, how):
         return how(np.asarray(x, float).reshape(gx.size, k), axis=1).reshape(gx.shape)
 
     return {"x": values_x, "y": values_y, "param_x": param_x, "param_y": param_y, "horizon": horizon,
-            "per_cell": k, "capital bust": grid(met["loss share"] > share, np.mean),
-            "lab fails": grid(met["lab fails"], np.mean), "loss share": grid(met["loss share"], np.median)}
+            "per_cell": k, "capital bust": grid(met["capital bust"], np.mean),
+            "lab fails": grid(met["lab fails"], np.mean), "worst loss share": grid(met["worst loss share"], np.median)}
 
 
 def delta_chi2_grid(model, targets, params, param_x, values_x, param_y, values_y, chunk_size=1000):

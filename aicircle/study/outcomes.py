@@ -4,20 +4,25 @@ The generic tools (:mod:`aicircle.tipping`, :mod:`aicircle.sensitivity`,
 :mod:`aicircle.calibrate`) work on any model; this module holds what is
 specific to the capital-circle model of ``models/aicircle.mdl``:
 
+- each run's **outcomes in money** (:func:`outcome_metrics`): realised capital
+  losses (stranded capacity at the market price, builders' defaults, the
+  lab's bills written off) apart from the revenue lost with cancelled
+  contracts for capacity never built; the lab's funding gap and failure; the
+  falls of AI capex and of the lab's valuation (docs/model.md, *Outcomes in
+  money*);
 - the **classifiers** of a run's outcome, each filling the toolkit's outcome
-  protocol :class:`aicircle.tipping.Classifier`. The default, :data:`ECONOMIC`, is
-  judged over a window that ends at the horizon (it is not absorbing): a
-  **bust** when the realised return on AI capital stays below the cost of
-  capital while AI capex and utilisation both fall, or when cancelled compute
-  contracts are written off on a scale of a tenth of the AI capex; a **boom**
-  when AI capex and end-use AI revenue both grow; otherwise a **soft
-  landing**. The end of a build-out while compute is still scarce
-  (utilisation not falling) is therefore not a bust. AI capex is the
-  hyperscalers' and the debt-financed builders' together. :data:`CONFIDENCE`, the
-  project's first classifier (confidence below 0.2 or capex below half its
-  running peak, ever before the horizon), is kept as a named alternative,
-  because it proved to be an artefact: it is absorbing, and it calls the end
-  of a build-out a bust;
+  protocol :class:`aicircle.tipping.Classifier`. The default, the bust rule
+  :data:`CAPITAL_LOSS`, is judged over a window (it is not absorbing): a
+  **bust** while the capital losses realised over two years exceed a tenth
+  of the AI capital stock at its largest since the forecast start; a
+  **boom** when AI capex and end-use AI revenue both grow; otherwise a
+  **soft landing**. Two earlier definitions are kept as named alternatives
+  for comparison: :data:`ECONOMIC` (returns below the cost of capital while
+  capex and utilisation fall, or write-offs — cancelled backlog included —
+  above a tenth of a year's capex, which a bust has already cut) and
+  :data:`CONFIDENCE`, the first (confidence below 0.2 or capex below half its
+  running peak, absorbing; flags before the forecast start are history and
+  do not count);
 - the horizons of the study and the time its forecast starts (the data end
   on 2025-09-30), and the names the study reads (:func:`missing_names`: does
   a model carry the study?).
@@ -38,9 +43,10 @@ from ..errors import InvalidInput, UnknownName
 from ..observables import index_at
 
 __all__ = [
-    "BIFURCATION_PARAM", "BIFURCATION_RANGE", "BIFURCATION_YEARS", "BOOM", "BUST", "BustClassifier",
-    "CLASSIFIERS", "CONFIDENCE", "ECONOMIC", "FIRM_TARGET_IDS", "FORECAST_START", "HORIZONS", "KEY_OUTPUTS",
-    "REDUCED_CORE", "SHOCK_DRIVERS", "SOFT", "classifier", "default_classifier", "missing_names", "study_names",
+    "BIFURCATION_PARAM", "BIFURCATION_RANGE", "BIFURCATION_YEARS", "BOOM", "BUST", "BustClassifier", "CAPITAL_LOSS",
+    "CLASSIFIERS", "CONFIDENCE", "CapitalLossClassifier", "ECONOMIC", "FIRM_TARGET_IDS", "FORECAST_START",
+    "HORIZONS", "KEY_OUTPUTS", "METRICS", "METRIC_VARIABLES", "REDUCED_CORE", "SHOCK_DRIVERS", "SOFT", "classifier",
+    "default_classifier", "lab_failure", "loss_paths", "missing_names", "outcome_metrics", "study_names",
 ]
 
 BUST, BOOM, SOFT = "bust", "boom", "soft landing"
@@ -215,8 +221,9 @@ FAILURE_PAYABLES = 1e-6
 METRICS = {
     "realised loss": "$B", "stranded capital": "$B", "builder defaults": "$B", "bills written off": "$B",
     "lost revenue": "$B", "cancelled backlog": "$B", "backlog cut in restructuring": "$B",
-    "peak AI capital": "$B", "loss share": "fraction", "lab funding gap": "$B", "lab fails": "bool",
-    "lab fails at": "year", "AI capex fall": "fraction", "lab valuation drawdown": "fraction",
+    "peak AI capital": "$B", "loss share": "fraction", "worst loss share": "fraction", "capital bust": "bool",
+    "capital bust at": "year", "lab funding gap": "$B", "lab fails": "bool", "lab fails at": "year",
+    "AI capex fall": "fraction", "lab valuation drawdown": "fraction",
 }
 
 
@@ -234,10 +241,11 @@ def _values(names, values):
 
 
 def _since(times, flow, start):
-    """The integral of ``flow`` from ``start`` to every saved time (0 up to ``start``; trapezoid)."""
+    """The integral of ``flow`` from ``start`` to every saved time (0 up to ``start``; trapezoid over
+    the saved intervals that begin at or after ``start``)."""
     flow = np.atleast_2d(flow)
     after = times >= start - 1e-9
-    steps = np.diff(times) * after[1:]
+    steps = np.diff(times) * after[:-1]
     return np.concatenate([np.zeros((flow.shape[0], 1)),
                            np.cumsum((flow[:, 1:] + flow[:, :-1]) / 2 * steps, axis=1)], axis=1)
 
@@ -311,6 +319,33 @@ def loss_paths(times, values, start=FORECAST_START) -> dict:
     return out
 
 
+def window_loss_share(times, realised, peak_capital, window):
+    """Losses over ``[t - window, t]`` over the industry's largest size so far, at every saved time ``t``.
+
+    Parameters
+    ----------
+    times : ndarray, shape (n_times,), years
+    realised : ndarray, shape (n_sets, n_times)
+        Cumulative realised losses ($B).
+    peak_capital : ndarray, shape (n_sets, n_times)
+        The capital stock at its largest so far ($B): a stock that a bust has
+        shrunk does not inflate the share.
+    window : float, years
+
+    Returns
+    -------
+    ndarray, shape (n_sets, n_times), a fraction
+    """
+    times = np.asarray(times, float)
+    realised, peak_capital = np.atleast_2d(realised), np.atleast_2d(peak_capital)
+    before = times - window
+    # each row of ``realised`` at ``before`` (linear between saved times, held before the first)
+    k = np.clip(np.searchsorted(times, before, side="right"), 1, len(times) - 1)
+    w = np.clip((before - times[k - 1]) / (times[k] - times[k - 1]), 0, 1)
+    lagged = realised[:, k - 1] * (1 - w) + realised[:, k] * w
+    return (realised - lagged) / np.maximum(peak_capital, 1e-9)
+
+
 def lab_failure(times, values, start=FORECAST_START) -> np.ndarray:
     """Whether the lab has failed by each saved time since ``start``: its overdue bills exceeded what
     the builders tolerate, which forces its restructuring. Shape (n_sets, n_times)."""
@@ -320,7 +355,7 @@ def lab_failure(times, values, start=FORECAST_START) -> np.ndarray:
     return np.logical_or.accumulate(event, axis=1)
 
 
-def outcome_metrics(times, values, horizon, start=FORECAST_START) -> pd.DataFrame:
+def outcome_metrics(times, values, horizon, start=FORECAST_START, rule=None) -> pd.DataFrame:
     """Each run's outcome in money between ``start`` and ``horizon`` (vectorised over a batch).
 
     Parameters
@@ -332,13 +367,18 @@ def outcome_metrics(times, values, horizon, start=FORECAST_START) -> pd.DataFram
     horizon : float, years
     start : float, years
         The forecast start: nothing before it counts.
+    rule : CapitalLossClassifier, optional
+        The bust rule (:data:`CAPITAL_LOSS` by default).
 
     Returns
     -------
     pandas.DataFrame
         One row per run, the columns of :data:`METRICS`: the losses of
         :func:`loss_paths` at the horizon ($B; ``loss share`` a fraction of the
-        peak AI capital), ``lab funding gap`` (the lab's new bills it could not
+        peak AI capital), ``worst loss share`` (the rule's windowed share at its
+        largest since ``start``), ``capital bust`` and ``capital bust at``
+        (whether and when the rule calls a bust: the worst share above the
+        rule's), ``lab funding gap`` (the lab's new bills it could not
         pay since ``start``: compute, other costs and fees, $B), ``lab fails``
         and ``lab fails at`` (:func:`lab_failure`; the year, NaN if it does
         not), ``AI capex fall`` and ``lab valuation drawdown`` (the largest fall
@@ -351,6 +391,12 @@ def outcome_metrics(times, values, horizon, start=FORECAST_START) -> pd.DataFram
         raise InvalidInput(f"horizon {horizon:g} is before the forecast start {start:g}")
     losses = loss_paths(times, v, start)
     out = {name: path[:, h] for name, path in losses.items()}
+    rule = CAPITAL_LOSS if rule is None else rule
+    shares = np.where((times >= start - 1e-9)[None], rule.loss_share(times, v, losses), 0.0)[:, :h + 1]
+    out["worst loss share"] = shares.max(axis=1)
+    out["capital bust"] = out["worst loss share"] > rule.share
+    busts = shares > rule.share
+    out["capital bust at"] = np.where(busts.any(axis=1), times[np.argmax(busts, axis=1)], np.nan)
     new_bills = v["Lab Desired Outflows"] - v["Lab Payables to Builders"] / v["Payables Repayment Time"]
     out["lab funding gap"] = _since(times, np.maximum(0, new_bills) * (1 - v["Lab Payment Fraction"]), start)[:, h]
     failed = lab_failure(times, v, start)[:, :h + 1]
@@ -363,24 +409,32 @@ def outcome_metrics(times, values, horizon, start=FORECAST_START) -> pd.DataFram
 
 @dataclasses.dataclass(frozen=True)
 class CapitalLossClassifier(BustClassifier):
-    """Bust: realised capital losses since the forecast start above a share of the AI capital stock.
+    """Bust: capital losses realised over a window above a share of the AI capital stock.
 
-    The losses are :func:`loss_paths`' ``realised loss`` (stranded capital,
-    builders' defaults, the lab's bills written off: never the cancelled
-    backlog of capacity that was not built, which is lost revenue); the
-    industry's size is the AI capital stock at its largest since the start,
-    never the capex of a year, which a bust has already cut. A run is in a
-    bust once the losses exceed ``share`` of it (it stays there unless the
-    industry grows past the losses); a **boom** when AI capex and end-use AI
-    revenue both grow over the year to ``t``; a soft landing otherwise.
+    Judged at every time ``t`` over ``[t - window, t]`` (from the forecast
+    start on): the losses are :func:`loss_paths`' ``realised loss`` (stranded
+    capital, builders' defaults, the lab's bills written off: never the
+    cancelled backlog of capacity that was not built, which is lost revenue);
+    the industry's size is the AI capital stock at its largest since the
+    start, never the capex of a year, which a bust has already cut. A run is in a
+    **bust** while the window's losses exceed ``share`` of it (a bust ends when
+    the losses stop); a **boom** when AI capex and end-use AI revenue both
+    grow over the year to ``t``; a soft landing otherwise.
     """
 
     share: float = 0.1
+    window: float = 2.0
     start: float = FORECAST_START
 
+    def loss_share(self, times, values, losses=None):
+        """The window's realised losses over its largest AI capital stock, shape (n_sets, n_times)."""
+        times = np.asarray(times, float)
+        v = _values(self.variables, values)
+        losses = loss_paths(times, v, self.start) if losses is None else losses
+        return window_loss_share(times, losses["realised loss"], losses["peak AI capital"], self.window)
+
     def flags(self, times, values):
-        return loss_paths(np.asarray(times, float), _values(self.variables, values), self.start)["loss share"] \
-            > self.share
+        return self.loss_share(times, values) > self.share
 
     def booming(self, times, values):
         times = np.asarray(times, float)
@@ -406,10 +460,10 @@ CONFIDENCE = ConfidenceClassifier(
 CAPITAL_LOSS = CapitalLossClassifier(
     "capital loss",
     METRIC_VARIABLES,
-    "a bust once the capital losses realised since the forecast start (October 2025) — built capacity "
-    "that stands idle or earns less than its cost at the market price of compute, builders' debt in "
-    "default and the lab's unpaid bills written off — exceed a tenth of the AI capital stock at its "
-    "largest since then; cancelled contracts for capacity never built are lost revenue, not lost "
+    "a bust while the capital losses realised over the two years to a time (from October 2025 on) — built "
+    "capacity that stands idle or earns less than its cost at the market price of compute, builders' debt "
+    "in default and the lab's unpaid bills written off — exceed a tenth of the AI capital stock at its "
+    "largest since October 2025; cancelled contracts for capacity never built are lost revenue, not lost "
     "capital; a boom when AI capex and end-use AI revenue both grow over the year to the horizon; a "
     "soft landing otherwise")
 CLASSIFIERS = {c.name: c for c in (CAPITAL_LOSS, ECONOMIC, CONFIDENCE)}
@@ -434,7 +488,7 @@ FIRM_TARGET_IDS = ("oai_rev_h1_2025", "oai_rd_h1_2025", "oai_val_2025_09", "clou
 
 def study_names() -> list:
     """Every model name the capital-circle study reads."""
-    return list(dict.fromkeys([*ECONOMIC.variables, *CONFIDENCE.variables, *KEY_OUTPUTS,
+    return list(dict.fromkeys([*METRIC_VARIABLES, *ECONOMIC.variables, *CONFIDENCE.variables, *KEY_OUTPUTS,
                                *(name for name, _, _ in SHOCK_DRIVERS), *REDUCED_CORE, BIFURCATION_PARAM]))
 
 
@@ -450,16 +504,17 @@ def missing_names(model) -> list:
 
 
 def default_classifier(model):
-    """The economic classifier where ``model`` defines its variables, else the first one, else None."""
-    for candidate in (ECONOMIC, CONFIDENCE):
+    """The bust rule (:data:`CAPITAL_LOSS`) where ``model`` defines its variables, else the economic
+    definition, else the first one, else None."""
+    for candidate in (CAPITAL_LOSS, ECONOMIC, CONFIDENCE):
         if candidate.applies_to(model):
             return candidate
     return None
 
 
 def classifier(name):
-    """A classifier by name ('economic' or 'confidence')."""
+    """A classifier by name ('capital loss' or 'capital-loss', 'economic', 'confidence')."""
     try:
-        return CLASSIFIERS[str(name).strip().lower()]
+        return CLASSIFIERS[" ".join(str(name).strip().lower().replace("-", " ").replace("_", " ").split())]
     except KeyError:
         raise InvalidInput(f"unknown classifier '{name}'; known: {', '.join(CLASSIFIERS)}") from None

@@ -314,15 +314,16 @@ def _stage_ensemble(study: Context, n_draws):
         plots.plot_bands(bands, output, ax=ax, unit=unit, title=output)
     study.fig("bands", fig, f"Vensim-style 50/75/95/100% bands of the {len(kept)} parameter sets the data "
                             f"cannot reject (of {n_draws} drawn).")
-    ax = plots.plot_p_bust(p_bust["capital loss"], label=f"capital losses > {CAPITAL_LOSS.share:.0%} of AI capital "
-                                                         "(the rule)")
+    ax = plots.plot_p_bust(p_bust["capital loss"], label=f"{CAPITAL_LOSS.window:g}-year capital losses > "
+                                                         f"{CAPITAL_LOSS.share:.0%} of AI capital (the rule)")
     plots.plot_p_bust(p_bust_by_year(lab, years), ax=ax, label="the lab fails (restructures its bills)")
     plots.plot_p_bust(p_bust["economic"], ax=ax, label="economic definition (alternative)")
     plots.plot_p_bust(p_bust["confidence"], ax=ax, label="first definition (alternative, absorbing)",
                       title="Probability of each outcome after September 2025, by year")
     study.fig("p_bust", ax, "Share of the kept parameter sets in which each outcome has happened between "
-                            "October 2025 and each year: the bust rule (realised capital losses above a tenth "
-                            "of the AI capital stock), the lab's failure, and the two earlier definitions.")
+                            "October 2025 and each year: the bust rule (capital losses realised over two years "
+                            "above a tenth of the AI capital stock), the lab's failure, and the two earlier "
+                            "definitions.")
     capex = bands.loc["Total AI Capex"]["median"]
     peak = capex.loc[:HORIZONS[0] + 1].idxmax()
     trough = capex.loc[peak:].idxmin()
@@ -358,6 +359,7 @@ def _stage_outcomes(study: Context):
     money = {k: met[k].to_numpy() for k in ("realised loss", "stranded capital", "builder defaults",
                                             "bills written off", "lost revenue", "lab funding gap")}
     shares = {"realised loss / peak AI capital": met["loss share"].to_numpy(),
+              f"worst {CAPITAL_LOSS.window:g}-year loss / AI capital (the rule)": met["worst loss share"].to_numpy(),
               "fall of AI capex from its peak": met["AI capex fall"].to_numpy(),
               "fall of the lab's valuation": met["lab valuation drawdown"].to_numpy()}
     fig, axes = plots.panels(2, ncols=2, size=(6.2, 3.6))
@@ -378,8 +380,8 @@ def _stage_outcomes(study: Context):
     marker = (study.value(px), study.value(py))
     panels = (("lab fails", f"P(the lab fails by {int(last)})", 0.5, 1.0),
               ("capital bust", f"P(capital bust by {int(last)})", 0.5, 1.0),
-              ("loss share", f"median realised loss / AI capital, {int(last)}", CAPITAL_LOSS.share,
-               max(CAPITAL_LOSS.share * 1.5, float(np.nanmax(tmap["loss share"])))))
+              ("worst loss share", f"median worst {CAPITAL_LOSS.window:g}-year loss / AI capital", CAPITAL_LOSS.share,
+               max(CAPITAL_LOSS.share * 1.5, float(np.nanmax(tmap["worst loss share"])))))
     for ax, (key, label, threshold, vmax) in zip(axes, panels):
         plots.plot_outcome_map(tmap["x"], tmap["y"], tmap[key], ax=ax, threshold=threshold,
                                consistent=consistent, marker=marker, xlabel=px, ylabel=py, label=label,
@@ -688,26 +690,29 @@ def _write_outcomes(doc, study: Context):
             scale, shown = (100, "%") if unit == "fraction" else (1, unit)
             q5, q50, q95 = (scale * np.nanquantile(x, q) for q in (0.05, 0.5, 0.95))
             rows.append({"metric": name, "by": int(h), "unit": shown, "median": q50, "5%": q5, "95%": q95})
-        fails = met["lab fails"].to_numpy(bool)
-        rows.append({"metric": "lab fails", "by": int(h), "unit": "share of sets", "median": fails.mean(),
-                     "5%": np.nan, "95%": np.nan})
+        for name in ("capital bust", "lab fails"):
+            rows.append({"metric": name, "by": int(h), "unit": "share of sets",
+                         "median": met[name].to_numpy(bool).mean(), "5%": np.nan, "95%": np.nan})
     doc.table(pd.DataFrame(rows).set_index("metric"),
               f"Each outcome from October 2025 to each year across the {len(kept)} kept sets: median and "
-              "5–95% ($B, or % for the shares and falls; for the lab's failure, the share of the sets in "
-              "which it fails).")
+              "5–95% ($B, or % for the shares and falls; for a capital bust and the lab's failure, the share "
+              "of the sets in which it happens).")
     doc.figure(*study.figures["outcomes"])
     met = f.metrics[last]
     doc.text(f"By {int(last)} the median set has lost ${np.median(met['lost revenue']):.0f}B of contracted revenue "
              f"(cancelled orders for capacity never built) but realised "
              f"${np.median(met['realised loss']):.0f}B of capital losses "
              f"({100 * np.median(met['loss share']):.1f}% of the AI capital stock at its peak; 95th "
-             f"percentile {100 * np.quantile(met['loss share'], 0.95):.1f}%); the lab fails in "
+             f"percentile {100 * np.quantile(met['loss share'], 0.95):.1f}%; over the worst "
+             f"{CAPITAL_LOSS.window:g} years a median {100 * np.median(met['worst loss share']):.1f}%, against the "
+             f"rule's {100 * CAPITAL_LOSS.share:.0f}%); the lab fails in "
              f"{met['lab fails'].mean():.0%} of the sets and AI capex falls a median "
              f"{100 * np.median(met['AI capex fall']):.0f}% from its peak.")
     doc.heading("The tipping map", level=3)
     deciding, tmap = f.deciding, f.tipping_map
     doc.text(f"The parameters the data cannot decide (drawn over their whole declared range) that decide the "
-             f"outcomes most — by the mean absolute rank correlation with the loss share and the lab's failure "
+             f"outcomes most — by the mean absolute rank correlation with the rule's worst loss share and the "
+             f"lab's failure "
              f"by {int(last)} across the kept sets: "
              + ", ".join(f"{p} ({v:.2f})" for p, v in deciding.items())
              + f". The map spans the first two; at each of its {len(tmap['x'])} × {len(tmap['y'])} points "
@@ -729,6 +734,15 @@ def _write_outcomes(doc, study: Context):
                      "interval at the effective number of sets).")
     doc.text("What holds under every prior is a finding; the rest is a condition:")
     doc.bullets([sentence for _, sentence in f.prior_findings])
+    doc.text(_headline(priors, int(last)))
+
+
+def _headline(priors, year):
+    """The report's headline: the rule's P(bust) and the lab's P(failure), as drawn and under every prior."""
+    bust, fails = priors[f"capital bust by {year}"], priors[f"lab fails by {year}"]
+    return (f"**Under the priors as drawn P(capital bust by {year}) = {bust.iloc[0]:.2f} and P(the lab fails by "
+            f"{year}) = {fails.iloc[0]:.2f}; under the other priors tried, {bust.min():.2f}–{bust.max():.2f} and "
+            f"{fails.min():.2f}–{fails.max():.2f}.**")
 
 
 def _write_document(doc, study: Context, sobol_n, n_draws, command):
