@@ -299,27 +299,27 @@ class Explorer:
             title = f"{name}{f' [{row.units}]' if row.units else ''}{f' ({row.note})' if row.note else ''}"
             fixed = not row.lo < row.hi
             slider = pn.widgets.FloatSlider(
-                name=title, start=row.lo, end=row.hi if not fixed else row.lo + 1, value=row.value,
+                label=title, start=row.lo, end=row.hi if not fixed else row.lo + 1, value=row.value,
                 step=(row.hi - row.lo) / 400 if not fixed else 1, disabled=fixed, sizing_mode="stretch_width",
                 format="0[.]000a")
             slider.param.watch(lambda event, name=name: self._moved(name, event.new), "value")
             self.sliders[name] = slider
             cards.setdefault(row.group, []).append(slider)
-        self.search = pn.widgets.TextInput(name="search parameters", placeholder="part of a name",
+        self.search = pn.widgets.TextInput(label="search parameters", placeholder="part of a name",
                                            sizing_mode="stretch_width")
         self.search.param.watch(lambda event: self._filter(event.new), "value_input")
         self.cards = {g: pn.Card(*ws, title=f"{g} ({len(ws)})", collapsed=i > 0, sizing_mode="stretch_width")
                       for i, (g, ws) in enumerate(cards.items())}
-        reset_model = pn.widgets.Button(name="reset to the model file's values")
+        reset_model = pn.widgets.Button(label="reset to the model file's values")
         reset_model.on_click(lambda _: self.reset("model"))
         resets = [reset_model]
         if s.start:
-            reset_start = pn.widgets.Button(name=f"reset to {s.start_label}")
+            reset_start = pn.widgets.Button(label=f"reset to {s.start_label}")
             reset_start.on_click(lambda _: self.reset("start"))
             resets.insert(0, reset_start)
         self.toggles = {}
         for name, (desc, _) in s.scenarios.items():
-            toggle = pn.widgets.Toggle(name=name, value=False, sizing_mode="stretch_width")
+            toggle = pn.widgets.Toggle(label=name, value=False, sizing_mode="stretch_width")
             toggle.param.watch(lambda event, name=name: self.scenario(name, event.new), "value")
             self.toggles[name] = toggle
         side = [self.search, *resets]
@@ -328,7 +328,7 @@ class Explorer:
             side += [pn.pane.Markdown(f"**scenarios** (each sets its switches' sliders)\n\n{said}"),
                      *self.toggles.values()]
         side += list(self.cards.values())
-        self.picker = pn.widgets.MultiChoice(name="variables (stocks first)", options=s.variables,
+        self.picker = pn.widgets.MultiChoice(label="variables (stocks first)", options=s.variables,
                                              value=list(s.default), sizing_mode="stretch_width")
         self.picker.param.watch(lambda event: self._layout_plots(), "value")
         self.plots = pn.GridBox(ncols=2, sizing_mode="stretch_width")
@@ -337,11 +337,11 @@ class Explorer:
         self.loop_source, loop_fig = self._loop_figure()
         self.progress = pn.indicators.Progress(value=0, max=100, visible=False, width=200)
         self.status = pn.pane.Markdown("", sizing_mode="stretch_width")
-        band = pn.widgets.Button(name=f"ensemble band ({ENSEMBLE_SETS} sets, ±{ENSEMBLE_SPREAD:.0%})")
+        band = pn.widgets.Button(label=f"ensemble band ({ENSEMBLE_SETS} sets, ±{ENSEMBLE_SPREAD:.0%})")
         band.on_click(lambda _: self.start_ensemble())
-        self.sweep_param = pn.widgets.Select(name="sweep parameter", options=[
+        self.sweep_param = pn.widgets.Select(label="sweep parameter", options=[
             n for n in s.sliders.index if n not in s.switches and s.sliders.at[n, "lo"] < s.sliders.at[n, "hi"]])
-        sweep = pn.widgets.Button(name=f"sweep the outcome ({SWEEP_POINTS} values)")
+        sweep = pn.widgets.Button(label=f"sweep the outcome ({SWEEP_POINTS} values)")
         sweep.on_click(lambda _: self.start_sweep(self.sweep_param.value))
         self.sweep_source, self.sweep_lines, sweep_fig = self._sweep_figure()
         strip = pn.Column(self.outcome, pn.pane.Bokeh(loop_fig, sizing_mode="stretch_width"), self.loop_text,
