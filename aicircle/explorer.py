@@ -34,6 +34,7 @@ import dataclasses
 import math
 import re
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -58,6 +59,8 @@ ENSEMBLE_SETS, ENSEMBLE_SPREAD = 200, 0.1
 SWEEP_POINTS = 41
 #: Half-width of the range given to a parameter whose model declares none, relative to its value.
 UNDECLARED = 0.5
+#: After a slider's move in a browser, the wait before its last value is drawn (and the loops with it).
+TRAILING_MS = 40
 #: Runs of the ensemble integrated between two updates of its progress bar.
 _CHUNK = 25
 
@@ -251,14 +254,16 @@ def outcome_text(setting, run: pd.DataFrame) -> str:
     if setting.outcome is not None:
         values = run[setting.outcome.variable].to_numpy()[None]
         parts = [f"{h:g}: {setting.outcome.evaluate(times, values, h)[0]}" for h in setting.horizons]
-        return f"outcome ({setting.outcome.label}) — " + ", ".join(parts)
+        return f"**outcome** ({setting.outcome.label}) — " + ", ".join(parts)
     if setting.classifier is not None:
         values = [run[setting.model.resolve(v)].to_numpy()[None] for v in setting.classifier.variables]
         parts = [f"{h:g}: {setting.classifier.labels(times, values, h)[0]}" for h in setting.horizons]
         first = setting.classifier.first_bust(times, values, setting.bust_from)[0]
         after = f" after {setting.bust_from:g}" if setting.bust_from is not None else ""
-        when = f"first bust{after} {first:.2f}" if math.isfinite(first) else f"no bust{after} in the run"
-        return f"outcome ({setting.classifier.name} classifier) — " + ", ".join(parts) + f"; {when}"
+        when = f"first bust{after}: {first:.2f}" if math.isfinite(first) else f"no bust{after} in the run"
+        rule = getattr(setting.classifier, "description", "")
+        return (f"**outcome** ({setting.classifier.name} classifier) — " + ", ".join(parts) + f"; {when}"
+                + (f"<br><small>{rule}</small>" if rule else ""))
     return "outcome: none defined (aicircle explore --outcome 'VARIABLE<VALUE')"
 
 
@@ -293,6 +298,8 @@ class Explorer:
         self._sources: dict = {}
         self._figures: dict = {}
         self._quiet = False  # set while a reset or a scenario moves several sliders at once
+        self._drawn_values = self._loops_values = None  # the values the plots and the loops show
+        self._drawn_at, self._cost, self._trailing = 0.0, 0.0, False
         self.sliders = {}
         cards = {}
         for name, row in s.sliders.iterrows():
@@ -301,7 +308,7 @@ class Explorer:
             slider = pn.widgets.FloatSlider(
                 label=title, start=row.lo, end=row.hi if not fixed else row.lo + 1, value=row.value,
                 step=(row.hi - row.lo) / 400 if not fixed else 1, disabled=fixed, sizing_mode="stretch_width",
-                format="0[.]000a")
+                format="0,0.[0000]")
             slider.param.watch(lambda event, name=name: self._moved(name, event.new), "value")
             self.sliders[name] = slider
             cards.setdefault(row.group, []).append(slider)
@@ -374,8 +381,27 @@ class Explorer:
 
     def _moved(self, name, value):
         self.values[name] = float(value)
-        if not self._quiet:
-            self.redraw()
+        if self._quiet:
+            return
+        pn = _panel()
+        if pn.state.curdoc is None or pn.state.curdoc.session_context is None:
+            self.redraw()  # a notebook or a script: each move is drawn before the next
+            return
+        # In a browser a drag sends a value every few milliseconds, faster than a run: the moves
+        # queue in the server. A move is drawn at once only if the last drawing is older than
+        # its own cost; a trailing check TRAILING_MS later draws the last value, then the loops.
+        if time.monotonic() - self._drawn_at >= self._cost:
+            self._draw_run()
+        if not self._trailing:
+            self._trailing = True
+            pn.state.add_periodic_callback(self._settle, period=TRAILING_MS, count=1)
+
+    def _settle(self):
+        self._trailing = False
+        if self._drawn_values != self.values:
+            self._draw_run()
+        if self._loops_values != self._drawn_values:
+            self._draw_loops()
 
     def set(self, values: Mapping):
         """Move sliders (name -> value) and redraw once."""
@@ -459,11 +485,18 @@ class Explorer:
 
     def redraw(self):
         """Run the model at the sliders' values and redraw the plots and the strip."""
-        s = self.setting
-        self.run = s.model.simulate(params=self.values)
-        self._draw_series()
-        self.outcome.object = outcome_text(s, self.run)
+        self._draw_run()
         self._draw_loops()
+
+    def _draw_run(self):
+        """The run at the sliders' values: the plots and the outcome (the loops follow in :meth:`redraw`)."""
+        began = time.monotonic()
+        self._drawn_values = dict(self.values)
+        self.run = self.setting.model.simulate(params=self._drawn_values)
+        self._draw_series()
+        self.outcome.object = outcome_text(self.setting, self.run)
+        self._drawn_at = time.monotonic()
+        self._cost = self._drawn_at - began
 
     # -- the strip: loops --------------------------------------------------
     def _loop_figure(self):
@@ -482,6 +515,7 @@ class Explorer:
 
     def _draw_loops(self):
         s = self.setting
+        self._loops_values = self._drawn_values
         if s.loops is None or s.loops.empty:
             self.loop_text.object = "dominant loop: the model has no feedback loops that can be scored"
             return

@@ -278,6 +278,16 @@ for (const m of doc.all_models) {
 return null;
 """
 
+_PAGE_TEXT = """
+const [word] = arguments;
+const doc = window.Bokeh && Bokeh.documents && Bokeh.documents[0];
+if (!doc) return null;
+for (const m of doc.all_models) {
+  if (typeof m.text === 'string' && m.text.includes(word)) return m.text;
+}
+return null;
+"""
+
 _MOVE_SLIDER = """
 const [prefix, value] = arguments;
 for (const m of Bokeh.documents[0].all_models) {
@@ -379,8 +389,9 @@ def test_the_page_refuses_another_model_file(tmp_path):
     driver = _browser(tmp_path / "profile")
     try:
         driver.get(server.url + "?model=/etc/passwd")
-        text = _wait(driver, "return document.body.innerText.includes('refused') ? 'yes' : null;")
-        assert text == "yes"
+        text = _wait(driver, _PAGE_TEXT, "refused")
+        assert "serves aicircle.mdl only" in text
+        assert _wait(driver, "return window.Bokeh.documents[0].all_models.size;") < 20  # no sliders, no plots
     finally:
         driver.quit()
         server.stop()
