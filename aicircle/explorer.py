@@ -59,8 +59,9 @@ ENSEMBLE_SETS, ENSEMBLE_SPREAD = 200, 0.1
 SWEEP_POINTS = 41
 #: Half-width of the range given to a parameter whose model declares none, relative to its value.
 UNDECLARED = 0.5
-#: After a slider's move in a browser, the wait before its last value is drawn (and the loops with it).
-TRAILING_MS = 40
+#: After a slider's move in a browser, the wait before its last value is drawn; the loops' strip
+#: is redrawn once no slider has moved for LOOPS_AFTER_MS.
+TRAILING_MS, LOOPS_AFTER_MS = 40, 200
 #: Runs of the ensemble integrated between two updates of its progress bar.
 _CHUNK = 25
 
@@ -299,7 +300,7 @@ class Explorer:
         self._figures: dict = {}
         self._quiet = False  # set while a reset or a scenario moves several sliders at once
         self._drawn_values = self._loops_values = None  # the values the plots and the loops show
-        self._drawn_at, self._cost, self._trailing = 0.0, 0.0, False
+        self._drawn_at, self._moved_at, self._cost, self._trailing = 0.0, 0.0, 0.0, False
         self.sliders = {}
         cards = {}
         for name, row in s.sliders.iterrows():
@@ -389,19 +390,27 @@ class Explorer:
             return
         # In a browser a drag sends a value every few milliseconds, faster than a run: the moves
         # queue in the server. A move is drawn at once only if the last drawing is older than
-        # its own cost; a trailing check TRAILING_MS later draws the last value, then the loops.
-        if time.monotonic() - self._drawn_at >= self._cost:
+        # its own cost; a check TRAILING_MS later draws the last value, and the loops (which cost
+        # several runs) once the slider has been still for LOOPS_AFTER_MS.
+        self._moved_at = time.monotonic()
+        if self._moved_at - self._drawn_at >= self._cost:
             self._draw_run()
+        self._schedule_settle()
+
+    def _schedule_settle(self):
         if not self._trailing:
             self._trailing = True
-            pn.state.add_periodic_callback(self._settle, period=TRAILING_MS, count=1)
+            _panel().state.add_periodic_callback(self._settle, period=TRAILING_MS, count=1)
 
     def _settle(self):
         self._trailing = False
         if self._drawn_values != self.values:
             self._draw_run()
         if self._loops_values != self._drawn_values:
-            self._draw_loops()
+            if time.monotonic() - self._moved_at >= LOOPS_AFTER_MS / 1000:
+                self._draw_loops()
+            else:
+                self._schedule_settle()
 
     def set(self, values: Mapping):
         """Move sliders (name -> value) and redraw once."""
