@@ -45,8 +45,7 @@ def _explorer_arguments(model, params=None, outcome=None, start_label=None) -> d
     bust classifier read at its horizons (unless ``outcome`` is given); for the shipped
     model, its targets and, unless ``params`` says otherwise, its shipped calibration.
     """
-    from .study import calibration, outcomes, scenarios
-
+    calibration, outcomes, scenarios = study.calibration, study.outcomes, study.scenarios
     shipped = model.path.resolve() == shipped_model().resolve()
     if params is None and shipped and shipped_parameters().exists():
         params = {k: v for k, v in calibrate.read_parameters(shipped_parameters()).items()

@@ -481,9 +481,7 @@ def _cmd_report(args):
 
 
 def _cmd_explore(args):
-    from . import _explorer_arguments
-
-    from . import explorer
+    from . import _explorer_arguments, explorer
 
     try:
         explorer._panel()

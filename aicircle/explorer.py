@@ -78,7 +78,7 @@ def _panel():
 # ----------------------------------------------------------------------
 # what the model says: groups, units, ranges
 # ----------------------------------------------------------------------
-_MDL_GROUP = re.compile(r"^\s*\*{3,}\s*\.(?P<name>[^\n*]+?)\s*\*{3,}", re.S)
+_MDL_GROUP = re.compile(r"^\s*\*{3,}\s*\.(?P<name>[^\n*]+?)\s*\*{3,}", re.DOTALL)
 _MDL_NAME = re.compile(r'^\s*(?:"(?P<quoted>[^"]+)"|(?P<plain>[^=:(~\[|]+))')
 
 
@@ -211,9 +211,13 @@ def _setting(model, params=None, start_label=None, switches=(), scenarios=None, 
         raise InvalidInput(f"'{unknown[0]}' is not a parameter of {model.path.name}: the explorer's sliders "
                            f"set parameters only")
     outcome = tipping.parse_outcome(outcome, model) if isinstance(outcome, str) else outcome
-    classifier = None if outcome is not None else tipping._classifier(classifier)
-    if classifier is not None and not tipping.applies_to(classifier, model):
+    if outcome is not None:
         classifier = None
+    elif classifier is not None and not isinstance(classifier, tipping.Classifier):
+        raise InvalidInput(f"classifier must be an aicircle.tipping.Classifier (a study's definition of the "
+                           f"outcomes), got {classifier!r}")
+    elif classifier is not None and not tipping.applies_to(classifier, model):
+        classifier = None  # the study's classifier on a model that does not carry the study
     final = model.time["final_time"]
     horizons = tuple(sorted(float(h) for h in (horizons or (final,)) if h <= final)) or (final,)
     units = _units(model)
@@ -326,7 +330,7 @@ class Explorer:
             reset_start.on_click(lambda _: self.reset("start"))
             resets.insert(0, reset_start)
         self.toggles = {}
-        for name, (desc, _) in s.scenarios.items():
+        for name in s.scenarios:
             toggle = pn.widgets.Toggle(label=name, value=False, sizing_mode="stretch_width")
             toggle.param.watch(lambda event, name=name: self.scenario(name, event.new), "value")
             self.toggles[name] = toggle
@@ -560,7 +564,7 @@ class Explorer:
                     if self.setting.worker is None:
                         self.setting.worker = copy.deepcopy(self.setting.model)
                     job["result"] = work(self.setting.worker, job)
-            except Exception as err:  # shown on the page (a solver that gives up, a bad range)
+            except Exception as err:  # noqa: BLE001 - shown on the page (a solver that gives up, a bad range)
                 job["error"] = err
 
         job["thread"] = threading.Thread(target=target, daemon=True, name=f"aicircle-explore-{what}")

@@ -23,11 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_mdl
 
 import aicircle as ac
 from aicircle import cli, explorer
-
-from conftest import write_mdl
 
 ROOT = Path(__file__).resolve().parents[1]
 SIR = ROOT.parent / "shared" / "peer-models" / "samples" / "SIR" / "SIR.mdl"
