@@ -287,15 +287,25 @@ for (const m of doc.all_models) {
 return null;
 """
 
-_MOVE_SLIDER = """
-const [prefix, value] = arguments;
+_SLIDER = """
+const [prefix] = arguments;
 for (const m of Bokeh.documents[0].all_models) {
   if (typeof m.title === 'string' && m.title.startsWith(prefix) && 'start' in m && 'end' in m && 'value' in m) {
-    m.value = value;
-    return m.title;
+    return [m.title, m.value];
   }
 }
-return null;
+return [null, null];
+"""
+
+_DEEP = """
+const [selector] = arguments;
+const found = [];
+function walk(root) {
+  for (const el of root.querySelectorAll(selector)) found.push(el);
+  for (const el of root.querySelectorAll('*')) if (el.shadowRoot) walk(el.shadowRoot);
+}
+walk(document);
+return found.filter(el => el.getClientRects().length > 0);  // those shown
 """
 
 
@@ -328,26 +338,54 @@ def _requested_hosts(driver) -> set:
     return hosts
 
 
-def explore_in_browser(model, variable, param, factor, folder: Path, screenshot: Path):
-    """Start the explorer of ``model``, move ``param``'s slider to ``factor`` times its value and wait
-    until ``variable``'s plotted series changes; write a screenshot. Returns what the page showed:
-    ``(slider title, new value, series before, series after, hosts requested)``."""
+def explore_in_browser(model, variable, param, folder: Path, screenshot: Path):
+    """Start the explorer of ``model`` in a browser and use it as a user does: type ``param`` in the
+    search box, move its slider (the one left) ten steps right with the keyboard, wait until
+    ``variable``'s plotted series is ``simulate``'s run at the slider's value, click the ensemble
+    band's button and wait for the band; then write a screenshot.
+
+    Returns ``(slider title, its value, series before, series after, band (lower, upper), hosts the
+    page requested)``.
+    """
+    from selenium.webdriver.common.keys import Keys
+
+    loaded = ac.load(model or ac.shipped_model())
+    start = ac._explorer_arguments(loaded)["params"] or {}
     server = _Server(model, folder / "server.log")
     driver = _browser(folder / "profile")
     try:
         driver.get(server.url)
         before = _wait(driver, _READ_SERIES, f"series:{variable}", "value")
-        setting = ac._explorer_arguments(ac.load(model or ac.shipped_model()))
-        start = (setting["params"] or {}).get(param)
-        if start is None:
-            start = float(ac.load(model or ac.shipped_model()).parameters.at[param, "value"])
-        value = start * factor
-        title = driver.execute_script(_MOVE_SLIDER, param, value)
-        assert title is not None, f"no slider for {param} on the page"
-        after = _wait(driver, _READ_SERIES, f"series:{variable}", "value", until=lambda x: x and x != before)
-        time.sleep(1.0)  # the strip and the fonts settle before the picture
+        [search] = _wait(driver, _DEEP, "input[placeholder='part of a name']", until=lambda x: len(x) == 1)
+        search.send_keys(param)
+        [handle] = _wait(driver, _DEEP, ".noUi-handle", until=lambda x: len(x) == 1)
+        handle.click()
+        for _ in range(10):
+            handle.send_keys(Keys.ARROW_RIGHT)
+
+        model_value = start.get(param, loaded.parameters.at[param, "value"])
+        deadline = time.monotonic() + 120
+        while True:  # until the series is the run at the slider's (moved) value
+            title, value = driver.execute_script(_SLIDER, param)
+            after = driver.execute_script(_READ_SERIES, f"series:{variable}", "value")
+            run = loaded.simulate(params={**start, param: value})[variable].to_numpy()
+            # the page's numbers are the server's float64 runs sent as binary arrays: simulate's own
+            if value != model_value and np.allclose(after, run, rtol=1e-12, atol=0):
+                break
+            assert time.monotonic() < deadline, f"the page never drew the run at {param} = {value}"
+            time.sleep(0.2)
+        def band_button(buttons):
+            return [b for b in buttons or [] if "ensemble band" in b.text]
+
+        [button] = band_button(_wait(driver, _DEEP, "button", until=lambda xs: len(band_button(xs)) == 1))
+        button.click()
+        lower = _wait(driver, _READ_SERIES, f"series:{variable}", "lower",
+                      until=lambda x: x is not None and all(v is not None for v in x))
+        upper = driver.execute_script(_READ_SERIES, f"series:{variable}", "upper")
+        time.sleep(1.5)  # the strip settles before the picture
         driver.save_screenshot(str(screenshot))
-        return title, value, np.array(before), np.array(after), _requested_hosts(driver)
+        return title, value, np.array(before), np.array(after), (np.array(lower), np.array(upper)), \
+            _requested_hosts(driver)
     finally:
         driver.quit()
         server.stop()
@@ -367,13 +405,15 @@ def test_the_page_redraws_a_moved_slider_with_simulates_values(which, tmp_path):
     else:
         model, loaded, variable, param = None, ac.load(ac.shipped_model()), "Lab Users", "Word of Mouth Rate"
     shot = tmp_path / "explorer.png"
-    title, value, before, after, hosts = explore_in_browser(model, variable, param, 1.3, tmp_path, shot)
+    title, value, before, after, (lower, upper), hosts = explore_in_browser(model, variable, param, tmp_path,
+                                                                            shot)
     assert title.startswith(param)
     start = ac._explorer_arguments(loaded)["params"] or {}
-    expected = loaded.simulate(params={**start, param: value})[variable].to_numpy()
-    # the page's numbers are the server's float64 runs sent as binary arrays: equal to simulate's
-    np.testing.assert_allclose(after, expected, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(after, loaded.simulate(params={**start, param: value})[variable], rtol=1e-12,
+                               atol=0)
     assert not np.allclose(before, after)
+    # the band of the ensemble around the moved slider, drawn by the background job
+    assert np.all(lower <= upper) and np.any(lower < upper)
     width, height = _png_size(shot)
     assert width >= 1000 and height >= 600
     assert shot.stat().st_size > 30_000  # a page of plots and sliders, not a blank one
@@ -401,6 +441,6 @@ if __name__ == "__main__":  # python tests/test_explore.py docs/figures/explorer
 
     out = Path(sys.argv[1])
     with tempfile.TemporaryDirectory() as work:
-        explore_in_browser(None, "Lab Users", "Word of Mouth Rate", 1.3, Path(work), Path(work) / "shot.png")
+        explore_in_browser(None, "Lab Users", "Word of Mouth Rate", Path(work), Path(work) / "shot.png")
         shutil.copy(Path(work) / "shot.png", out)
     print(f"wrote {out}")
