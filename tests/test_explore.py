@@ -182,6 +182,21 @@ def test_the_dominant_loop_is_the_stronger_of_infection_and_recovery(small):
     assert set(page.loop_source.data["loop"]) == {balancing}
 
 
+@pytest.mark.slow
+def test_the_shipped_model_starts_from_its_calibration_with_the_studys_scenarios_targets_and_classifier():
+    page = ac.explore()
+    calibrated = ac.calibrate.read_parameters(ac.shipped_parameters())
+    moved = [k for k, v in calibrated.items() if k in page.values and v != page.setting.sliders.at[k, "model_value"]]
+    assert moved and all(page.values[k] == calibrated[k] for k in moved)
+    assert set(page.toggles) == set(ac.study.scenarios.available(page.setting.model))
+    assert {"Lab Revenue", "Lab Users"} <= set(page.setting.points)  # the targets' data points
+    assert "economic classifier" in page.outcome.object and "2030:" in page.outcome.object
+    page.toggles["confidence-shock"].value = True
+    assert page.values["Confidence Shock Size"] == 0.9
+    # a switch is never varied by the ensemble or offered to the sweep
+    assert "Confidence Shock Size" not in page.sweep_param.options
+
+
 @pytest.mark.parametrize("argv, message", [
     (["explore", "missing.mdl"], "missing.mdl"),
     (["explore", "--port", "0"], "--port"),
