@@ -155,7 +155,7 @@ def slider_ranges(model, values=None, groups=None) -> pd.DataFrame:
         (0 to 1 for a value of 0), with a note saying so. A range is widened to hold
         the starting value (noted); a declared ``[a, a]`` holds the parameter fixed.
     """
-    values = {model.resolve(k): float(v) for k, v in _check.mapping("values", values).items()}
+    values = {model.resolve(k): _check.finite(f"value of '{k}'", v) for k, v in _check.mapping("values", values).items()}
     groups = groups or {}
     rows = []
     for name, row in model.parameters.iterrows():
@@ -205,7 +205,8 @@ class _Setting:
 
 def _setting(model, params=None, start_label=None, switches=(), scenarios=None, targets=None, vocabulary=None,
              outcome=None, classifier=None, horizons=None, bust_from=None, loops=True) -> _Setting:
-    start = {model.resolve(k): float(v) for k, v in _check.mapping("params", params).items()}
+    start = {model.resolve(k): _check.finite(f"params: value of '{k}'", v)
+             for k, v in _check.mapping("params", params).items()}
     unknown = [k for k in start if k not in model.parameters.index]
     if unknown:
         raise InvalidInput(f"'{unknown[0]}' is not a parameter of {model.path.name}: the explorer's sliders "
@@ -231,8 +232,9 @@ def _setting(model, params=None, start_label=None, switches=(), scenarios=None, 
             if pts:
                 points[name] = pts
     default = [v for v in dict.fromkeys([*points, *stocks])][:4]
-    scenarios = {name: (desc, {model.resolve(k): float(v) for k, v in ps.items()})
-                 for name, (desc, ps) in (scenarios or {}).items()}
+    scenarios = {name: (desc, {model.resolve(k): _check.finite(f"scenario {name}: value of '{k}'", v)
+                               for k, v in _check.mapping(f"scenario {name}", ps).items()})
+                 for name, (desc, ps) in _check.mapping("scenarios", scenarios).items()}
     baseline = model.simulate(params=start)
     table = None
     if loops:
@@ -424,8 +426,9 @@ class Explorer:
                 name = self.setting.model.resolve(name)
                 if name not in self.sliders:
                     raise InvalidInput(f"'{name}' has no slider: it is not a parameter")
-                self.sliders[name].value = float(value)
-                self.values[name] = float(value)
+                value = _check.finite(f"value of '{name}'", value)
+                self.sliders[name].value = value
+                self.values[name] = value
         finally:
             self._quiet = False
         self.redraw()

@@ -99,6 +99,25 @@ def test_starting_values_must_be_parameters(small):
         explorer.explore(small, {"infection": 1.0})
 
 
+@pytest.mark.parametrize("call, needle", [
+    (lambda m: explorer.explore(m, {"nope": 1}), "nope"),
+    (lambda m: explorer.explore(m, {"Contact Rate": "fast"}), "Contact Rate"),
+    (lambda m: explorer.explore(m, {"Contact Rate": math.nan}), "Contact Rate"),
+    (lambda m: explorer.explore(m, [("Contact Rate", 1)]), "params"),
+    (lambda m: explorer.explore(m, outcome="Infected<<2"), "malformed outcome"),
+    (lambda m: explorer.explore(m, outcome="Nobody<2"), "Nobody"),
+    (lambda m: explorer.explore(m, classifier="economic"), "classifier"),
+    (lambda m: explorer.explore(m, scenarios={"s": ("d", {"nope": 1})}), "nope"),
+    (lambda m: explorer.explore(m, outcome="Infected>2").set({"infection": 1}), "infection"),
+    (lambda m: explorer.explore(m, outcome="Infected>2").start_sweep("nope"), "nope"),
+    (lambda m: explorer.serve({"model": m}, port=70000, start=False), "port"),
+], ids=["unknown", "not-a-number", "nan", "not-a-mapping", "malformed-outcome", "outcome-variable",
+        "classifier", "scenario", "set-an-auxiliary", "sweep-unknown", "port"])
+def test_misuse_raises_an_aicircle_error_naming_it(small, call, needle):
+    with pytest.raises(ac.AicircleError, match=needle):
+        call(small)
+
+
 def test_moving_a_slider_draws_what_simulate_gives_for_that_value(small):
     page = explorer.explore(small, outcome="Infected>2")
     page.sliders["Contact Rate"].value = 0.9
