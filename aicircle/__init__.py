@@ -54,7 +54,8 @@ def _explorer_arguments(model, params=None, outcome=None, start_label=None) -> d
     classifier = None if outcome else outcomes.default_classifier(model)
     return {"model": model, "params": params, "start_label": start_label,
             "switches": scenarios.switches(model),
-            "scenarios": {name: (sc.description, sc.params) for name, sc in scenarios.available(model).items()},
+            "scenarios": {name: (sc.description, sc.params)
+                          for name, sc in scenarios.available(model).items()},
             "targets": calibration.targets() if shipped else None, "vocabulary": OBSERVABLES,
             "outcome": outcome, "classifier": classifier,
             "horizons": outcomes.HORIZONS if classifier else None,

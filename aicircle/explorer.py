@@ -116,7 +116,8 @@ def model_groups(path) -> dict:
     from lxml import etree  # a dependency of aicircle (the XMILE reader); here only for XMILE files
 
     try:
-        root = etree.fromstring(text.encode("utf-8"), etree.XMLParser(resolve_entities=False, no_network=True))
+        parser = etree.XMLParser(resolve_entities=False, no_network=True)
+        root = etree.fromstring(text.encode("utf-8"), parser)
     except etree.XMLSyntaxError:
         return out
     for group in root.iter("{*}group"):
@@ -155,7 +156,8 @@ def slider_ranges(model, values=None, groups=None) -> pd.DataFrame:
         (0 to 1 for a value of 0), with a note saying so. A range is widened to hold
         the starting value (noted); a declared ``[a, a]`` holds the parameter fixed.
     """
-    values = {model.resolve(k): _check.finite(f"value of '{k}'", v) for k, v in _check.mapping("values", values).items()}
+    values = {model.resolve(k): _check.finite(f"value of '{k}'", v)
+              for k, v in _check.mapping("values", values).items()}
     groups = groups or {}
     rows = []
     for name, row in model.parameters.iterrows():
@@ -353,15 +355,15 @@ class Explorer:
         self.status = pn.pane.Markdown("", sizing_mode="stretch_width")
         band = pn.widgets.Button(label=f"ensemble band ({ENSEMBLE_SETS} sets, ±{ENSEMBLE_SPREAD:.0%})")
         band.on_click(lambda _: self.start_ensemble())
-        self.sweep_param = pn.widgets.Select(label="sweep parameter", options=[
-            n for n in s.sliders.index if n not in s.switches and s.sliders.at[n, "lo"] < s.sliders.at[n, "hi"]])
+        self.sweep_param = pn.widgets.Select(label="sweep parameter", options=self.variable())
         sweep = pn.widgets.Button(label=f"sweep the outcome ({SWEEP_POINTS} values)")
         sweep.on_click(lambda _: self.start_sweep(self.sweep_param.value))
         self.sweep_source, self.sweep_lines, sweep_fig = self._sweep_figure()
         strip = pn.Column(self.outcome, pn.pane.Bokeh(loop_fig, sizing_mode="stretch_width"), self.loop_text,
                           pn.Row(band, self.sweep_param, sweep, self.progress), self.status,
                           pn.pane.Bokeh(sweep_fig, sizing_mode="stretch_width"), sizing_mode="stretch_width")
-        title = pn.pane.Markdown(f"### aicircle explorer — {s.model.path.name} (starting from {s.start_label})")
+        title = pn.pane.Markdown(f"### aicircle explorer — {s.model.path.name} "
+                                 f"(starting from {s.start_label})")
         self.layout = pn.Row(pn.Column(*side, width=380, scroll=True, height=900),
                              pn.Column(title, self.picker, self.plots, strip, sizing_mode="stretch_width"),
                              sizing_mode="stretch_width")
@@ -376,6 +378,12 @@ class Explorer:
         return self.layout.servable()
 
     # -- sliders -------------------------------------------------------
+    def variable(self) -> list:
+        """The parameters an ensemble varies and a sweep may take: all but switches and fixed ones."""
+        s = self.setting
+        return [k for k in s.sliders.index
+                if k not in s.switches and s.sliders.at[k, "lo"] < s.sliders.at[k, "hi"]]
+
     def _filter(self, text):
         key = clean_name(text or "")
         for name, slider in self.sliders.items():
@@ -523,9 +531,11 @@ class Explorer:
                                   name="dominance")
         fig = figure(height=90, sizing_mode="stretch_width", title="dominant loop over time", y_range=(0, 1),
                      tools="", toolbar_location=None)
-        fig.quad(left="left", right="right", bottom=0, top=1, color="color", source=source, line_color="white")
+        fig.quad(left="left", right="right", bottom=0, top=1, color="color", source=source,
+                 line_color="white")
         fig.text(x="left", y=0.3, text="loop", source=source, text_font_size="8pt", x_offset=2)
-        fig.add_tools(HoverTool(tooltips=[("loop", "@label"), ("from", "@left{0.00}"), ("to", "@right{0.00}")]))
+        fig.add_tools(HoverTool(tooltips=[("loop", "@label"), ("from", "@left{0.00}"),
+                                          ("to", "@right{0.00}")]))
         fig.yaxis.visible = False
         return source, fig
 
@@ -559,7 +569,8 @@ class Explorer:
         if self._job is not None and self._job["thread"].is_alive():
             self.status.object = f"busy: {self._job['what']} is still running"
             return
-        job = {"what": what, "done": 0, "result": None, "error": None, "values": dict(self.values), "show": show}
+        job = {"what": what, "done": 0, "result": None, "error": None, "values": dict(self.values),
+               "show": show}
 
         def target():
             try:
@@ -604,7 +615,7 @@ class Explorer:
         """Run ``n`` sets around the sliders' values in the background; then draw the 5–95% band."""
         s = self.setting
         names = list(self.picker.value)
-        varied = [k for k in s.sliders.index if k not in s.switches and s.sliders.at[k, "lo"] < s.sliders.at[k, "hi"]]
+        varied = self.variable()
         rng = np.random.default_rng(seed)
         table = pd.DataFrame({**{k: np.clip(self.values[k] * (1 + spread * rng.uniform(-1, 1, n)),
                                             s.sliders.at[k, "lo"], s.sliders.at[k, "hi"]) for k in varied},
@@ -613,7 +624,8 @@ class Explorer:
         def work(model, job):
             parts = []
             for start in range(0, n, _CHUNK):
-                batch = model.simulate_batch(table.iloc[start:start + _CHUNK], return_columns=names, workers=1)
+                batch = model.simulate_batch(table.iloc[start:start + _CHUNK], return_columns=names,
+                                             workers=1)
                 parts.append(batch)
                 job["done"] = 100 * min(n, start + _CHUNK) / n
             return {k: np.concatenate([p[k].to_numpy() for p in parts]) for k in names}
@@ -649,8 +661,9 @@ class Explorer:
             labels = s.outcome.evaluate(times, values[0], horizon) if s.outcome is not None else \
                 s.classifier.labels(times, values, horizon)
             job["done"] = 50
-            thresholds = tipping.outcome_thresholds(model, param, lo, hi, horizons=[horizon], outcome=s.outcome,
-                                                    classifier=s.classifier, params=held, n_grid=n)
+            thresholds = tipping.outcome_thresholds(model, param, lo, hi, horizons=[horizon],
+                                                    outcome=s.outcome, classifier=s.classifier, params=held,
+                                                    n_grid=n)
             job["done"] = 100
             return grid, [str(x) for x in labels], thresholds
 
@@ -662,7 +675,8 @@ class Explorer:
             self.sweep_figure.xaxis.axis_label = param
             self.sweep_lines.data = {"x": [t["value"] for t in thresholds]}
             said = "; ".join(f"{t['from']} → {t['to']} at {t['value']:.6g}" for t in thresholds)
-            self.status.object = f"sweep of {param} over [{lo:g}, {hi:g}]: " + (said or "the outcome never changes")
+            self.status.object = f"sweep of {param} over [{lo:g}, {hi:g}]: " + (
+                said or "the outcome never changes")
 
         self._start("sweep", work, show)
 

@@ -137,7 +137,8 @@ def main() -> int:
         ready, moves, drags = in_a_browser()
         print(f"in a browser: a new session's page drawn {ready:.1f} s after it is asked for")
         print(f"in a browser: from a slider's move to the redrawn series, median "
-              f"{statistics.median(moves) * 1000:.0f} ms, max {max(moves) * 1000:.0f} ms over {len(moves)} moves")
+              f"{statistics.median(moves) * 1000:.0f} ms, max {max(moves) * 1000:.0f} ms over "
+              f"{len(moves)} moves")
         print(f"in a browser: from the end of a drag to the redrawn series, median "
               f"{statistics.median(drags) * 1000:.0f} ms, max {max(drags) * 1000:.0f} ms over "
               f"{len(drags)} drags of 30 values 16 ms apart")

@@ -205,7 +205,8 @@ def test_the_dominant_loop_is_the_stronger_of_infection_and_recovery(small):
 def test_the_shipped_model_starts_from_its_calibration_with_the_studys_scenarios_targets_and_classifier():
     page = ac.explore()
     calibrated = ac.calibrate.read_parameters(ac.shipped_parameters())
-    moved = [k for k, v in calibrated.items() if k in page.values and v != page.setting.sliders.at[k, "model_value"]]
+    moved = [k for k, v in calibrated.items()
+             if k in page.values and v != page.setting.sliders.at[k, "model_value"]]
     assert moved and all(page.values[k] == calibrated[k] for k in moved)
     assert set(page.toggles) == set(ac.study.scenarios.available(page.setting.model))
     assert {"Lab Revenue", "Lab Users"} <= set(page.setting.points)  # the targets' data points
@@ -324,7 +325,8 @@ return null;
 _SLIDER = """
 const [prefix] = arguments;
 for (const m of Bokeh.documents[0].all_models) {
-  if (typeof m.title === 'string' && m.title.startsWith(prefix) && 'start' in m && 'end' in m && 'value' in m) {
+  const slider = 'start' in m && 'end' in m && 'value' in m;
+  if (typeof m.title === 'string' && m.title.startsWith(prefix) && slider) {
     return [m.title, m.value];
   }
 }
