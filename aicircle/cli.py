@@ -492,10 +492,13 @@ def _cmd_explore(args):
     label = f"the values in {args.params}" if args.params else \
         ("the shipped calibration" if params else None)
     arguments = _explorer_arguments(model, params, args.outcome, label)
-    url = f"http://{args.address}:{args.port}/"
-    _info(args, f"aicircle explore: serving {model.path.name} at {url} (Ctrl-C to stop)")
-    sys.stderr.flush()
-    explorer.serve(arguments, port=args.port, address=args.address, show=args.show)
+    _info(args, f"aicircle explore: scoring the loops of {model.path.name} before serving it")
+
+    def announce(url):
+        _info(args, f"aicircle explore: serving {model.path.name} at {url} (Ctrl-C to stop)")
+        sys.stderr.flush()
+
+    explorer.serve(arguments, port=args.port, address=args.address, show=args.show, announce=announce)
 
 
 def _read_run(path):

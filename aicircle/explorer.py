@@ -304,6 +304,7 @@ class Explorer:
         self.values = {name: float(v) for name, v in s.sliders["value"].items()}
         self.run = s.baseline
         self._job = None  # the background thread's results, read by the event loop's poll
+        self._poll_callback = None
         self._sources: dict = {}
         self._figures: dict = {}
         self._quiet = False  # set while a reset or a scenario moves several sliders at once
@@ -369,7 +370,6 @@ class Explorer:
                              sizing_mode="stretch_width")
         self._layout_plots()
         self.redraw()
-        self._poll_callback = None
 
     def _repr_mimebundle_(self, include=None, exclude=None):  # inline in Jupyter
         return self.layout._repr_mimebundle_(include, exclude)
@@ -729,13 +729,14 @@ def explore(model, params=None, *, start_label=None, switches=(), scenarios=None
                              classifier, horizons, bust_from))
 
 
-def serve(setting_args: dict, port=5006, address="127.0.0.1", show=False, start=True):
+def serve(setting_args: dict, port=5006, address="127.0.0.1", show=False, start=True, announce=None):
     """Serve the explorer on ``address:port``: one :class:`Explorer` per browser session.
 
     ``setting_args`` are :func:`explore`'s arguments (``model`` included). The page
     refuses a ``?model=`` other than the model it was started with. Returns the
     server (``start=False``: not started, for tests that start it themselves);
-    otherwise blocks until interrupted.
+    otherwise blocks until interrupted (Ctrl-C stops it), after calling
+    ``announce(url)`` once it listens.
     """
     pn = _panel()
     port = _check.whole_number("port", port, 1)
@@ -757,5 +758,10 @@ def serve(setting_args: dict, port=5006, address="127.0.0.1", show=False, start=
                       verbose=False)
     if start:
         server.start()
-        server.io_loop.start()
+        if announce is not None:
+            announce(f"http://{address}:{port}/")
+        try:
+            server.io_loop.start()
+        except KeyboardInterrupt:  # the way to stop a server: not an error
+            server.stop()
     return server
