@@ -200,6 +200,7 @@ class _Setting:
     horizons: tuple
     bust_from: float | None
     loops: pd.DataFrame | None
+    no_loops: str  # why the strip shows no loops, where it shows none
     baseline: pd.DataFrame
     worker: object = None  # a copy of the model for the background work (its own compiled programs)
     worker_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
@@ -224,9 +225,13 @@ def _setting(model, params=None, start_label=None, switches=(), scenarios=None, 
     final = model.time["final_time"]
     horizons = tuple(sorted(float(h) for h in (horizons or (final,)) if h <= final)) or (final,)
     units = _units(model)
-    stocks = list(model.stocks)
-    others = [v for v in model.variables if v not in set(stocks) and v not in model.parameters.index
-              and clean_name(v) not in {"initial_time", "final_time", "time_step", "saveper", "time"}]
+    baseline = model.simulate(params=start)
+    # what a run returns: a subscripted variable is one column per element, "Name[a,b]"
+    is_stock = {c: c.split("[")[0] in set(model.stocks) for c in baseline.columns}
+    controls = {"initial_time", "final_time", "time_step", "saveper", "time"}
+    stocks = [c for c in baseline.columns if is_stock[c]]
+    others = [c for c in baseline.columns if not is_stock[c] and c not in model.parameters.index
+              and clean_name(c) not in controls]
     points = {}
     if targets is not None and vocabulary is not None:
         for oid, name in find_observables(model.variables, vocabulary).items():
@@ -237,20 +242,22 @@ def _setting(model, params=None, start_label=None, switches=(), scenarios=None, 
     scenarios = {name: (desc, {model.resolve(k): _check.finite(f"scenario {name}: value of '{k}'", v)
                                for k, v in _check.mapping(f"scenario {name}", ps).items()})
                  for name, (desc, ps) in _check.mapping("scenarios", scenarios).items()}
-    baseline = model.simulate(params=start)
-    table = None
+    table, no_loops = None, "the model has no feedback loops that can be scored"
     if loops:
         try:
             table = model.loops()
-        except AicircleError:  # a model whose loops cannot be scored: the strip says so
-            table = None
+            model.loop_scores(baseline, loops=table)  # once, so that a redraw never meets an error
+        except (AicircleError, IndexError) as err:
+            # loops.py scores no subscripted model (an IndexError there, reported): the strip says so
+            table, no_loops = None, f"loops not scored: {' '.join(str(err).split()) or type(err).__name__}"
+
     return _Setting(model=model, start=start, start_label=start_label or (
         "the given values" if start else f"the values in {model.path.name}"),
         sliders=slider_ranges(model, start, model_groups(model.path)), units=units,
         variables=stocks + others, default=default, scenarios=scenarios,
         switches=frozenset(model.resolve(s) for s in switches), points=points, outcome=outcome,
         classifier=classifier, horizons=horizons, bust_from=None if bust_from is None else float(bust_from),
-        loops=table, baseline=baseline)
+        loops=table, no_loops=no_loops, baseline=baseline)
 
 
 def _unit_of(setting, name):
@@ -431,7 +438,7 @@ class Explorer:
         self._quiet = True
         try:
             for name, value in values.items():
-                name = self.setting.model.resolve(name)
+                name = name if name in self.sliders else self.setting.model.resolve(name)
                 if name not in self.sliders:
                     raise InvalidInput(f"'{name}' has no slider: it is not a parameter")
                 value = _check.finite(f"value of '{name}'", value)
@@ -543,7 +550,7 @@ class Explorer:
         s = self.setting
         self._loops_values = self._drawn_values
         if s.loops is None or s.loops.empty:
-            self.loop_text.object = "dominant loop: the model has no feedback loops that can be scored"
+            self.loop_text.object = f"dominant loop: {s.no_loops}"
             return
         scores = s.model.loop_scores(self.run, loops=s.loops)
         periods = _ltm.dominance(scores)

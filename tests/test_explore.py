@@ -128,6 +128,24 @@ def test_moving_a_slider_draws_what_simulate_gives_for_that_value(small):
     np.testing.assert_array_equal(drawn["baseline"], small.simulate()["Infected"].to_numpy())
 
 
+def test_a_subscripted_model_has_a_slider_and_a_plot_per_element(tmp_path):
+    path = write_mdl(tmp_path, "Region: north, south\n\t~\t\n\t~\t\n\t|",
+                     "Pop[Region] = INTEG(growth[Region], 1)\n\t~\tperson\n\t~\t\n\t|",
+                     "growth[Region] = rate[Region] * Pop[Region]\n\t~\tperson/Year\n\t~\t\n\t|",
+                     "rate[Region] = 0.1, 0.2\n\t~\t1/Year [0, 1]\n\t~\t\n\t|", final_time=5)
+    model = ac.load(path, vocabulary=None)
+    page = explorer.explore(model)
+    assert set(page.sliders) == {"rate[north]", "rate[south]"}
+    assert page.picker.options[:2] == ["Pop[north]", "Pop[south]"] == list(page.picker.value)[:2]
+    page.sliders["rate[south]"].value = 0.5
+    expected = model.simulate(params={"rate[south]": 0.5})
+    np.testing.assert_array_equal(page._sources["Pop[south]"].data["value"], expected["Pop[south]"])
+    np.testing.assert_array_equal(page._sources["Pop[north]"].data["value"], expected["Pop[north]"])
+    page.reset("model")
+    assert page.values["rate[south]"] == 0.2
+    assert page.loop_text.object.startswith("dominant loop")  # scored, or the reason why not
+
+
 def test_two_sessions_share_no_values(small):
     setting = explorer._setting(small, outcome="Infected>2")
     one, two = explorer.Explorer(setting), explorer.Explorer(setting)
