@@ -245,6 +245,15 @@ def test_the_command_refuses_bad_input_in_one_line(argv, message, capsys):
     assert err.count("\n") == 1 and err.startswith("aicircle: error:") and message in err
 
 
+def test_without_panel_the_explorer_says_how_to_install_it(small, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "panel", None)  # as if the [explore] extra were not installed
+    with pytest.raises(ImportError, match=r"pip install 'aicircle\[explore\]'"):
+        explorer.explore(small)
+    assert cli.main(["explore", str(small.path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'aicircle[explore]'" in err
+
+
 # --------------------------------------------------------------------------- in a browser
 
 BROWSER_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
