@@ -228,7 +228,8 @@ def test_the_shipped_model_starts_from_its_calibration_with_the_studys_scenarios
     assert moved and all(page.values[k] == calibrated[k] for k in moved)
     assert set(page.toggles) == set(ac.study.scenarios.available(page.setting.model))
     assert {"Lab Revenue", "Lab Users"} <= set(page.setting.points)  # the targets' data points
-    assert "economic classifier" in page.outcome.object and "2030:" in page.outcome.object
+    default = ac.study.outcomes.default_classifier(page.setting.model)
+    assert f"{default.name} classifier" in page.outcome.object and "2030:" in page.outcome.object
     page.toggles["confidence-shock"].value = True
     assert page.values["Confidence Shock Size"] == 0.9
     # a switch is never varied by the ensemble or offered to the sweep
