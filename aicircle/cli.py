@@ -480,6 +480,27 @@ def _cmd_report(args):
     _info(args, f"report written to {Path(args.out) / 'report.html'}")
 
 
+def _cmd_explore(args):
+    from . import _explorer_arguments, explorer
+
+    try:
+        explorer._panel()
+    except ImportError as err:  # the optional extra is missing: the user's to install
+        raise InvalidInput(str(err)) from err
+    model = _load(args)
+    params = _base_params(args, model)
+    label = f"the values in {args.params}" if args.params else \
+        ("the shipped calibration" if params else None)
+    arguments = _explorer_arguments(model, params, args.outcome, label)
+    _info(args, f"aicircle explore: scoring the loops of {model.path.name} before serving it")
+
+    def announce(url):
+        _info(args, f"aicircle explore: serving {model.path.name} at {url} (Ctrl-C to stop)")
+        sys.stderr.flush()
+
+    explorer.serve(arguments, port=args.port, address=args.address, show=args.show, announce=announce)
+
+
 def _read_run(path):
     """The CSV ``aicircle run`` wrote: a numeric ``time`` index and numeric columns, or InvalidInput."""
     import pandas as pd
@@ -688,6 +709,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the loops, their scores and the dominant loops as JSON to this file")
     _params_options(p)
     force(p)
+
+    p = command("explore", _cmd_explore, "explore a model in the browser: sliders on its parameters, its "
+                "behaviour redrawn as they move (needs pip install 'aicircle[explore]')")
+    p.add_argument("model", nargs="?", type=_text("MODEL"),
+                   help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
+    p.add_argument("--port", type=_whole_number(1), default=5006, help="the local port (default 5006)")
+    p.add_argument("--address", default="127.0.0.1", type=_text("--address"),
+                   help="the address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--outcome", type=_text("--outcome"),
+                   help="an outcome 'VAR<X' or 'VAR>X' (default: the capital-circle classifier where the "
+                        "model defines its variables)")
+    p.add_argument("--show", action="store_true", help="open the page in the default browser")
+    _params_options(p)
 
     p = command("report", _cmd_report, "run the whole analysis and write an HTML/Markdown report (the "
                 "capital-circle study for the shipped model and copies of it; a generic analysis otherwise)")
