@@ -1,44 +1,58 @@
-"""The fused compiled kernel: a model's right-hand side, the step and the saving in one numba function.
+"""The fused compiled kernel: a model's right-hand side, the step and the saving in one machine-code function.
 
 For a :class:`~aicircle.compiler.emitter.Program` whose run-phase equations are
 scalar arithmetic (no subscripts, data, random functions or discrete state) this
-module writes a Python module holding two ``numba.njit`` functions, ``euler`` and
-``rk4``. Each integrates one slice of parameter sets: for each set (the outer
-loop) it keeps the state, the run constants and every variable in local
-scalars (registers) and loops over the time steps, saving the outputs at the
-saved times. The numpy path (:mod:`aicircle.integrate`) stays the reference:
-the kernel does the same floating-point operations in the same order (so
-results agree to rounding; the tests hold them to 1e-12), reading the run
-constants the numpy ``init`` computes.
+module writes an LLVM module (text) holding three functions, compiled by LLVM
+through llvmlite into machine code for this processor:
+
+- ``euler`` and ``rk4`` integrate a range of parameter sets: for each set (the
+  outer loop) they keep the state, the run constants and every variable in
+  registers and loop over the time steps, saving the outputs at the saved times;
+- ``deriv`` gives the derivatives of one set at one time, for ``solve_ivp``.
+
+The numpy path (:mod:`aicircle.integrate`) stays the reference: the kernel does
+the same IEEE operations in the same order (no fast-math, no fused multiply-add,
+so results agree to rounding; the transcendental functions are the C library's,
+which may differ from numpy's own by an ulp; the tests hold them to 1e-12),
+reading the run constants the numpy ``init`` computes.
+
+Why LLVM text and not numba (the first kernel, issue 26): numba types and
+lowers every operation of a ~2700-line function through its Python-level
+templates, which took 6.8 s (Euler) and 10 s (RK4) for the shipped model; the
+module written here is parsed, optimised and compiled in about a second
+(``benchmarks/bench_kernel.py``), and the same machine code runs.
 
 What the kernel executes is code *we* write: variables are named by their
-position (``v12``, ``y3``, ``c40``), numbers are written with :func:`repr` of a
-Python float, and lookup tables are passed as arrays; no text of the model file
-becomes code, so loading a model still executes nothing from it.
+position (``%v12``, ``%y3``, ``%c40``), numbers are written as the hex bit
+patterns of doubles, and lookup tables are passed as arrays; no text of the
+model file becomes code, so loading a model still executes nothing from it.
 
 The kernel is independent of which outputs a run asks for: it is generated for
 every visible variable, and writes all of them into a small row at each saved
 time, from which the run's outputs are picked. Programs that differ only in
 their outputs or their overridden constants thus share one kernel.
 
-Compiled kernels are cached on disk: the generated module is written (atomically)
-to ``$XDG_CACHE_HOME/aicircle/kernels/k<hash>.py``, its hash that of its own
-text, and imported from there, so that numba's ``cache=True`` keeps its machine
-code beside it and a second process loads it instead of compiling.
+Compiled kernels are cached on disk: the object code is written (atomically) to
+``$XDG_CACHE_HOME/aicircle/kernels/k<hash>.o``, the hash that of the module's
+text, the processor's name and features and llvmlite's version, so a second
+process (on the same machine) loads it instead of compiling. The folder is the
+user's own; a file there is trusted as the user's own code is.
 
-Sets are split over ``workers`` threads; the kernel releases the GIL
-(``nogil=True``), and each set is computed alone, so the results do not depend
-on the split.
+Sets are split over ``workers`` threads; the compiled functions are called
+through :mod:`ctypes`, which releases the GIL, and each set is computed alone,
+so the results do not depend on the split.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import hashlib
-import importlib.util
 import logging
 import math
 import os
-import sys
+import struct
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -47,47 +61,245 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UnsupportedFeature
+from ..runtime import SMALL_VENSIM
 from .emitter import Program
 from .ir import UFUNCS
 
 log = logging.getLogger("aicircle.kernel")
 
-# A kernel's imports; the helpers' source is hashed into every kernel's text, so that a change
-# of theirs makes new kernels (numba's cache of a kernel would not see it).
-_PREAMBLE = """import math
-import numpy as np
-from numba import njit
-from aicircle.compiler._kernel_helpers import (_fmod, _lk_extrap, _lk_forward, _lk_hold, _lk_interp,
-                                               _max, _min, _modulo, _pow, _quantum, _xidz, _zidz)
-"""
-# (read, not imported: numba, which the helpers and kernels import, takes a second to import, and
-# only a run through the kernel needs it, not `import aicircle` nor the command line's start)
-_HELPERS_HASH = hashlib.sha256(Path(__file__).with_name("_kernel_helpers.py").read_bytes()).hexdigest()[:12]
-
 #: Bumped when the kernel's template changes meaning (it is part of every kernel's hash).
-KERNEL_VERSION = "2"
+KERNEL_VERSION = "3"
 
-_LOOKUP_HELPERS = {"interpolate": "_lk_interp", "extrapolate": "_lk_extrap",
-                   "hold_backward": "_lk_hold", "look_forward": "_lk_forward"}
+_LOOKUP_HELPERS = {"interpolate": "lk_interp", "extrapolate": "lk_extrap",
+                   "hold_backward": "lk_hold", "look_forward": "lk_forward"}
+# numpy ufunc -> LLVM instruction (binary arithmetic) or C library function (one argument)
+_ARITH = {"add": "fadd", "subtract": "fsub", "multiply": "fmul", "divide": "fdiv", "fmod": "frem"}
+_LIBM = {"exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "tan": "tan", "arcsin": "asin",
+         "arccos": "acos", "arctan": "atan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh"}
+_INTRINSIC = {"abs": "llvm.fabs.f64", "sqrt": "llvm.sqrt.f64", "trunc": "llvm.trunc.f64"}
+# comparisons as numpy makes them: ordered (False on NaN) except "not equal" (True on NaN)
+_COMPARE = {"equal": "oeq", "not_equal": "une", "less": "olt", "less_equal": "ole",
+            "greater": "ogt", "greater_equal": "oge"}
+_FUNCTIONS = ("if", "log", "xidz", "zidz", "quantum", "modulo")
+# C library functions LLVM may call: those above, pow, fmod (frem) and sincos (sin and cos of one x)
+_C_SYMBOLS = sorted(set(_LIBM.values()) | {"pow", "fmod", "sincos"})
 
-# numpy ufunc name -> scalar code template (numba, error_model="numpy": IEEE results, no exceptions)
-_UNARY = {"negative": "(-{0})", "abs": "abs({0})", "exp": "math.exp({0})", "log": "math.log({0})",
-          "sqrt": "math.sqrt({0})", "sin": "math.sin({0})", "cos": "math.cos({0})", "tan": "math.tan({0})",
-          "arcsin": "math.asin({0})", "arccos": "math.acos({0})", "arctan": "math.atan({0})",
-          "sinh": "math.sinh({0})", "cosh": "math.cosh({0})", "tanh": "math.tanh({0})",
-          "trunc": "np.trunc({0})", "logical_not": "(1.0 if {0} == 0.0 else 0.0)"}
-_BINARY = {"add": "({0} + {1})", "subtract": "({0} - {1})", "multiply": "({0} * {1})",
-           "divide": "({0} / {1})", "power": "_pow({0}, {1})", "fmod": "_fmod({0}, {1})",
-           "minimum": "_min({0}, {1})", "maximum": "_max({0}, {1})",
-           "equal": "(1.0 if {0} == {1} else 0.0)", "not_equal": "(1.0 if {0} != {1} else 0.0)",
-           "less": "(1.0 if {0} < {1} else 0.0)", "less_equal": "(1.0 if {0} <= {1} else 0.0)",
-           "greater": "(1.0 if {0} > {1} else 0.0)", "greater_equal": "(1.0 if {0} >= {1} else 0.0)",
-           "logical_and": "(1.0 if ({0} != 0.0 and {1} != 0.0) else 0.0)",
-           "logical_or": "(1.0 if ({0} != 0.0 or {1} != 0.0) else 0.0)"}
-_FUNCTIONS = {"if": "({1} if {0} != 0.0 else {2})", "log": "(math.log({0}) / math.log({1}))",
-              "xidz": "_xidz({0}, {1}, {2})", "zidz": "_zidz({0}, {1})",
-              "quantum": "_quantum({0}, {1})", "modulo": "_modulo({0}, {1})"}
 
+def _double(value: float) -> str:
+    """A double in LLVM's text: its exact bit pattern (so NaN, inf and -0.0 too)."""
+    return "0x%016X" % struct.unpack("<Q", struct.pack("<d", float(value)))[0]
+
+
+_ZERO, _ONE, _SMALL = _double(0.0), _double(1.0), _double(SMALL_VENSIM)
+
+# The lookup tables, as aicircle.runtime.lookup computes them (np.interp formula for formula;
+# the tables concatenated in xs and ys, this one from offset o, k points).
+_HELPERS = f"""
+declare double @llvm.fabs.f64(double)
+declare double @llvm.sqrt.f64(double)
+declare double @llvm.trunc.f64(double)
+declare double @pow(double, double)
+{chr(10).join(f"declare double @{name}(double)" for name in sorted(set(_LIBM.values())))}
+
+define internal double @lk_interp(double %x, double* %xs, double* %ys, i64 %o, i64 %k) {{
+entry:
+  %isnan = fcmp uno double %x, {_ZERO}
+  br i1 %isnan, label %retx, label %c1
+retx:
+  ret double %x
+c1:
+  %p0 = getelementptr double, double* %xs, i64 %o
+  %x0 = load double, double* %p0
+  %le0 = fcmp ole double %x, %x0
+  br i1 %le0, label %first, label %c2
+first:
+  %q0 = getelementptr double, double* %ys, i64 %o
+  %y0 = load double, double* %q0
+  ret double %y0
+c2:
+  %end = add i64 %o, %k
+  %lasti = sub i64 %end, 1
+  %pl = getelementptr double, double* %xs, i64 %lasti
+  %xl = load double, double* %pl
+  %gel = fcmp oge double %x, %xl
+  br i1 %gel, label %lastret, label %search
+lastret:
+  %ql = getelementptr double, double* %ys, i64 %lasti
+  %yl = load double, double* %ql
+  ret double %yl
+search:
+  %km1 = sub i64 %k, 1
+  br label %loop
+loop:
+  %lo = phi i64 [0, %search], [%lo2, %body]
+  %hi = phi i64 [%km1, %search], [%hi2, %body]
+  %gap = sub i64 %hi, %lo
+  %more = icmp sgt i64 %gap, 1
+  br i1 %more, label %body, label %found
+body:
+  %sum = add i64 %lo, %hi
+  %mid = sdiv i64 %sum, 2
+  %im = add i64 %o, %mid
+  %pm = getelementptr double, double* %xs, i64 %im
+  %xm = load double, double* %pm
+  %go = fcmp ole double %xm, %x
+  %lo2 = select i1 %go, i64 %mid, i64 %lo
+  %hi2 = select i1 %go, i64 %hi, i64 %mid
+  br label %loop
+found:
+  %j = add i64 %o, %lo
+  %pj = getelementptr double, double* %xs, i64 %j
+  %xj = load double, double* %pj
+  %qj = getelementptr double, double* %ys, i64 %j
+  %yj = load double, double* %qj
+  %eq = fcmp oeq double %xj, %x
+  br i1 %eq, label %exact, label %between
+exact:
+  ret double %yj
+between:
+  %j1 = add i64 %j, 1
+  %pj1 = getelementptr double, double* %xs, i64 %j1
+  %xj1 = load double, double* %pj1
+  %qj1 = getelementptr double, double* %ys, i64 %j1
+  %yj1 = load double, double* %qj1
+  %dy = fsub double %yj1, %yj
+  %dx = fsub double %xj1, %xj
+  %slope = fdiv double %dy, %dx
+  %off = fsub double %x, %xj
+  %rise = fmul double %slope, %off
+  %y = fadd double %rise, %yj
+  %ynan = fcmp uno double %y, {_ZERO}
+  br i1 %ynan, label %other, label %rety
+rety:
+  ret double %y
+other:
+  %off2 = fsub double %x, %xj1
+  %rise2 = fmul double %slope, %off2
+  %y2 = fadd double %rise2, %yj1
+  %y2nan = fcmp uno double %y2, {_ZERO}
+  %flat = fcmp oeq double %yj, %yj1
+  %both = and i1 %y2nan, %flat
+  %r = select i1 %both, double %yj, double %y2
+  ret double %r
+}}
+
+define internal double @lk_extrap(double %x, double* %xs, double* %ys, i64 %o, i64 %k) {{
+entry:
+  %y = call double @lk_interp(double %x, double* %xs, double* %ys, i64 %o, i64 %k)
+  %many = icmp sgt i64 %k, 1
+  br i1 %many, label %c1, label %rety
+rety:
+  ret double %y
+c1:
+  %p0 = getelementptr double, double* %xs, i64 %o
+  %x0 = load double, double* %p0
+  %below = fcmp olt double %x, %x0
+  br i1 %below, label %left, label %c2
+left:
+  %o1 = add i64 %o, 1
+  %p1 = getelementptr double, double* %xs, i64 %o1
+  %x1 = load double, double* %p1
+  %q0 = getelementptr double, double* %ys, i64 %o
+  %y0 = load double, double* %q0
+  %q1 = getelementptr double, double* %ys, i64 %o1
+  %y1 = load double, double* %q1
+  %dy = fsub double %y1, %y0
+  %dx = fsub double %x1, %x0
+  %slope = fdiv double %dy, %dx
+  %off = fsub double %x, %x0
+  %rise = fmul double %slope, %off
+  %r = fadd double %y0, %rise
+  ret double %r
+c2:
+  %end = add i64 %o, %k
+  %e = sub i64 %end, 1
+  %pe = getelementptr double, double* %xs, i64 %e
+  %xe = load double, double* %pe
+  %above = fcmp ogt double %x, %xe
+  br i1 %above, label %right, label %rety
+right:
+  %e1 = sub i64 %e, 1
+  %pe1 = getelementptr double, double* %xs, i64 %e1
+  %xe1 = load double, double* %pe1
+  %qe = getelementptr double, double* %ys, i64 %e
+  %ye = load double, double* %qe
+  %qe1 = getelementptr double, double* %ys, i64 %e1
+  %ye1 = load double, double* %qe1
+  %dyr = fsub double %ye, %ye1
+  %dxr = fsub double %xe, %xe1
+  %sloper = fdiv double %dyr, %dxr
+  %offr = fsub double %x, %xe
+  %riser = fmul double %sloper, %offr
+  %rr = fadd double %ye, %riser
+  ret double %rr
+}}
+
+define internal double @lk_hold(double %x, double* %xs, double* %ys, i64 %o, i64 %k) {{
+entry:
+  %end = add i64 %o, %k
+  %lasti = sub i64 %end, 1
+  %isnan = fcmp uno double %x, {_ZERO}
+  br i1 %isnan, label %last, label %loop
+last:
+  %ql = getelementptr double, double* %ys, i64 %lasti
+  %yl = load double, double* %ql
+  ret double %yl
+loop:
+  %i = phi i64 [0, %entry], [%i2, %next]
+  %inside = icmp slt i64 %i, %k
+  br i1 %inside, label %test, label %done
+test:
+  %ii = add i64 %o, %i
+  %pi = getelementptr double, double* %xs, i64 %ii
+  %xi = load double, double* %pi
+  %le = fcmp ole double %xi, %x
+  br i1 %le, label %next, label %done
+next:
+  %i2 = add i64 %i, 1
+  br label %loop
+done:
+  %back = sub i64 %i, 1
+  %neg = icmp slt i64 %back, 0
+  %at = select i1 %neg, i64 0, i64 %back
+  %ia = add i64 %o, %at
+  %qa = getelementptr double, double* %ys, i64 %ia
+  %ya = load double, double* %qa
+  ret double %ya
+}}
+
+define internal double @lk_forward(double %x, double* %xs, double* %ys, i64 %o, i64 %k) {{
+entry:
+  %end = add i64 %o, %k
+  %lasti = sub i64 %end, 1
+  %isnan = fcmp uno double %x, {_ZERO}
+  br i1 %isnan, label %last, label %loop
+last:
+  %ql = getelementptr double, double* %ys, i64 %lasti
+  %yl = load double, double* %ql
+  ret double %yl
+loop:
+  %i = phi i64 [0, %entry], [%i2, %next]
+  %inside = icmp slt i64 %i, %k
+  br i1 %inside, label %test, label %done
+test:
+  %ii = add i64 %o, %i
+  %pi = getelementptr double, double* %xs, i64 %ii
+  %xi = load double, double* %pi
+  %lt = fcmp olt double %xi, %x
+  br i1 %lt, label %next, label %done
+next:
+  %i2 = add i64 %i, 1
+  br label %loop
+done:
+  %km1 = sub i64 %k, 1
+  %over = icmp sgt i64 %i, %km1
+  %at = select i1 %over, i64 %km1, i64 %i
+  %ia = add i64 %o, %at
+  %qa = getelementptr double, double* %ys, i64 %ia
+  %ya = load double, double* %qa
+  ret double %ya
+}}
+"""
 
 
 def unsupported(prog) -> str | None:
@@ -134,54 +346,130 @@ def _unsupported_node(node) -> str | None:
 
 
 class _Writer:
-    """Scalar code for the run-phase expressions of a program, one assignment per variable."""
+    """LLVM instructions for the run-phase expressions of a program, one value per operation.
 
-    def __init__(self, prog, state_names, const_of):
+    ``values`` maps a variable id (or a hoisted subexpression's id) to the
+    operand holding its value: a register (``%y3``, ``%c40``, ``%t12``) or a
+    literal double.
+    """
+
+    def __init__(self, prog, values):
         self.p = prog
-        self.state_names = state_names  # vid -> local name of a state
-        self.const_of = const_of  # vid or hoisted id -> local name of a run constant
+        self.values = dict(values)
+        self.lines: list[str] = []
+        self.count = 0
 
-    def name(self, vid) -> str:
-        if vid in self.state_names:
-            return self.state_names[vid]
-        if vid in self.const_of:
-            return self.const_of[vid]
-        return f"v{vid}"
+    def _new(self, code: str) -> str:
+        self.count += 1
+        name = f"%t{self.count}"
+        self.lines.append(f"  {name} = {code}")
+        return name
+
+    def value(self, vid) -> str:
+        return self.values[vid]
+
+    def assign(self, vid, node) -> None:
+        """Compute variable ``vid`` from ``node``."""
+        self.values[vid] = self.expr(node)
+
+    def _select(self, cond: str, a: str, b: str) -> str:
+        return self._new(f"select i1 {cond}, double {a}, double {b}")
+
+    def _flag(self, cond: str) -> str:  # a comparison's i1 as numpy's 1.0 / 0.0
+        return self._select(cond, _ONE, _ZERO)
+
+    def _extreme(self, a: str, b: str, keep_a: str) -> str:
+        """np.minimum / np.maximum: NaN if either is NaN (as ``a + b``), else a where ``a keep_a b``."""
+        nan = self._new(f"fcmp uno double {a}, {b}")
+        sum_ = self._new(f"fadd double {a}, {b}")
+        take_a = self._new(f"fcmp {keep_a} double {a}, {b}")
+        pick = self._select(take_a, a, b)
+        return self._select(nan, sum_, pick)
+
+    def _call(self, function: str, *args: str) -> str:
+        return self._new(f"call double @{function}({', '.join(f'double {a}' for a in args)})")
+
+    def _quantum(self, a: str, b: str) -> str:
+        small = self._new(f"fcmp olt double {b}, {_SMALL}")
+        ratio = self._new(f"fdiv double {a}, {b}")
+        whole = self._call("llvm.trunc.f64", ratio)
+        step = self._new(f"fmul double {b}, {whole}")
+        return self._select(small, a, step)
 
     def expr(self, node) -> str:
         kind = node[0]
         if kind == "num":
-            value = float(node[1])
-            if math.isnan(value):
-                return "np.nan"
-            if math.isinf(value):
-                return "np.inf" if value > 0 else "(-np.inf)"
-            return repr(value)
+            return _double(node[1])
         if kind == "ref":
-            return self.name(node[1])
+            return self.value(node[1])
         if kind == "time":
-            return "tt"
+            return "%tt"
         if kind == "dt":
-            return "dt"
+            return "%dt"
+        hoisted = self.p.hoisted.get(id(node))
+        if hoisted is not None:
+            return self.value(hoisted)
         if kind == "lookup":
-            hoisted = self.p.hoisted.get(id(node))
-            if hoisted is not None:
-                return self.const_of[hoisted]
-            table = self.p.lookups[node[1]]
-            return (f"{_LOOKUP_HELPERS[table.kind]}({self.expr(node[2])}, LX, LY, "
-                    f"LO[{node[1]}], LN[{node[1]}])")
+            x = self.expr(node[2])
+            table = node[1]
+            o = self._load_i64("%LO", table)
+            k = self._load_i64("%LN", table)
+            helper = _LOOKUP_HELPERS[self.p.lookups[table].kind]
+            return self._new(f"call double @{helper}(double {x}, double* %LX, double* %LY, i64 {o}, i64 {k})")
         if kind == "op":
-            hoisted = self.p.hoisted.get(id(node))
-            if hoisted is not None:
-                return self.const_of[hoisted]
             name = node[1]
             args = [self.expr(a) for a in node[2:]]
             if name in UFUNCS:
-                ufunc = UFUNCS[name]
-                template = _UNARY.get(ufunc) or _BINARY[ufunc]
-                return template.format(*args)
-            return _FUNCTIONS[name].format(*args)
+                return self._ufunc(UFUNCS[name], args)
+            return self._function(name, args)
         raise AssertionError(kind)  # pragma: no cover - unsupported() refuses the rest
+
+    def _load_i64(self, array: str, index: int) -> str:
+        self.count += 1
+        p, v = f"%p{self.count}", f"%t{self.count}"
+        self.lines.append(f"  {p} = getelementptr i64, i64* {array}, i64 {int(index)}")
+        self.lines.append(f"  {v} = load i64, i64* {p}")
+        return v
+
+    def _ufunc(self, ufunc: str, a: list) -> str:
+        if ufunc in _ARITH:
+            return self._new(f"{_ARITH[ufunc]} double {a[0]}, {a[1]}")
+        if ufunc == "negative":
+            return self._new(f"fneg double {a[0]}")
+        if ufunc in _LIBM:
+            return self._call(_LIBM[ufunc], a[0])
+        if ufunc in _INTRINSIC:
+            return self._call(_INTRINSIC[ufunc], a[0])
+        if ufunc == "power":
+            return self._call("pow", a[0], a[1])
+        if ufunc in _COMPARE:
+            return self._flag(self._new(f"fcmp {_COMPARE[ufunc]} double {a[0]}, {a[1]}"))
+        if ufunc == "minimum":
+            return self._extreme(a[0], a[1], "ole")
+        if ufunc == "maximum":
+            return self._extreme(a[0], a[1], "oge")
+        if ufunc == "logical_not":
+            return self._flag(self._new(f"fcmp oeq double {a[0]}, {_ZERO}"))
+        if ufunc in ("logical_and", "logical_or"):
+            x = self._new(f"fcmp une double {a[0]}, {_ZERO}")
+            y = self._new(f"fcmp une double {a[1]}, {_ZERO}")
+            return self._flag(self._new(f"{'and' if ufunc == 'logical_and' else 'or'} i1 {x}, {y}"))
+        raise AssertionError(ufunc)  # pragma: no cover - every ufunc of ir.UFUNCS is above
+
+    def _function(self, name: str, a: list) -> str:
+        if name == "if":
+            return self._select(self._new(f"fcmp une double {a[0]}, {_ZERO}"), a[1], a[2])
+        if name == "log":
+            return self._new(f"fdiv double {self._call('log', a[0])}, {self._call('log', a[1])}")
+        if name in ("xidz", "zidz"):
+            small = self._new(f"fcmp olt double {self._call('llvm.fabs.f64', a[1])}, {_SMALL}")
+            ratio = self._new(f"fdiv double {a[0]}, {a[1]}")
+            return self._select(small, a[2] if name == "xidz" else _ZERO, ratio)
+        if name == "quantum":
+            return self._quantum(a[0], a[1])
+        if name == "modulo":
+            return self._new(f"fsub double {a[0]}, {self._quantum(a[0], a[1])}")
+        raise AssertionError(name)  # pragma: no cover - _unsupported_node refuses the rest
 
 
 def _all_outputs(prog):
@@ -196,91 +484,229 @@ def _full_program(prog):
                    prog.control_vids)
 
 
+_INTEGRATOR_ARGS = ("double* noalias %Y0, double* noalias %C, i64 %n, i64 %s0, i64 %s1, "
+                    "double* noalias %times, i8* noalias %saved, i64 %nt, double %dt, i64* noalias %sel, "
+                    "i64 %nsel, double* noalias %out, i64 %nsaved, double* noalias %LX, double* noalias %LY, "
+                    "i64* noalias %LO, i64* noalias %LN")
+
+
+class _Function:
+    """One function's text: its blocks and the body of the model written into one of them."""
+
+    def __init__(self, prog, const_ids, saved_vids):
+        self.p = prog
+        self.const_ids = const_ids
+        self.saved_vids = saved_vids
+        self.nc = prog.n_continuous
+        self.lines: list[str] = []
+
+    def emit(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def block(self, label: str) -> None:
+        self.lines.append(f"{label}:")
+
+    def column(self, array: str, row: int, prefix: str) -> str:
+        """Load element ``(row, s)`` of a ``(rows, n)`` array: the set's own value of one row."""
+        self.emit(f"  %{prefix}o{row} = mul i64 %n, {row}", f"  %{prefix}i{row} = add i64 %{prefix}o{row}, %s",
+                  f"  %{prefix}p{row} = getelementptr double, double* {array}, i64 %{prefix}i{row}",
+                  f"  %{prefix}{row} = load double, double* %{prefix}p{row}")
+        return f"%{prefix}{row}"
+
+    def body(self, values) -> _Writer:
+        """Write every dynamic variable and the derivatives ``d`` of the stocks; the writer holds them."""
+        w = _Writer(self.p, values)
+        for vid in self.p.dynamic_order:
+            w.assign(vid, self.p.vars[vid].expr)
+        derivs = [w.expr(self.p.vars[vid].deriv) for vid in self.p.stocks]
+        self.lines.extend(w.lines)
+        w.derivs = derivs
+        return w
+
+    def max0(self, x: str, name: str) -> str:
+        """``np.maximum(x, 0.0)`` into register ``name`` (a non-negative stock's clipping)."""
+        self.emit(f"  %{name}u = fcmp uno double {x}, {_ZERO}", f"  %{name}s = fadd double {x}, {_ZERO}",
+                  f"  %{name}g = fcmp oge double {x}, {_ZERO}",
+                  f"  %{name}p = select i1 %{name}g, double {x}, double {_ZERO}",
+                  f"  %{name} = select i1 %{name}u, double %{name}s, double %{name}p")
+        return f"%{name}"
+
+    def save(self, w: _Writer, tag: str, after: str) -> None:
+        """At a saved time: every output into ``%row``, the selected ones into ``out[s, j, k]``; k += 1."""
+        rows = max(len(self.saved_vids), 1)
+        for j, vid in enumerate(self.saved_vids):
+            self.emit(f"  %{tag}r{j} = getelementptr [{rows} x double], [{rows} x double]* %row, i64 0, i64 {j}",
+                      f"  store double {w.value(vid)}, double* %{tag}r{j}")
+        self.emit(f"  %{tag}k = load i64, i64* %kp", f"  %{tag}base = mul i64 %s, %nsel",
+                  f"  br label %{tag}copy")
+        self.block(f"{tag}copy")
+        self.emit(f"  %{tag}j = phi i64 [0, %{tag}save], [%{tag}j2, %{tag}put]",
+                  f"  %{tag}more = icmp slt i64 %{tag}j, %nsel",
+                  f"  br i1 %{tag}more, label %{tag}put, label %{tag}copied")
+        self.block(f"{tag}put")
+        self.emit(f"  %{tag}selp = getelementptr i64, i64* %sel, i64 %{tag}j",
+                  f"  %{tag}sj = load i64, i64* %{tag}selp",
+                  f"  %{tag}src = getelementptr [{rows} x double], [{rows} x double]* %row, i64 0, i64 %{tag}sj",
+                  f"  %{tag}val = load double, double* %{tag}src",
+                  f"  %{tag}o1 = add i64 %{tag}base, %{tag}j", f"  %{tag}o2 = mul i64 %{tag}o1, %nsaved",
+                  f"  %{tag}o3 = add i64 %{tag}o2, %{tag}k",
+                  f"  %{tag}dst = getelementptr double, double* %out, i64 %{tag}o3",
+                  f"  store double %{tag}val, double* %{tag}dst", f"  %{tag}j2 = add i64 %{tag}j, 1",
+                  f"  br label %{tag}copy")
+        self.block(f"{tag}copied")
+        self.emit(f"  %{tag}k2 = add i64 %{tag}k, 1", f"  store i64 %{tag}k2, i64* %kp", f"  br label %{after}")
+
+    def prologue(self, state_allocas) -> dict:
+        """The entry block and the loop over the sets, up to loading the set's constants (returned)."""
+        rows = max(len(self.saved_vids), 1)
+        self.block("entry")
+        self.emit(f"  %row = alloca [{rows} x double]", "  %sp = alloca i64", "  %ip = alloca i64",
+                  "  %kp = alloca i64", "  %ttp0 = alloca double", "  %stp = alloca i64")
+        self.emit(*[f"  %{a}{i} = alloca double" for a in state_allocas for i in range(self.nc)])
+        self.emit("  store i64 %s0, i64* %sp", "  br label %sloop")
+        self.block("sloop")
+        self.emit("  %s = load i64, i64* %sp", "  %smore = icmp slt i64 %s, %s1",
+                  "  br i1 %smore, label %set, label %exit")
+        self.block("set")
+        return {key: self.column("%C", i, "c") for i, key in enumerate(self.const_ids)}
+
+    def epilogue(self) -> None:
+        self.block("nextset")
+        self.emit("  %s2 = add i64 %s, 1", "  store i64 %s2, i64* %sp", "  br label %sloop")
+        self.block("exit")
+        self.emit("  ret void", "}")
+
+
+def _euler(prog, const_ids, saved_vids) -> str:
+    f = _Function(prog, const_ids, saved_vids)
+    nc = f.nc
+    f.emit(f"define void @euler({_INTEGRATOR_ARGS}) {{")
+    consts = f.prologue(["Ya"])
+    for i in range(nc):
+        f.emit(f"  store double {f.column('%Y0', i, 'y0_')}, double* %Ya{i}")
+    f.emit("  store i64 0, i64* %ip", "  store i64 0, i64* %kp", "  br label %tloop")
+    f.block("tloop")
+    f.emit("  %i = load i64, i64* %ip", "  %tmore = icmp slt i64 %i, %nt",
+           "  br i1 %tmore, label %step, label %nextset")
+    f.block("step")
+    f.emit("  %ttp = getelementptr double, double* %times, i64 %i", "  %tt = load double, double* %ttp")
+    f.emit(*[f"  %y{i} = load double, double* %Ya{i}" for i in range(nc)])
+    values = {**consts, **{vid: f"%y{i}" for i, vid in enumerate(prog.stocks)}}
+    w = f.body(values)
+    f.emit("  %svp = getelementptr i8, i8* %saved, i64 %i", "  %sv = load i8, i8* %svp",
+           "  %issv = icmp ne i8 %sv, 0", "  br i1 %issv, label %esave, label %esaved")
+    f.block("esave")
+    f.save(w, "e", "esaved")
+    f.block("esaved")
+    f.emit("  %ntm1 = sub i64 %nt, 1", "  %last = icmp eq i64 %i, %ntm1",
+           "  br i1 %last, label %nextset, label %advance")
+    f.block("advance")
+    for i, d in enumerate(w.derivs):
+        f.emit(f"  %inc{i} = fmul double {d}, %dt", f"  %yn{i} = fadd double %y{i}, %inc{i}")
+        y = f.max0(f"%yn{i}", f"ynn{i}") if i in prog.non_negative else f"%yn{i}"
+        f.emit(f"  store double {y}, double* %Ya{i}")
+    f.emit("  %i2 = add i64 %i, 1", "  store i64 %i2, i64* %ip", "  br label %tloop")
+    f.epilogue()
+    return "\n".join(f.lines)
+
+
+def _rk4(prog, const_ids, saved_vids) -> str:
+    """RK4: the body once, in a loop over the four stages (the numpy path's operations, in order)."""
+    f = _Function(prog, const_ids, saved_vids)
+    nc = f.nc
+    f.emit(f"define void @rk4({_INTEGRATOR_ARGS}) {{")
+    consts = f.prologue(["Ya", "Ba", "K1a", "K2a", "K3a"])
+    for i in range(nc):
+        f.emit(f"  store double {f.column('%Y0', i, 'y0_')}, double* %Ba{i}")
+        f.emit(*[f"  store double {_ZERO}, double* %K{s}a{i}" for s in (1, 2, 3)])
+    f.emit("  %h2 = fmul double 0x3FE0000000000000, %dt", "  %h6 = fdiv double %dt, 0x4018000000000000",
+           "  store i64 0, i64* %ip", "  store i64 0, i64* %kp", "  br label %tloop")
+    f.block("tloop")
+    f.emit("  %i = load i64, i64* %ip", "  %tmore = icmp slt i64 %i, %nt",
+           "  br i1 %tmore, label %time, label %nextset")
+    f.block("time")
+    f.emit("  %tp = getelementptr double, double* %times, i64 %i", "  %t = load double, double* %tp",
+           "  store i64 0, i64* %stp", "  br label %stages")
+    f.block("stages")
+    f.emit("  %st = load i64, i64* %stp",
+           "  switch i64 %st, label %st3 [ i64 0, label %st0 i64 1, label %st1 i64 2, label %st2 ]")
+    f.block("st0")
+    f.emit("  store double %t, double* %ttp0")
+    for i in range(nc):
+        f.emit(f"  %b0_{i} = load double, double* %Ba{i}", f"  store double %b0_{i}, double* %Ya{i}")
+    f.emit("  br label %eval")
+    for stage, (k, h, dtime) in enumerate((("K1a", "%h2", "%h2"), ("K2a", "%h2", "%h2"),
+                                           ("K3a", "%dt", "%dt")), start=1):
+        f.block(f"st{stage}")
+        f.emit(f"  %tt{stage} = fadd double %t, {dtime}", f"  store double %tt{stage}, double* %ttp0")
+        for i in range(nc):
+            f.emit(f"  %b{stage}_{i} = load double, double* %Ba{i}",
+                   f"  %k{stage}_{i} = load double, double* %{k}{i}",
+                   f"  %m{stage}_{i} = fmul double {h}, %k{stage}_{i}",
+                   f"  %x{stage}_{i} = fadd double %b{stage}_{i}, %m{stage}_{i}",
+                   f"  store double %x{stage}_{i}, double* %Ya{i}")
+        f.emit("  br label %eval")
+    f.block("eval")
+    f.emit("  %tt = load double, double* %ttp0")
+    f.emit(*[f"  %y{i} = load double, double* %Ya{i}" for i in range(nc)])
+    values = {**consts, **{vid: f"%y{i}" for i, vid in enumerate(prog.stocks)}}
+    w = f.body(values)
+    f.emit("  switch i64 %st, label %post3 [ i64 0, label %post0 i64 1, label %post1 i64 2, label %post2 ]")
+    f.block("post0")
+    f.emit("  %svp = getelementptr i8, i8* %saved, i64 %i", "  %sv = load i8, i8* %svp",
+           "  %issv = icmp ne i8 %sv, 0", "  br i1 %issv, label %rsave, label %rsaved")
+    f.block("rsave")
+    f.save(w, "r", "rsaved")
+    f.block("rsaved")
+    f.emit("  %ntm1 = sub i64 %nt, 1", "  %last = icmp eq i64 %i, %ntm1",
+           "  br i1 %last, label %nextset, label %keep1")
+    for stage, k in ((1, "K1a"), (2, "K2a"), (3, "K3a")):
+        f.block(f"keep{stage}" if stage == 1 else f"post{stage - 1}")
+        f.emit(*[f"  store double {d}, double* %{k}{i}" for i, d in enumerate(w.derivs)])
+        f.emit(f"  store i64 {stage}, i64* %stp", "  br label %stages")
+    f.block("post3")
+    for i, d in enumerate(w.derivs):
+        f.emit(f"  %fb{i} = load double, double* %Ba{i}", f"  %f1_{i} = load double, double* %K1a{i}",
+               f"  %f2_{i} = load double, double* %K2a{i}", f"  %f3_{i} = load double, double* %K3a{i}",
+               f"  %g2_{i} = fmul double 0x4000000000000000, %f2_{i}", f"  %s1_{i} = fadd double %f1_{i}, %g2_{i}",
+               f"  %g3_{i} = fmul double 0x4000000000000000, %f3_{i}", f"  %s2_{i} = fadd double %s1_{i}, %g3_{i}",
+               f"  %s3_{i} = fadd double %s2_{i}, {d}", f"  %w{i} = fmul double %h6, %s3_{i}",
+               f"  %bn{i} = fadd double %fb{i}, %w{i}")
+        b = f.max0(f"%bn{i}", f"bnn{i}") if i in prog.non_negative else f"%bn{i}"
+        f.emit(f"  store double {b}, double* %Ba{i}")
+    f.emit("  %i2 = add i64 %i, 1", "  store i64 %i2, i64* %ip", "  br label %tloop")
+    f.epilogue()
+    return "\n".join(f.lines)
+
+
+def _deriv(prog, const_ids) -> str:
+    """The derivatives of one set at one time: ``deriv(t, dt, Y, C, D, LX, LY, LO, LN)``."""
+    f = _Function(prog, const_ids, [])
+    f.emit("define void @deriv(double %tt, double %dt, double* noalias %Y, double* noalias %C, "
+           "double* noalias %D, double* noalias %LX, double* noalias %LY, i64* noalias %LO, "
+           "i64* noalias %LN) {", "entry:")
+    values = {}
+    for i, key in enumerate(const_ids):
+        f.emit(f"  %cp{i} = getelementptr double, double* %C, i64 {i}", f"  %c{i} = load double, double* %cp{i}")
+        values[key] = f"%c{i}"
+    for i, vid in enumerate(prog.stocks):
+        f.emit(f"  %yp{i} = getelementptr double, double* %Y, i64 {i}", f"  %y{i} = load double, double* %yp{i}")
+        values[vid] = f"%y{i}"
+    w = f.body(values)
+    for i, d in enumerate(w.derivs):
+        f.emit(f"  %dp{i} = getelementptr double, double* %D, i64 {i}", f"  store double {d}, double* %dp{i}")
+    f.emit("  ret void", "}")
+    return "\n".join(f.lines)
+
+
 def source(prog) -> tuple[str, list[int]]:
-    """The kernel module's source for ``prog`` (a program made for all outputs) and its saved vids."""
-    stocks = prog.stocks
-    nc = prog.n_continuous
-    state_names = {vid: f"y{i}" for i, vid in enumerate(stocks)}
+    """The kernel module's text for ``prog`` (a program made for all outputs) and its saved vids."""
     # the run constants, in the order of prog's init (statics, then hoisted subexpressions)
     const_ids = list(prog.static_order) + list(prog.hoisted.values())
-    const_of = {key: f"c{i}" for i, key in enumerate(const_ids)}
-    w = _Writer(prog, state_names, const_of)
-    saved_vids = [vid for vid in prog.outputs]
-    body = []
-    for vid in prog.dynamic_order:
-        body.append(f"v{vid} = {w.expr(prog.vars[vid].expr)}")
-    for i, vid in enumerate(stocks):
-        body.append(f"d{i} = {w.expr(prog.vars[vid].deriv)}")
-    save = [f"row[{j}] = {w.name(vid)}" for j, vid in enumerate(saved_vids)]
-    nn = prog.non_negative
-
-    def block(lines, indent):
-        return [" " * indent + ln for ln in lines] or [" " * indent + "pass"]
-
-    head = [
-        "    n = Y0.shape[1]",
-        "    nt = times.shape[0]",
-        f"    row = np.empty({max(len(saved_vids), 1)})",
-        "    for s in range(n):",
-    ]
-    head += [f"        c{i} = C[{i}, s]" for i in range(len(const_ids))]
-    head += [f"        y{i} = Y0[{i}, s]" for i in range(nc)]
-    head += ["        k = 0"]
-    args = "Y0, C, times, saved, dt, sel, out, LX, LY, LO, LN"
-    euler = ["@njit(cache=True, nogil=True, error_model='numpy')", f"def euler({args}):"] + head
-    euler += ["        for i in range(nt):", "            tt = times[i]"]
-    euler += block(body, 12)
-    euler += ["            if saved[i]:"] + block(save, 16)
-    euler += ["                for j in range(sel.shape[0]):",
-              "                    out[s, j, k] = row[sel[j]]",
-              "                k += 1",
-              "            if i == nt - 1:",
-              "                break"]
-    euler += [f"            y{i} = y{i} + d{i} * dt" for i in range(nc)]
-    euler += [f"            y{r} = _max(y{r}, 0.0)" for r in nn]
-
-    # RK4: the body once, in a loop over the four stages (the numpy path's operations, in order)
-    rk4 = ["@njit(cache=True, nogil=True, error_model='numpy')", f"def rk4({args}):"] + head
-    rk4 += [f"        b{i} = y{i}" for i in range(nc)]
-    rk4 += [f"        k1_{i} = 0.0\n        k2_{i} = 0.0\n        k3_{i} = 0.0" for i in range(nc)]
-    rk4 += ["        h2 = 0.5 * dt", "        h6 = dt / 6.0",
-            "        for i in range(nt):", "            t = times[i]", "            done = False",
-            "            for stage in range(LN.shape[0] * 0 + 4):  # (a trip count LLVM does not unroll)",
-            "                if stage == 0:", "                    tt = t"]
-    rk4 += block([f"y{i} = b{i}" for i in range(nc)], 20)
-    rk4 += ["                elif stage == 1:", "                    tt = t + 0.5 * dt"]
-    rk4 += block([f"y{i} = b{i} + h2 * k1_{i}" for i in range(nc)], 20)
-    rk4 += ["                elif stage == 2:", "                    tt = t + 0.5 * dt"]
-    rk4 += block([f"y{i} = b{i} + h2 * k2_{i}" for i in range(nc)], 20)
-    rk4 += ["                else:", "                    tt = t + dt"]
-    rk4 += block([f"y{i} = b{i} + dt * k3_{i}" for i in range(nc)], 20)
-    rk4 += block(body, 16)
-    rk4 += ["                if stage == 0:"]
-    rk4 += ["                    if saved[i]:"] + block(save, 24)
-    rk4 += ["                        for j in range(sel.shape[0]):",
-            "                            out[s, j, k] = row[sel[j]]",
-            "                        k += 1",
-            "                    if i == nt - 1:",
-            "                        done = True",
-            "                        break"]
-    rk4 += block([f"k1_{i} = d{i}" for i in range(nc)], 20)
-    rk4 += ["                elif stage == 1:"] + block([f"k2_{i} = d{i}" for i in range(nc)], 20)
-    rk4 += ["                elif stage == 2:"] + block([f"k3_{i} = d{i}" for i in range(nc)], 20)
-    rk4 += ["            if done:", "                break"]
-    rk4 += [f"            b{i} = b{i} + h6 * (((k1_{i} + 2.0 * k2_{i}) + 2.0 * k3_{i}) + d{i})"
-            for i in range(nc)]
-    rk4 += [f"            b{r} = _max(b{r}, 0.0)" for r in nn]
-
-    # the derivatives of one set at one time, for solve_ivp's methods
-    deriv = ["@njit(cache=True, nogil=True, error_model='numpy')",
-             "def deriv(tt, dt, Y, C, D, LX, LY, LO, LN):"]
-    deriv += [f"    c{i} = C[{i}]" for i in range(len(const_ids))]
-    deriv += [f"    y{i} = Y[{i}]" for i in range(nc)]
-    deriv += block(body, 4)
-    deriv += [f"    D[{i}] = d{i}" for i in range(nc)]
-    text = (f"# generated by aicircle.compiler.kernel (version {KERNEL_VERSION}, helpers {_HELPERS_HASH});"
-            f" do not edit\n{_PREAMBLE}\n\n" + "\n".join(euler) + "\n\n\n" + "\n".join(rk4) + "\n\n\n"
-            + "\n".join(deriv) + "\n")
+    saved_vids = list(prog.outputs)
+    text = (f"; generated by aicircle.compiler.kernel (version {KERNEL_VERSION}); do not edit\n"
+            + _HELPERS + "\n" + _euler(prog, const_ids, saved_vids) + "\n\n"
+            + _rk4(prog, const_ids, saved_vids) + "\n\n" + _deriv(prog, const_ids) + "\n")
     return text, saved_vids
 
 
@@ -290,11 +716,107 @@ def cache_dir() -> Path:
     return Path(base) / "aicircle" / "kernels"
 
 
-class Kernel:
-    """A compiled kernel for one program structure: the numba functions and what they save."""
+class _Machine:
+    """LLVM's target machine for this processor, and the C library's functions the kernels call."""
 
-    def __init__(self, module, full_prog, saved_vids, digest):
-        self.module = module
+    def __init__(self):
+        import llvmlite
+        import llvmlite.binding as llvm
+
+        self.llvm = llvm
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        cpu, features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+        self.target = llvm.Target.from_default_triple().create_target_machine(
+            cpu=cpu, features=features, opt=2, jit=True)
+        #: what object code depends on besides the module's text
+        self.key = f"{llvm.get_process_triple()} {cpu} {features} llvmlite {llvmlite.__version__}"
+        self.engines: list = []
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        for name in _C_SYMBOLS:
+            function = getattr(libm, name, None)
+            if function is not None:
+                llvm.add_symbol(name, ctypes.cast(function, ctypes.c_void_p).value)
+
+    def compile(self, text: str) -> bytes:
+        """Object code of the module ``text``, optimised as clang's -O2."""
+        llvm = self.llvm
+        module = llvm.parse_assembly(text)
+        module.verify()
+        builder = llvm.create_pass_builder(self.target, llvm.create_pipeline_tuning_options(speed_level=2))
+        builder.getModulePassManager().run(module, builder)
+        return self.target.emit_object(module)
+
+    def load(self, obj: bytes):
+        """An execution engine holding the object code ``obj``.
+
+        Engines live as long as the process (disposing of one that holds an object
+        file crashes llvmlite 0.50), as numba's compiled functions do.
+        """
+        llvm = self.llvm
+        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self.target)
+        engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        engine.finalize_object()
+        self.engines.append(engine)
+        return engine
+
+
+_MACHINE: _Machine | None = None
+
+
+def _machine() -> _Machine:
+    global _MACHINE
+    if _MACHINE is None:
+        _MACHINE = _Machine()
+    return _MACHINE
+
+
+_I64, _F64, _PTR = ctypes.c_int64, ctypes.c_double, ctypes.c_void_p
+_INTEGRATOR = ctypes.CFUNCTYPE(None, _PTR, _PTR, _I64, _I64, _I64, _PTR, _PTR, _I64, _F64, _PTR, _I64,
+                               _PTR, _I64, _PTR, _PTR, _PTR, _PTR)
+_DERIV = ctypes.CFUNCTYPE(None, _F64, _F64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR)
+
+
+class _Compiled:
+    """The machine code of one kernel text: its engine and its three functions."""
+
+    def __init__(self, engine, compiled: bool):
+        self.engine = engine
+        self.compiled = compiled  # False when it was loaded from the disk cache
+        self.euler = _INTEGRATOR(engine.get_function_address("euler"))
+        self.rk4 = _INTEGRATOR(engine.get_function_address("rk4"))
+        self.deriv = _DERIV(engine.get_function_address("deriv"))
+
+
+def _load(text: str, digest: str) -> _Compiled:
+    """The compiled kernel of ``text``: from the disk cache, or compiled and written there."""
+    machine = _machine()
+    folder = cache_dir()
+    path = folder / f"k{digest}.o"
+    obj = None
+    try:
+        obj = path.read_bytes()
+    except OSError:
+        pass
+    if obj:
+        return _Compiled(machine.load(obj), compiled=False)
+    obj = machine.compile(text)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".k{digest}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(obj)
+        os.replace(tmp, path)  # atomic: another process sees the whole file or none
+    except OSError:  # an unwritable cache: this process keeps its own (no reuse across processes)
+        pass
+    return _Compiled(machine.load(obj), compiled=True)
+
+
+class Kernel:
+    """A compiled kernel for one program structure: the machine code and what it saves."""
+
+    def __init__(self, compiled, full_prog, saved_vids, digest):
+        self.compiled = compiled
         self.full = full_prog
         self.saved_vids = saved_vids
         self.position = {vid: j for j, vid in enumerate(saved_vids)}
@@ -306,36 +828,16 @@ class Kernel:
         self.LN = np.array(sizes or [0], dtype=np.int64)
         self.LO = np.array(np.concatenate([[0], np.cumsum(sizes)[:-1]]) if sizes else [0], dtype=np.int64)
 
+    @property
+    def tables(self) -> tuple:
+        """The lookup tables' arrays as the compiled functions take them (addresses)."""
+        return tuple(a.ctypes.data for a in (self.LX, self.LY, self.LO, self.LN))
+
 
 _LOCK = threading.Lock()
-_KERNELS: dict = {}  # digest -> module
+_KERNELS: dict = {}  # digest -> _Compiled
 _PROGRAMS: dict = {}  # id(prog) -> (prog, Kernel or None, reason)
 _SAID: set = set()  # (source, reason) already logged
-
-
-def _load_module(text: str, digest: str):
-    """Import the kernel module of ``text`` from the disk cache, writing it there first if new."""
-    name = f"aicircle_kernel_{digest}"
-    if name in sys.modules:
-        return sys.modules[name]
-    folder = cache_dir()
-    path = folder / f"k{digest}.py"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text() != text:
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".k{digest}.", suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            os.replace(tmp, path)  # atomic: another process sees the whole file or none
-    except OSError:  # an unwritable cache: compile in a private folder (no reuse across processes)
-        folder = Path(tempfile.mkdtemp(prefix="aicircle-kernels-"))
-        path = folder / f"k{digest}.py"
-        path.write_text(text)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[name] = module
-    return module
 
 
 def kernel_for(prog):
@@ -359,12 +861,12 @@ def kernel_for(prog):
         reason = reason or unsupported(full)
         if reason is None:
             text, saved = source(full)
-            digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+            digest = hashlib.sha256(f"{text}\n{_machine().key}".encode()).hexdigest()[:24]
             with _LOCK:
-                module = _KERNELS.get(digest)
-                if module is None:
-                    module = _KERNELS[digest] = _load_module(text, digest)
-            kern = Kernel(module, full, saved, digest)
+                compiled = _KERNELS.get(digest)
+                if compiled is None:
+                    compiled = _KERNELS[digest] = _load(text, digest)
+            kern = Kernel(compiled, full, saved, digest)
     if reason is not None:
         say_fallback(prog.source, reason)
     with _LOCK:
@@ -391,6 +893,28 @@ def say_fallback(source: str, reason: str) -> None:
     log.info("%s: the compiled kernel does not take %s; running with numpy", source, reason)
 
 
+@functools.lru_cache(maxsize=None)
+def lookup_function(kind: str):
+    """``f(x, xs, ys) -> float``: the kernel's own code of a lookup of ``kind``, for one table.
+
+    Compiled from the same text as every kernel's (for tests that hold it to
+    :func:`aicircle.runtime.lookup`); ``xs`` and ``ys`` are read from offset 0.
+    """
+    helper = _LOOKUP_HELPERS[kind]
+    text = (_HELPERS + f"\ndefine double @probe(double %x, double* %xs, double* %ys, i64 %k) {{\n"
+            f"entry:\n  %y = call double @{helper}(double %x, double* %xs, double* %ys, i64 0, i64 %k)\n"
+            f"  ret double %y\n}}\n")
+    machine = _machine()
+    engine = machine.load(machine.compile(text))
+    probe = ctypes.CFUNCTYPE(_F64, _F64, _PTR, _PTR, _I64)(engine.get_function_address("probe"))
+
+    def f(x, xs, ys):
+        xs, ys = np.ascontiguousarray(xs, dtype=float), np.ascontiguousarray(ys, dtype=float)
+        return probe(float(x), xs.ctypes.data, ys.ctypes.data, len(xs))
+
+    return f
+
+
 def default_workers() -> int:
     """``AICIRCLE_WORKERS`` if set, else the number of cores this process may use."""
     text = os.environ.get("AICIRCLE_WORKERS")
@@ -415,14 +939,16 @@ def derivative_function(kern, P, t0, dt):
     consts, _, _ = kern.full.initialise(P, t0, dt, 1)
     C = np.array([float(np.asarray(c).reshape(-1)[0]) for c in consts] or [0.0])
     nc = kern.full.n_continuous
-    deriv = kern.module.deriv
-    tables = (kern.LX, kern.LY, kern.LO, kern.LN)
+    deriv = kern.compiled.deriv
+    tables = kern.tables
 
     def f(t, y):
         d = np.empty(nc)
-        deriv(float(t), dt, np.ascontiguousarray(y, dtype=float), C, d, *tables)
+        y = np.ascontiguousarray(y, dtype=float)
+        deriv(float(t), float(dt), y.ctypes.data, C.ctypes.data, d.ctypes.data, *tables)
         return d
 
+    f.keep = (kern, C)  # the arrays whose addresses f passes
     return f
 
 
@@ -441,17 +967,19 @@ def run(kern, prog, P, y0, times, saved, dt, n, solver, workers=None):
     n_saved = int(saved.sum())
     # each set's results contiguous (the kernel writes one set at a time): (set, output, time)
     out = np.empty((n, len(sel), n_saved))
-    function = kern.module.euler if solver == "euler" else kern.module.rk4
-    args = (np.asarray(times, dtype=float), np.asarray(saved, dtype=np.bool_), float(dt), sel)
-    tables = (kern.LX, kern.LY, kern.LO, kern.LN)
+    function = kern.compiled.euler if solver == "euler" else kern.compiled.rk4
+    times = np.ascontiguousarray(times, dtype=float)
+    flags = np.ascontiguousarray(saved, dtype=np.uint8)
+    head = (Y0.ctypes.data, C.ctypes.data, n)
+    tail = (times.ctypes.data, flags.ctypes.data, len(times), float(dt), sel.ctypes.data, len(sel),
+            out.ctypes.data, n_saved, *kern.tables)
     workers = default_workers() if workers is None else workers
     parts = max(1, min(workers, n // MIN_SETS_PER_WORKER))
+    bounds = np.linspace(0, n, parts + 1).astype(int)
     if parts == 1:
-        function(Y0, C, *args, out, *tables)
-    else:
-        bounds = np.linspace(0, n, parts + 1).astype(int)
-        pieces = [(np.ascontiguousarray(Y0[:, a:b]), np.ascontiguousarray(C[:, a:b]), out[a:b])
-                  for a, b in zip(bounds[:-1], bounds[1:])]
+        function(*head, 0, n, *tail)
+    else:  # the sets split into ranges, each written by one thread (ctypes releases the GIL)
         with ThreadPoolExecutor(parts) as pool:
-            list(pool.map(lambda p: function(p[0], p[1], *args, p[2], *tables), pieces))
+            list(pool.map(lambda ab: function(*head, int(ab[0]), int(ab[1]), *tail),
+                          zip(bounds[:-1], bounds[1:])))
     return times[saved], out.transpose(1, 2, 0)  # (output, time, set), as the numpy path's
