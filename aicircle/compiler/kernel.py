@@ -70,19 +70,33 @@ log = logging.getLogger("aicircle.kernel")
 #: Bumped when the kernel's template changes meaning (it is part of every kernel's hash).
 KERNEL_VERSION = "3"
 
+#: Sets integrated at once, as the lanes of vectors (AVX's four doubles): the arithmetic runs four
+#: sets per instruction; the C library's functions and the lookups are called lane by lane.
+LANES = 4
+
 _LOOKUP_HELPERS = {"interpolate": "lk_interp", "extrapolate": "lk_extrap",
                    "hold_backward": "lk_hold", "look_forward": "lk_forward"}
-# numpy ufunc -> LLVM instruction (binary arithmetic) or C library function (one argument)
+# numpy ufunc -> LLVM instruction (binary arithmetic), LLVM intrinsic (calls the C library's function
+# where there is no instruction) or the C library's function itself (one argument, no intrinsic)
 _ARITH = {"add": "fadd", "subtract": "fsub", "multiply": "fmul", "divide": "fdiv", "fmod": "frem"}
-_LIBM = {"exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "tan": "tan", "arcsin": "asin",
-         "arccos": "acos", "arctan": "atan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh"}
-_INTRINSIC = {"abs": "llvm.fabs.f64", "sqrt": "llvm.sqrt.f64", "trunc": "llvm.trunc.f64"}
+_INTRINSIC = {"abs": "fabs", "sqrt": "sqrt", "trunc": "trunc", "exp": "exp", "log": "log", "sin": "sin",
+              "cos": "cos", "power": "pow"}
+_LIBM = {"tan": "tan", "arcsin": "asin", "arccos": "acos", "arctan": "atan", "sinh": "sinh",
+         "cosh": "cosh", "tanh": "tanh"}
 # comparisons as numpy makes them: ordered (False on NaN) except "not equal" (True on NaN)
 _COMPARE = {"equal": "oeq", "not_equal": "une", "less": "olt", "less_equal": "ole",
             "greater": "ogt", "greater_equal": "oge"}
 _FUNCTIONS = ("if", "log", "xidz", "zidz", "quantum", "modulo")
-# C library functions LLVM may call: those above, pow, fmod (frem) and sincos (sin and cos of one x)
-_C_SYMBOLS = sorted(set(_LIBM.values()) | {"pow", "fmod", "sincos"})
+# C library functions the machine code may call: those above, what the intrinsics become, fmod (frem)
+# and sincos (LLVM's sin and cos of one x)
+_C_SYMBOLS = sorted(set(_LIBM.values()) | {"exp", "log", "sin", "cos", "pow", "fmod", "sincos"})
+
+
+def _declarations(lanes: int) -> str:
+    ty = "double" if lanes == 1 else f"<{lanes} x double>"
+    suffix = "f64" if lanes == 1 else f"v{lanes}f64"
+    return "\n".join(f"declare {ty} @llvm.{name}.{suffix}({', '.join([ty] * (2 if name == 'pow' else 1))})"
+                     for name in sorted(set(_INTRINSIC.values())))
 
 
 def _double(value: float) -> str:
@@ -95,10 +109,8 @@ _ZERO, _ONE, _SMALL = _double(0.0), _double(1.0), _double(SMALL_VENSIM)
 # The lookup tables, as aicircle.runtime.lookup computes them (np.interp formula for formula;
 # the tables concatenated in xs and ys, this one from offset o, k points).
 _HELPERS = f"""
-declare double @llvm.fabs.f64(double)
-declare double @llvm.sqrt.f64(double)
-declare double @llvm.trunc.f64(double)
-declare double @pow(double, double)
+{_declarations(1)}
+{_declarations(LANES)}
 {chr(10).join(f"declare double @{name}(double)" for name in sorted(set(_LIBM.values())))}
 
 define internal double @lk_interp(double %x, double* %xs, double* %ys, i64 %o, i64 %k) {{
@@ -348,14 +360,19 @@ def _unsupported_node(node) -> str | None:
 class _Writer:
     """LLVM instructions for the run-phase expressions of a program, one value per operation.
 
-    ``values`` maps a variable id (or a hoisted subexpression's id) to the
-    operand holding its value: a register (``%y3``, ``%c40``, ``%t12``) or a
-    literal double.
+    ``lanes`` sets are computed at once, as the lanes of vectors of doubles (1:
+    plain doubles); each lane does exactly the scalar operations. ``values`` maps
+    a variable id (or a hoisted subexpression's id) to the operand holding its
+    value: a register (``%y3``, ``%c40``, ``%t12``) or a literal.
     """
 
-    def __init__(self, prog, values):
+    def __init__(self, prog, values, lanes=1):
         self.p = prog
         self.values = dict(values)
+        self.lanes = lanes
+        self.ty = _vector_type(lanes)
+        self.bt = "i1" if lanes == 1 else f"<{lanes} x i1>"
+        self.suffix = "f64" if lanes == 1 else f"v{lanes}f64"
         self.lines: list[str] = []
         self.count = 0
 
@@ -365,6 +382,9 @@ class _Writer:
         self.lines.append(f"  {name} = {code}")
         return name
 
+    def const(self, value: float) -> str:
+        return _constant(value, self.lanes)
+
     def value(self, vid) -> str:
         return self.values[vid]
 
@@ -373,39 +393,53 @@ class _Writer:
         self.values[vid] = self.expr(node)
 
     def _select(self, cond: str, a: str, b: str) -> str:
-        return self._new(f"select i1 {cond}, double {a}, double {b}")
+        return self._new(f"select {self.bt} {cond}, {self.ty} {a}, {self.ty} {b}")
 
-    def _flag(self, cond: str) -> str:  # a comparison's i1 as numpy's 1.0 / 0.0
-        return self._select(cond, _ONE, _ZERO)
+    def _compare(self, predicate: str, a: str, b: str) -> str:
+        return self._new(f"fcmp {predicate} {self.ty} {a}, {b}")
+
+    def _flag(self, cond: str) -> str:  # a comparison as numpy's 1.0 / 0.0
+        return self._select(cond, self.const(1.0), self.const(0.0))
 
     def _extreme(self, a: str, b: str, keep_a: str) -> str:
         """np.minimum / np.maximum: NaN if either is NaN (as ``a + b``), else a where ``a keep_a b``."""
-        nan = self._new(f"fcmp uno double {a}, {b}")
-        sum_ = self._new(f"fadd double {a}, {b}")
-        take_a = self._new(f"fcmp {keep_a} double {a}, {b}")
-        pick = self._select(take_a, a, b)
+        nan = self._compare("uno", a, b)
+        sum_ = self._new(f"fadd {self.ty} {a}, {b}")
+        pick = self._select(self._compare(keep_a, a, b), a, b)
         return self._select(nan, sum_, pick)
 
-    def _call(self, function: str, *args: str) -> str:
-        return self._new(f"call double @{function}({', '.join(f'double {a}' for a in args)})")
+    def _intrinsic(self, name: str, *args: str) -> str:
+        return self._new(f"call {self.ty} @llvm.{name}.{self.suffix}({', '.join(f'{self.ty} {a}' for a in args)})")
+
+    def _per_lane(self, call) -> str:
+        """A scalar call made on each lane: ``call(index) -> code of a double``."""
+        if self.lanes == 1:
+            return self._new(call(None))
+        vector = "undef"
+        for lane in range(self.lanes):
+            vector = self._new(f"insertelement {self.ty} {vector}, double {self._new(call(lane))}, i64 {lane}")
+        return vector
+
+    def _lane(self, x: str, lane) -> str:
+        if lane is None:
+            return x
+        return self._new(f"extractelement {self.ty} {x}, i64 {lane}")
 
     def _quantum(self, a: str, b: str) -> str:
-        small = self._new(f"fcmp olt double {b}, {_SMALL}")
-        ratio = self._new(f"fdiv double {a}, {b}")
-        whole = self._call("llvm.trunc.f64", ratio)
-        step = self._new(f"fmul double {b}, {whole}")
-        return self._select(small, a, step)
+        small = self._compare("olt", b, self.const(SMALL_VENSIM))
+        whole = self._intrinsic("trunc", self._new(f"fdiv {self.ty} {a}, {b}"))
+        return self._select(small, a, self._new(f"fmul {self.ty} {b}, {whole}"))
 
     def expr(self, node) -> str:
         kind = node[0]
         if kind == "num":
-            return _double(node[1])
+            return self.const(node[1])
         if kind == "ref":
             return self.value(node[1])
         if kind == "time":
-            return "%tt"
+            return "%ttv"
         if kind == "dt":
-            return "%dt"
+            return "%dtv"
         hoisted = self.p.hoisted.get(id(node))
         if hoisted is not None:
             return self.value(hoisted)
@@ -415,7 +449,8 @@ class _Writer:
             o = self._load_i64("%LO", table)
             k = self._load_i64("%LN", table)
             helper = _LOOKUP_HELPERS[self.p.lookups[table].kind]
-            return self._new(f"call double @{helper}(double {x}, double* %LX, double* %LY, i64 {o}, i64 {k})")
+            return self._per_lane(lambda lane: f"call double @{helper}(double {self._lane(x, lane)}, "
+                                               f"double* %LX, double* %LY, i64 {o}, i64 {k})")
         if kind == "op":
             name = node[1]
             args = [self.expr(a) for a in node[2:]]
@@ -432,44 +467,55 @@ class _Writer:
         return v
 
     def _ufunc(self, ufunc: str, a: list) -> str:
+        ty = self.ty
         if ufunc in _ARITH:
-            return self._new(f"{_ARITH[ufunc]} double {a[0]}, {a[1]}")
+            return self._new(f"{_ARITH[ufunc]} {ty} {a[0]}, {a[1]}")
         if ufunc == "negative":
-            return self._new(f"fneg double {a[0]}")
-        if ufunc in _LIBM:
-            return self._call(_LIBM[ufunc], a[0])
+            return self._new(f"fneg {ty} {a[0]}")
         if ufunc in _INTRINSIC:
-            return self._call(_INTRINSIC[ufunc], a[0])
-        if ufunc == "power":
-            return self._call("pow", a[0], a[1])
+            return self._intrinsic(_INTRINSIC[ufunc], *a)
+        if ufunc in _LIBM:
+            return self._per_lane(lambda lane: f"call double @{_LIBM[ufunc]}(double {self._lane(a[0], lane)})")
         if ufunc in _COMPARE:
-            return self._flag(self._new(f"fcmp {_COMPARE[ufunc]} double {a[0]}, {a[1]}"))
+            return self._flag(self._compare(_COMPARE[ufunc], a[0], a[1]))
         if ufunc == "minimum":
             return self._extreme(a[0], a[1], "ole")
         if ufunc == "maximum":
             return self._extreme(a[0], a[1], "oge")
         if ufunc == "logical_not":
-            return self._flag(self._new(f"fcmp oeq double {a[0]}, {_ZERO}"))
+            return self._flag(self._compare("oeq", a[0], self.const(0.0)))
         if ufunc in ("logical_and", "logical_or"):
-            x = self._new(f"fcmp une double {a[0]}, {_ZERO}")
-            y = self._new(f"fcmp une double {a[1]}, {_ZERO}")
-            return self._flag(self._new(f"{'and' if ufunc == 'logical_and' else 'or'} i1 {x}, {y}"))
+            x = self._compare("une", a[0], self.const(0.0))
+            y = self._compare("une", a[1], self.const(0.0))
+            return self._flag(self._new(f"{'and' if ufunc == 'logical_and' else 'or'} {self.bt} {x}, {y}"))
         raise AssertionError(ufunc)  # pragma: no cover - every ufunc of ir.UFUNCS is above
 
     def _function(self, name: str, a: list) -> str:
+        ty = self.ty
         if name == "if":
-            return self._select(self._new(f"fcmp une double {a[0]}, {_ZERO}"), a[1], a[2])
+            return self._select(self._compare("une", a[0], self.const(0.0)), a[1], a[2])
         if name == "log":
-            return self._new(f"fdiv double {self._call('log', a[0])}, {self._call('log', a[1])}")
+            return self._new(f"fdiv {ty} {self._intrinsic('log', a[0])}, {self._intrinsic('log', a[1])}")
         if name in ("xidz", "zidz"):
-            small = self._new(f"fcmp olt double {self._call('llvm.fabs.f64', a[1])}, {_SMALL}")
-            ratio = self._new(f"fdiv double {a[0]}, {a[1]}")
-            return self._select(small, a[2] if name == "xidz" else _ZERO, ratio)
+            small = self._compare("olt", self._intrinsic("fabs", a[1]), self.const(SMALL_VENSIM))
+            ratio = self._new(f"fdiv {ty} {a[0]}, {a[1]}")
+            return self._select(small, a[2] if name == "xidz" else self.const(0.0), ratio)
         if name == "quantum":
             return self._quantum(a[0], a[1])
         if name == "modulo":
-            return self._new(f"fsub double {a[0]}, {self._quantum(a[0], a[1])}")
+            return self._new(f"fsub {ty} {a[0]}, {self._quantum(a[0], a[1])}")
         raise AssertionError(name)  # pragma: no cover - _unsupported_node refuses the rest
+
+
+def _vector_type(lanes: int) -> str:
+    return "double" if lanes == 1 else f"<{lanes} x double>"
+
+
+def _constant(value: float, lanes: int) -> str:
+    """A literal double, or a vector of ``lanes`` equal ones."""
+    if lanes == 1:
+        return _double(value)
+    return "<" + ", ".join([f"double {_double(value)}"] * lanes) + ">"
 
 
 def _all_outputs(prog):
@@ -489,15 +535,20 @@ _INTEGRATOR_ARGS = ("double* noalias %Y0, double* noalias %C, i64 %n, i64 %s0, i
                     "i64 %nsel, double* noalias %out, i64 %nsaved, double* noalias %LX, double* noalias %LY, "
                     "i64* noalias %LO, i64* noalias %LN")
 
-
 class _Function:
-    """One function's text: its blocks and the body of the model written into one of them."""
+    """One integrator's text: its blocks, with the model's body written into one of them.
+
+    It takes the sets ``s0 <= s < s1`` (a multiple of :data:`LANES` of them), ``LANES``
+    at a time, each lane one set.
+    """
 
     def __init__(self, prog, const_ids, saved_vids):
         self.p = prog
         self.const_ids = const_ids
         self.saved_vids = saved_vids
         self.nc = prog.n_continuous
+        self.lanes = LANES
+        self.ty = _vector_type(LANES)
         self.lines: list[str] = []
 
     def emit(self, *lines: str) -> None:
@@ -506,39 +557,51 @@ class _Function:
     def block(self, label: str) -> None:
         self.lines.append(f"{label}:")
 
+    def const(self, value: float) -> str:
+        return _constant(value, self.lanes)
+
+    def splat(self, x: str, name: str) -> str:
+        """The double ``x`` in every lane of vector register ``name``."""
+        self.emit(f"  %{name}1 = insertelement {self.ty} undef, double {x}, i64 0",
+                  f"  %{name} = shufflevector {self.ty} %{name}1, {self.ty} undef, "
+                  f"<{self.lanes} x i32> zeroinitializer")
+        return f"%{name}"
+
     def column(self, array: str, row: int, prefix: str) -> str:
-        """Load element ``(row, s)`` of a ``(rows, n)`` array: the set's own value of one row."""
+        """Load elements ``(row, s .. s + LANES - 1)`` of a ``(rows, n)`` array: the sets' values of one row."""
         self.emit(f"  %{prefix}o{row} = mul i64 %n, {row}", f"  %{prefix}i{row} = add i64 %{prefix}o{row}, %s",
                   f"  %{prefix}p{row} = getelementptr double, double* {array}, i64 %{prefix}i{row}",
-                  f"  %{prefix}{row} = load double, double* %{prefix}p{row}")
+                  f"  %{prefix}q{row} = bitcast double* %{prefix}p{row} to {self.ty}*",
+                  f"  %{prefix}{row} = load {self.ty}, {self.ty}* %{prefix}q{row}, align 8")
         return f"%{prefix}{row}"
 
     def body(self, values) -> _Writer:
-        """Write every dynamic variable and the derivatives ``d`` of the stocks; the writer holds them."""
-        w = _Writer(self.p, values)
+        """Write every dynamic variable and the derivatives of the stocks; the writer holds them."""
+        w = _Writer(self.p, values, self.lanes)
         for vid in self.p.dynamic_order:
             w.assign(vid, self.p.vars[vid].expr)
-        derivs = [w.expr(self.p.vars[vid].deriv) for vid in self.p.stocks]
+        w.derivs = [w.expr(self.p.vars[vid].deriv) for vid in self.p.stocks]
         self.lines.extend(w.lines)
-        w.derivs = derivs
         return w
 
     def max0(self, x: str, name: str) -> str:
         """``np.maximum(x, 0.0)`` into register ``name`` (a non-negative stock's clipping)."""
-        self.emit(f"  %{name}u = fcmp uno double {x}, {_ZERO}", f"  %{name}s = fadd double {x}, {_ZERO}",
-                  f"  %{name}g = fcmp oge double {x}, {_ZERO}",
-                  f"  %{name}p = select i1 %{name}g, double {x}, double {_ZERO}",
-                  f"  %{name} = select i1 %{name}u, double %{name}s, double %{name}p")
+        ty, zero = self.ty, self.const(0.0)
+        bt = f"<{self.lanes} x i1>"
+        self.emit(f"  %{name}u = fcmp uno {ty} {x}, {zero}", f"  %{name}s = fadd {ty} {x}, {zero}",
+                  f"  %{name}g = fcmp oge {ty} {x}, {zero}",
+                  f"  %{name}p = select {bt} %{name}g, {ty} {x}, {ty} {zero}",
+                  f"  %{name} = select {bt} %{name}u, {ty} %{name}s, {ty} %{name}p")
         return f"%{name}"
 
     def save(self, w: _Writer, tag: str, after: str) -> None:
         """At a saved time: every output into ``%row``, the selected ones into ``out[s, j, k]``; k += 1."""
         rows = max(len(self.saved_vids), 1)
+        ty, row_ty = self.ty, f"[{rows} x {self.ty}]"
         for j, vid in enumerate(self.saved_vids):
-            self.emit(f"  %{tag}r{j} = getelementptr [{rows} x double], [{rows} x double]* %row, i64 0, i64 {j}",
-                      f"  store double {w.value(vid)}, double* %{tag}r{j}")
-        self.emit(f"  %{tag}k = load i64, i64* %kp", f"  %{tag}base = mul i64 %s, %nsel",
-                  f"  br label %{tag}copy")
+            self.emit(f"  %{tag}r{j} = getelementptr {row_ty}, {row_ty}* %row, i64 0, i64 {j}",
+                      f"  store {ty} {w.value(vid)}, {ty}* %{tag}r{j}")
+        self.emit(f"  %{tag}k = load i64, i64* %kp", f"  br label %{tag}copy")
         self.block(f"{tag}copy")
         self.emit(f"  %{tag}j = phi i64 [0, %{tag}save], [%{tag}j2, %{tag}put]",
                   f"  %{tag}more = icmp slt i64 %{tag}j, %nsel",
@@ -546,23 +609,29 @@ class _Function:
         self.block(f"{tag}put")
         self.emit(f"  %{tag}selp = getelementptr i64, i64* %sel, i64 %{tag}j",
                   f"  %{tag}sj = load i64, i64* %{tag}selp",
-                  f"  %{tag}src = getelementptr [{rows} x double], [{rows} x double]* %row, i64 0, i64 %{tag}sj",
-                  f"  %{tag}val = load double, double* %{tag}src",
-                  f"  %{tag}o1 = add i64 %{tag}base, %{tag}j", f"  %{tag}o2 = mul i64 %{tag}o1, %nsaved",
-                  f"  %{tag}o3 = add i64 %{tag}o2, %{tag}k",
-                  f"  %{tag}dst = getelementptr double, double* %out, i64 %{tag}o3",
-                  f"  store double %{tag}val, double* %{tag}dst", f"  %{tag}j2 = add i64 %{tag}j, 1",
-                  f"  br label %{tag}copy")
+                  f"  %{tag}src = getelementptr {row_ty}, {row_ty}* %row, i64 0, i64 %{tag}sj",
+                  f"  %{tag}val = load {ty}, {ty}* %{tag}src")
+        for lane in range(self.lanes):  # out[s + lane, j, k]
+            x = f"%{tag}{lane}"
+            self.emit(f"  {x}v = extractelement {ty} %{tag}val, i64 {lane}",
+                      f"  {x}s = add i64 %s, {lane}", f"  {x}a = mul i64 {x}s, %nsel",
+                      f"  {x}b = add i64 {x}a, %{tag}j", f"  {x}c = mul i64 {x}b, %nsaved",
+                      f"  {x}d = add i64 {x}c, %{tag}k",
+                      f"  {x}p = getelementptr double, double* %out, i64 {x}d",
+                      f"  store double {x}v, double* {x}p")
+        self.emit(f"  %{tag}j2 = add i64 %{tag}j, 1", f"  br label %{tag}copy")
         self.block(f"{tag}copied")
         self.emit(f"  %{tag}k2 = add i64 %{tag}k, 1", f"  store i64 %{tag}k2, i64* %kp", f"  br label %{after}")
 
     def prologue(self, state_allocas) -> dict:
-        """The entry block and the loop over the sets, up to loading the set's constants (returned)."""
+        """The entry block and the loop over the sets, up to loading the sets' constants (returned)."""
         rows = max(len(self.saved_vids), 1)
+        ty = self.ty
         self.block("entry")
-        self.emit(f"  %row = alloca [{rows} x double]", "  %sp = alloca i64", "  %ip = alloca i64",
-                  "  %kp = alloca i64", "  %ttp0 = alloca double", "  %stp = alloca i64")
-        self.emit(*[f"  %{a}{i} = alloca double" for a in state_allocas for i in range(self.nc)])
+        self.emit(f"  %row = alloca [{rows} x {ty}]", "  %sp = alloca i64", "  %ip = alloca i64",
+                  "  %kp = alloca i64", f"  %ttp0 = alloca {ty}", "  %stp = alloca i64")
+        self.emit(*[f"  %{a}{i} = alloca {ty}" for a in state_allocas for i in range(self.nc)])
+        self.splat("%dt", "dtv")
         self.emit("  store i64 %s0, i64* %sp", "  br label %sloop")
         self.block("sloop")
         self.emit("  %s = load i64, i64* %sp", "  %smore = icmp slt i64 %s, %s1",
@@ -572,25 +641,26 @@ class _Function:
 
     def epilogue(self) -> None:
         self.block("nextset")
-        self.emit("  %s2 = add i64 %s, 1", "  store i64 %s2, i64* %sp", "  br label %sloop")
+        self.emit(f"  %s2 = add i64 %s, {self.lanes}", "  store i64 %s2, i64* %sp", "  br label %sloop")
         self.block("exit")
         self.emit("  ret void", "}")
 
 
 def _euler(prog, const_ids, saved_vids) -> str:
     f = _Function(prog, const_ids, saved_vids)
-    nc = f.nc
+    nc, ty = f.nc, f.ty
     f.emit(f"define void @euler({_INTEGRATOR_ARGS}) {{")
     consts = f.prologue(["Ya"])
     for i in range(nc):
-        f.emit(f"  store double {f.column('%Y0', i, 'y0_')}, double* %Ya{i}")
+        f.emit(f"  store {ty} {f.column('%Y0', i, 'y0_')}, {ty}* %Ya{i}")
     f.emit("  store i64 0, i64* %ip", "  store i64 0, i64* %kp", "  br label %tloop")
     f.block("tloop")
     f.emit("  %i = load i64, i64* %ip", "  %tmore = icmp slt i64 %i, %nt",
            "  br i1 %tmore, label %step, label %nextset")
     f.block("step")
     f.emit("  %ttp = getelementptr double, double* %times, i64 %i", "  %tt = load double, double* %ttp")
-    f.emit(*[f"  %y{i} = load double, double* %Ya{i}" for i in range(nc)])
+    f.splat("%tt", "ttv")
+    f.emit(*[f"  %y{i} = load {ty}, {ty}* %Ya{i}" for i in range(nc)])
     values = {**consts, **{vid: f"%y{i}" for i, vid in enumerate(prog.stocks)}}
     w = f.body(values)
     f.emit("  %svp = getelementptr i8, i8* %saved, i64 %i", "  %sv = load i8, i8* %svp",
@@ -602,9 +672,9 @@ def _euler(prog, const_ids, saved_vids) -> str:
            "  br i1 %last, label %nextset, label %advance")
     f.block("advance")
     for i, d in enumerate(w.derivs):
-        f.emit(f"  %inc{i} = fmul double {d}, %dt", f"  %yn{i} = fadd double %y{i}, %inc{i}")
+        f.emit(f"  %inc{i} = fmul {ty} {d}, %dtv", f"  %yn{i} = fadd {ty} %y{i}, %inc{i}")
         y = f.max0(f"%yn{i}", f"ynn{i}") if i in prog.non_negative else f"%yn{i}"
-        f.emit(f"  store double {y}, double* %Ya{i}")
+        f.emit(f"  store {ty} {y}, {ty}* %Ya{i}")
     f.emit("  %i2 = add i64 %i, 1", "  store i64 %i2, i64* %ip", "  br label %tloop")
     f.epilogue()
     return "\n".join(f.lines)
@@ -613,14 +683,16 @@ def _euler(prog, const_ids, saved_vids) -> str:
 def _rk4(prog, const_ids, saved_vids) -> str:
     """RK4: the body once, in a loop over the four stages (the numpy path's operations, in order)."""
     f = _Function(prog, const_ids, saved_vids)
-    nc = f.nc
+    nc, ty = f.nc, f.ty
     f.emit(f"define void @rk4({_INTEGRATOR_ARGS}) {{")
     consts = f.prologue(["Ya", "Ba", "K1a", "K2a", "K3a"])
     for i in range(nc):
-        f.emit(f"  store double {f.column('%Y0', i, 'y0_')}, double* %Ba{i}")
-        f.emit(*[f"  store double {_ZERO}, double* %K{s}a{i}" for s in (1, 2, 3)])
-    f.emit("  %h2 = fmul double 0x3FE0000000000000, %dt", "  %h6 = fdiv double %dt, 0x4018000000000000",
-           "  store i64 0, i64* %ip", "  store i64 0, i64* %kp", "  br label %tloop")
+        f.emit(f"  store {ty} {f.column('%Y0', i, 'y0_')}, {ty}* %Ba{i}")
+        f.emit(*[f"  store {ty} {f.const(0.0)}, {ty}* %K{s}a{i}" for s in (1, 2, 3)])
+    f.emit(f"  %h2 = fmul double {_double(0.5)}, %dt", f"  %h6 = fdiv double %dt, {_double(6.0)}")
+    f.splat("%h2", "h2v")
+    f.splat("%h6", "h6v")
+    f.emit("  store i64 0, i64* %ip", "  store i64 0, i64* %kp", "  br label %tloop")
     f.block("tloop")
     f.emit("  %i = load i64, i64* %ip", "  %tmore = icmp slt i64 %i, %nt",
            "  br i1 %tmore, label %time, label %nextset")
@@ -631,24 +703,25 @@ def _rk4(prog, const_ids, saved_vids) -> str:
     f.emit("  %st = load i64, i64* %stp",
            "  switch i64 %st, label %st3 [ i64 0, label %st0 i64 1, label %st1 i64 2, label %st2 ]")
     f.block("st0")
-    f.emit("  store double %t, double* %ttp0")
+    f.emit(f"  store {ty} {f.splat('%t', 'tv0')}, {ty}* %ttp0")
     for i in range(nc):
-        f.emit(f"  %b0_{i} = load double, double* %Ba{i}", f"  store double %b0_{i}, double* %Ya{i}")
+        f.emit(f"  %b0_{i} = load {ty}, {ty}* %Ba{i}", f"  store {ty} %b0_{i}, {ty}* %Ya{i}")
     f.emit("  br label %eval")
-    for stage, (k, h, dtime) in enumerate((("K1a", "%h2", "%h2"), ("K2a", "%h2", "%h2"),
-                                           ("K3a", "%dt", "%dt")), start=1):
+    for stage, (k, h, dtime) in enumerate((("K1a", "%h2v", "%h2"), ("K2a", "%h2v", "%h2"),
+                                           ("K3a", "%dtv", "%dt")), start=1):
         f.block(f"st{stage}")
-        f.emit(f"  %tt{stage} = fadd double %t, {dtime}", f"  store double %tt{stage}, double* %ttp0")
+        f.emit(f"  %tt{stage} = fadd double %t, {dtime}")
+        f.emit(f"  store {ty} {f.splat(f'%tt{stage}', f'tv{stage}')}, {ty}* %ttp0")
         for i in range(nc):
-            f.emit(f"  %b{stage}_{i} = load double, double* %Ba{i}",
-                   f"  %k{stage}_{i} = load double, double* %{k}{i}",
-                   f"  %m{stage}_{i} = fmul double {h}, %k{stage}_{i}",
-                   f"  %x{stage}_{i} = fadd double %b{stage}_{i}, %m{stage}_{i}",
-                   f"  store double %x{stage}_{i}, double* %Ya{i}")
+            f.emit(f"  %b{stage}_{i} = load {ty}, {ty}* %Ba{i}",
+                   f"  %k{stage}_{i} = load {ty}, {ty}* %{k}{i}",
+                   f"  %m{stage}_{i} = fmul {ty} {h}, %k{stage}_{i}",
+                   f"  %x{stage}_{i} = fadd {ty} %b{stage}_{i}, %m{stage}_{i}",
+                   f"  store {ty} %x{stage}_{i}, {ty}* %Ya{i}")
         f.emit("  br label %eval")
     f.block("eval")
-    f.emit("  %tt = load double, double* %ttp0")
-    f.emit(*[f"  %y{i} = load double, double* %Ya{i}" for i in range(nc)])
+    f.emit(f"  %ttv = load {ty}, {ty}* %ttp0")
+    f.emit(*[f"  %y{i} = load {ty}, {ty}* %Ya{i}" for i in range(nc)])
     values = {**consts, **{vid: f"%y{i}" for i, vid in enumerate(prog.stocks)}}
     w = f.body(values)
     f.emit("  switch i64 %st, label %post3 [ i64 0, label %post0 i64 1, label %post1 i64 2, label %post2 ]")
@@ -662,41 +735,45 @@ def _rk4(prog, const_ids, saved_vids) -> str:
            "  br i1 %last, label %nextset, label %keep1")
     for stage, k in ((1, "K1a"), (2, "K2a"), (3, "K3a")):
         f.block(f"keep{stage}" if stage == 1 else f"post{stage - 1}")
-        f.emit(*[f"  store double {d}, double* %{k}{i}" for i, d in enumerate(w.derivs)])
+        f.emit(*[f"  store {ty} {d}, {ty}* %{k}{i}" for i, d in enumerate(w.derivs)])
         f.emit(f"  store i64 {stage}, i64* %stp", "  br label %stages")
     f.block("post3")
+    two = f.const(2.0)
     for i, d in enumerate(w.derivs):
-        f.emit(f"  %fb{i} = load double, double* %Ba{i}", f"  %f1_{i} = load double, double* %K1a{i}",
-               f"  %f2_{i} = load double, double* %K2a{i}", f"  %f3_{i} = load double, double* %K3a{i}",
-               f"  %g2_{i} = fmul double 0x4000000000000000, %f2_{i}", f"  %s1_{i} = fadd double %f1_{i}, %g2_{i}",
-               f"  %g3_{i} = fmul double 0x4000000000000000, %f3_{i}", f"  %s2_{i} = fadd double %s1_{i}, %g3_{i}",
-               f"  %s3_{i} = fadd double %s2_{i}, {d}", f"  %w{i} = fmul double %h6, %s3_{i}",
-               f"  %bn{i} = fadd double %fb{i}, %w{i}")
+        f.emit(f"  %fb{i} = load {ty}, {ty}* %Ba{i}", f"  %f1_{i} = load {ty}, {ty}* %K1a{i}",
+               f"  %f2_{i} = load {ty}, {ty}* %K2a{i}", f"  %f3_{i} = load {ty}, {ty}* %K3a{i}",
+               f"  %g2_{i} = fmul {ty} {two}, %f2_{i}", f"  %s1_{i} = fadd {ty} %f1_{i}, %g2_{i}",
+               f"  %g3_{i} = fmul {ty} {two}, %f3_{i}", f"  %s2_{i} = fadd {ty} %s1_{i}, %g3_{i}",
+               f"  %s3_{i} = fadd {ty} %s2_{i}, {d}", f"  %w{i} = fmul {ty} %h6v, %s3_{i}",
+               f"  %bn{i} = fadd {ty} %fb{i}, %w{i}")
         b = f.max0(f"%bn{i}", f"bnn{i}") if i in prog.non_negative else f"%bn{i}"
-        f.emit(f"  store double {b}, double* %Ba{i}")
+        f.emit(f"  store {ty} {b}, {ty}* %Ba{i}")
     f.emit("  %i2 = add i64 %i, 1", "  store i64 %i2, i64* %ip", "  br label %tloop")
     f.epilogue()
     return "\n".join(f.lines)
 
 
 def _deriv(prog, const_ids) -> str:
-    """The derivatives of one set at one time: ``deriv(t, dt, Y, C, D, LX, LY, LO, LN)``."""
-    f = _Function(prog, const_ids, [])
-    f.emit("define void @deriv(double %tt, double %dt, double* noalias %Y, double* noalias %C, "
-           "double* noalias %D, double* noalias %LX, double* noalias %LY, i64* noalias %LO, "
-           "i64* noalias %LN) {", "entry:")
+    """The derivatives of one set at one time: ``deriv(t, dt, Y, C, D, LX, LY, LO, LN)`` (plain doubles)."""
+    lines = ["define void @deriv(double %ttv, double %dtv, double* noalias %Y, double* noalias %C, "
+             "double* noalias %D, double* noalias %LX, double* noalias %LY, i64* noalias %LO, "
+             "i64* noalias %LN) {", "entry:"]
     values = {}
     for i, key in enumerate(const_ids):
-        f.emit(f"  %cp{i} = getelementptr double, double* %C, i64 {i}", f"  %c{i} = load double, double* %cp{i}")
+        lines += [f"  %cp{i} = getelementptr double, double* %C, i64 {i}", f"  %c{i} = load double, double* %cp{i}"]
         values[key] = f"%c{i}"
     for i, vid in enumerate(prog.stocks):
-        f.emit(f"  %yp{i} = getelementptr double, double* %Y, i64 {i}", f"  %y{i} = load double, double* %yp{i}")
+        lines += [f"  %yp{i} = getelementptr double, double* %Y, i64 {i}", f"  %y{i} = load double, double* %yp{i}"]
         values[vid] = f"%y{i}"
-    w = f.body(values)
-    for i, d in enumerate(w.derivs):
-        f.emit(f"  %dp{i} = getelementptr double, double* %D, i64 {i}", f"  store double {d}, double* %dp{i}")
-    f.emit("  ret void", "}")
-    return "\n".join(f.lines)
+    w = _Writer(prog, values, 1)
+    for vid in prog.dynamic_order:
+        w.assign(vid, prog.vars[vid].expr)
+    derivs = [w.expr(prog.vars[vid].deriv) for vid in prog.stocks]
+    lines += w.lines
+    for i, d in enumerate(derivs):
+        lines += [f"  %dp{i} = getelementptr double, double* %D, i64 {i}", f"  store double {d}, double* %dp{i}"]
+    lines += ["  ret void", "}"]
+    return "\n".join(lines)
 
 
 def source(prog) -> tuple[str, list[int]]:
@@ -958,28 +1035,33 @@ def run(kern, prog, P, y0, times, saved, dt, n, solver, workers=None):
     Returns ``(saved times, data)`` with data of shape ``(n_outputs, n_saved, n)``.
     """
     full = kern.full
+    # the kernel takes LANES sets at a time: the last ones are repeated up to a multiple of LANES
+    # (each lane is computed alone, so the copies change nothing) and their results dropped
+    width = -(-n // LANES) * LANES
     consts, _, _ = full.initialise(P, times[0], dt, n)
-    C = np.empty((max(len(consts), 1), n))
+    C = np.empty((max(len(consts), 1), width))
     for i, c in enumerate(consts):
-        C[i] = c
-    Y0 = np.ascontiguousarray(y0[:prog.n_continuous], dtype=float)
+        C[i, :n] = c
+    Y0 = np.empty((prog.n_continuous, width))
+    Y0[:, :n] = y0[:prog.n_continuous]
+    C[:, n:], Y0[:, n:] = C[:, n - 1:n], Y0[:, n - 1:n]
     sel = np.array([kern.position[vid] for vid, _ in prog.output_rows], dtype=np.int64)
     n_saved = int(saved.sum())
     # each set's results contiguous (the kernel writes one set at a time): (set, output, time)
-    out = np.empty((n, len(sel), n_saved))
+    out = np.empty((width, len(sel), n_saved))
     function = kern.compiled.euler if solver == "euler" else kern.compiled.rk4
     times = np.ascontiguousarray(times, dtype=float)
     flags = np.ascontiguousarray(saved, dtype=np.uint8)
-    head = (Y0.ctypes.data, C.ctypes.data, n)
+    head = (Y0.ctypes.data, C.ctypes.data, width)
     tail = (times.ctypes.data, flags.ctypes.data, len(times), float(dt), sel.ctypes.data, len(sel),
             out.ctypes.data, n_saved, *kern.tables)
     workers = default_workers() if workers is None else workers
     parts = max(1, min(workers, n // MIN_SETS_PER_WORKER))
-    bounds = np.linspace(0, n, parts + 1).astype(int)
+    bounds = np.linspace(0, width // LANES, parts + 1).astype(int) * LANES
     if parts == 1:
-        function(*head, 0, n, *tail)
+        function(*head, 0, width, *tail)
     else:  # the sets split into ranges, each written by one thread (ctypes releases the GIL)
         with ThreadPoolExecutor(parts) as pool:
             list(pool.map(lambda ab: function(*head, int(ab[0]), int(ab[1]), *tail),
                           zip(bounds[:-1], bounds[1:])))
-    return times[saved], out.transpose(1, 2, 0)  # (output, time, set), as the numpy path's
+    return times[saved], out[:n].transpose(1, 2, 0)  # (output, time, set), as the numpy path's
