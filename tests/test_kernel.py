@@ -213,15 +213,41 @@ def test_peer_model_on_the_kernel_equals_the_numpy_path_or_is_refused_by_name(pa
     assert relative_difference(ours, ref) <= TOLERANCE
 
 
+# discrete state: the kernel does not take it
+DISCRETE = ["x = INTEG(1, 0)", "y = DELAY FIXED(x, 1, 0)"]
+
+# Subscripts the kernel unrolls element by element: stocks over dimensions, element-wise arithmetic
+# with scalars, a two-dimensional variable defined piece by piece, a mapped reference, SUM/PROD/VMIN/
+# VMAX over a dimension (with an element no equation defines: NaN, skipped), a lookup per element
+# and a shared lookup, a subscripted constant set per run.
 SUBSCRIPTED = [
-    "Region: north, south",
-    "pop[Region] = INTEG(growth[Region], 10)",
-    "growth[Region] = 0.1 * pop[Region]",
+    "Region: north, south, east",
+    "Sector: farm, mill",
+    "pop[Region] = INTEG(growth[Region] - moved[Region], 10)",
+    "growth[Region] = rate[Region] * pop[Region] * (1 - pop[Region] / capacity)",
+    "rate[Region] = 0.1, 0.2, 0.15",
+    "capacity = 100",
+    "moved[Region] = 0.01 * pop[Region] - 0.01 * SUM(pop[Region!]) / 3",
+    "jobs[Region, Sector] = INTEG(hire[Region, Sector], 1)",
+    "hire[Region, farm] = 0.05 * pop[Region] - 0.1 * jobs[Region, farm]",
+    "hire[north, mill] = 0.2",
+    "hire[south, mill] = MAX(0, 1 - jobs[south, mill] / 5)",
+    "hire[east, mill] = ZIDZ(jobs[east, farm], Time)",
+    "total = SUM(jobs[Region!, Sector!])",
+    "most = VMAX(pop[Region!]) + VMIN(jobs[Region!, mill]) + PROD(rate[Region!])",
+    "partial[Region] = 1",
+    "partial[north] = :NA:",
+    "skipped = SUM(partial[Region!]) + VMIN(partial[Region!])",
+    "shape[Region](\n\t[(0,0)-(10,10)],(0,0),(5,1),(10,3))",
+    "shape[east](\n\t[(0,0)-(10,10)],(0,1),(10,0))",
+    "shaped[Region] = shape[Region](Time) + table(pop[Region] / 10)",
+    "table(\n\t[(0,0)-(10,10)],(0,0),(1,2),(2,3),(5,5))",
+    "out = INTEG(SUM(shaped[Region!]) + total / 10 + most + skipped - out, 0)",
 ]
 
 
 def test_a_model_the_kernel_cannot_take_runs_with_numpy_and_says_so_once(tmp_path, caplog):
-    path = write_mdl(tmp_path, *SUBSCRIPTED, name="subscripted_fallback.mdl")
+    path = write_mdl(tmp_path, *DISCRETE, name="discrete_fallback.mdl")
     model = ac.load(path)
     with caplog.at_level(logging.INFO, logger="aicircle.kernel"):
         first = model.simulate()
@@ -229,7 +255,7 @@ def test_a_model_the_kernel_cannot_take_runs_with_numpy_and_says_so_once(tmp_pat
         model.simulate_batch(pd.DataFrame(index=range(3)))
     said = [r for r in caplog.records if r.name == "aicircle.kernel"]
     assert len(said) == 1
-    assert "subscripts" in said[0].getMessage() and "numpy" in said[0].getMessage()
+    assert "DELAY FIXED" in said[0].getMessage() and "numpy" in said[0].getMessage()
     pd.testing.assert_frame_equal(first, second)
     pd.testing.assert_frame_equal(first, model.simulate(backend="numpy"))
 
@@ -246,9 +272,38 @@ def test_noise_runs_with_numpy_and_says_so_once(tmp_path, caplog):
 
 
 def test_asking_for_the_kernel_where_it_cannot_run_is_an_error(tmp_path):
-    model = ac.load(write_mdl(tmp_path, *SUBSCRIPTED))
-    with pytest.raises(UnsupportedFeature, match="kernel does not take subscripts"):
+    model = ac.load(write_mdl(tmp_path, *DISCRETE))
+    with pytest.raises(UnsupportedFeature, match="kernel does not take discrete state"):
         model.simulate(backend="kernel")
+
+
+@pytest.mark.parametrize("solver", ["euler", "rk4"])
+def test_subscripted_model_equals_the_numpy_path(tmp_path, solver):
+    model = ac.load(write_mdl(tmp_path, *SUBSCRIPTED, final_time=8, time_step=0.125))
+    prog = model._program(frozenset(), ())
+    assert kernel.kernel_for(prog) is not None, kernel.why_not(prog)
+    ours = model.simulate(solver=solver, backend="kernel", allow_nonfinite=True)
+    ref = model.simulate(solver=solver, backend="numpy", allow_nonfinite=True)
+    assert list(ours.columns) == list(ref.columns)
+    assert np.isnan(ref["partial[north]"]).all() and np.isfinite(ref["skipped"]).all()
+    assert relative_difference(ours, ref) <= TOLERANCE
+    # a batch over the subscripted constant, element by element
+    rng = np.random.default_rng(3)
+    table = pd.DataFrame({f"rate[{r}]": rng.uniform(0.05, 0.3, 9) for r in ("north", "south", "east")})
+    ours = model.simulate_batch(table, solver=solver, backend="kernel", allow_nonfinite=True)
+    ref = model.simulate_batch(table, solver=solver, backend="numpy", allow_nonfinite=True)
+    assert list(ours.data_vars) == list(ref.data_vars)
+    for name in ref.data_vars:  # each variable's values as one column (its elements, sets and times)
+        assert ours[name].shape == ref[name].shape
+        assert relative_difference(ours[name].values.reshape(-1, 1), ref[name].values.reshape(-1, 1)) <= TOLERANCE
+
+
+def test_a_model_of_too_many_elements_is_refused_by_name(tmp_path):
+    n = kernel.MAX_ELEMENTS // 2
+    model = ac.load(write_mdl(tmp_path, f"Cell: (c1-c{n})", "x[Cell] = INTEG(-0.1 * x[Cell], 1)",
+                              "y[Cell] = 2 * x[Cell]", final_time=1))
+    with pytest.raises(UnsupportedFeature, match=f"more than {kernel.MAX_ELEMENTS} values"):
+        model.simulate(backend="kernel", return_columns=["x"])
 
 
 @pytest.mark.parametrize("bad", ["fortran", 3])
@@ -266,7 +321,7 @@ def test_workers_must_be_a_whole_number_of_at_least_one(tmp_path, bad):
 
 
 def test_the_environment_chooses_the_backend(tmp_path, monkeypatch):
-    model = ac.load(write_mdl(tmp_path, *SUBSCRIPTED))
+    model = ac.load(write_mdl(tmp_path, *DISCRETE))
     monkeypatch.setenv("AICIRCLE_BACKEND", "kernel")
     with pytest.raises(UnsupportedFeature, match="kernel"):
         model.simulate()

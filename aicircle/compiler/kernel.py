@@ -314,6 +314,14 @@ done:
 """
 
 
+#: The most values (elements of the run's variables, states and constants) a kernel unrolls; beyond,
+#: the code would take longer to compile than numpy takes to run (a row per element there).
+MAX_ELEMENTS = 20000
+# functions of aicircle.runtime the kernel writes (subscripts: the elements of an equation, reductions
+# over a dimension, each element's own lookup table)
+_KERNEL_FUNCTIONS = ("rows", "assemble", "reduce", "lookup_elements")
+
+
 def unsupported(prog) -> str | None:
     """Why the kernel cannot run ``prog`` (a phrase), or None when it can."""
     if prog.smooth:
@@ -326,14 +334,15 @@ def unsupported(prog) -> str | None:
     needed = prog.dynamic_order + prog.stocks + list(prog.outputs)
     for vid in needed:
         var = prog.vars[vid]
-        if var.size is not None:
-            return f"subscripts ('{var.name}')"
         node = var.deriv if vid in prog.stocks else var.expr
         if prog.kind[vid] == "const" or vid in prog.static:
             continue
         bad = _unsupported_node(node)
         if bad:
             return f"{bad} ('{var.name.split('#')[0]}')"
+    elements = sum(prog.vars[vid].size or 1 for vid in set(needed) | set(prog.static))
+    if elements > MAX_ELEMENTS:
+        return f"more than {MAX_ELEMENTS} values ({elements} elements of subscripted variables)"
     return None
 
 
@@ -344,11 +353,11 @@ def _unsupported_node(node) -> str | None:
         if n is None:
             continue
         kind = n[0]
-        if kind in ("gather", "arr"):
-            return "subscripts"
         if kind == "fn":
-            return f"function {n[1]}"
-        if kind == "op":
+            if n[1] not in _KERNEL_FUNCTIONS:
+                return f"function {n[1]}"
+            stack.extend(n[3:])
+        elif kind == "op":
             if n[1] not in UFUNCS and n[1] not in _FUNCTIONS:
                 return f"operation {n[1]}"  # pragma: no cover - every op of ir is either
             stack.extend(n[2:])
@@ -357,19 +366,90 @@ def _unsupported_node(node) -> str | None:
     return None
 
 
+def _shape(prog, node) -> tuple:
+    """The element shape of ``node``'s value (its numpy shape without the sets' axis)."""
+    kind = node[0]
+    if kind == "ref":
+        size = prog.vars[node[1]].size
+        return () if size is None else (size,)
+    if kind == "gather":
+        return np.shape(node[2])
+    if kind == "arr":
+        return np.shape(node[1])[:-1]
+    if kind == "lookup":
+        return _shape(prog, node[2])
+    if kind == "op":
+        return np.broadcast_shapes(*(_shape(prog, a) for a in node[2:]))
+    if kind == "fn":
+        name, params, args = node[1], node[2], node[3:]
+        if name == "rows":
+            return _shape(prog, args[0]) or tuple(params)
+        if name == "assemble":
+            return (params[0],)
+        if name == "reduce":
+            return tuple(d for i, d in enumerate(_shape(prog, args[0])) if i not in params[1])
+        if name == "lookup_elements":
+            shape = _shape(prog, args[0])
+            return shape if isinstance(params[0], int) else np.broadcast_shapes(shape, np.shape(params[0])[:-1])
+        raise AssertionError(name)  # pragma: no cover - unsupported() refuses the rest
+    return ()  # num, time, dt
+
+
+def _element_tables(prog) -> list:
+    """Each lookup_elements' tables (its params' ``table_set``) in the order a kernel numbers them."""
+    found, stack = {}, [prog.vars[vid].expr for vid in prog.dynamic_order]
+    stack += [prog.vars[vid].deriv for vid in prog.stocks]
+    while stack:
+        n = stack.pop()
+        if n is None or n[0] in ("num", "ref", "time", "dt", "gather", "arr"):
+            continue
+        if n[0] == "fn" and n[1] == "lookup_elements":
+            found.setdefault(id(n[2][1]), n[2][1])
+        stack.extend(n[3:] if n[0] == "fn" else n[2:] if n[0] == "op" else (n[2],))
+    return list(found.values())
+
+
+def _layout(prog):
+    """What a kernel of ``prog`` reads and where: (constant ids, their element shapes, extra tables).
+
+    The run constants are those of prog's init (statics, then hoisted
+    subexpressions), one row of ``C`` per element; the lookup tables are prog's,
+    then each element table of ``lookup_elements``.
+    """
+    hoisted_nodes = {}
+    stack = [prog.vars[vid].expr for vid in prog.dynamic_order] + [prog.vars[vid].deriv for vid in prog.stocks]
+    while stack:
+        n = stack.pop()
+        if n is None or n[0] in ("num", "ref", "time", "dt", "gather", "arr"):
+            continue
+        if id(n) in prog.hoisted:
+            hoisted_nodes[prog.hoisted[id(n)]] = n
+            continue
+        stack.extend(n[3:] if n[0] == "fn" else n[2:] if n[0] == "op" else (n[2],))
+    const_ids = list(prog.static_order) + list(prog.hoisted.values())
+    shapes = [((prog.vars[key].size,) if prog.vars[key].size else ()) if key in prog.static
+              else _shape(prog, hoisted_nodes[key]) if key in hoisted_nodes else ()
+              for key in const_ids]
+    return const_ids, [tuple(int(d) for d in s) for s in shapes], _element_tables(prog)
+
+
 class _Writer:
     """LLVM instructions for the run-phase expressions of a program, one value per operation.
 
     ``lanes`` sets are computed at once, as the lanes of vectors of doubles (1:
-    plain doubles); each lane does exactly the scalar operations. ``values`` maps
-    a variable id (or a hoisted subexpression's id) to the operand holding its
-    value: a register (``%y3``, ``%c40``, ``%t12``) or a literal.
+    plain doubles); each lane does exactly the scalar operations. A subscripted
+    value is unrolled into its elements: every value is an object array of
+    operands (0-d for a scalar) whose shape is the value's element shape in the
+    numpy path without its last (sets) axis, and operations broadcast as numpy's
+    do. ``values`` maps a variable id (or a hoisted subexpression's id) to such an
+    array of operands: registers (``%y3``, ``%c40``, ``%t12``) or literals.
     """
 
-    def __init__(self, prog, values, lanes=1):
+    def __init__(self, prog, values, lanes, tables):
         self.p = prog
         self.values = dict(values)
         self.lanes = lanes
+        self.tables = tables  # ids of lookup_elements' tables -> their kind and index in the kernel's tables
         self.ty = _vector_type(lanes)
         self.bt = "i1" if lanes == 1 else f"<{lanes} x i1>"
         self.suffix = "f64" if lanes == 1 else f"v{lanes}f64"
@@ -385,12 +465,11 @@ class _Writer:
     def const(self, value: float) -> str:
         return _constant(value, self.lanes)
 
-    def value(self, vid) -> str:
-        return self.values[vid]
-
     def assign(self, vid, node) -> None:
         """Compute variable ``vid`` from ``node``."""
-        self.values[vid] = self.expr(node)
+        value = self.expr(node)
+        size = self.p.vars[vid].size
+        self.values[vid] = value if size is None else np.broadcast_to(value, (size,))
 
     def _select(self, cond: str, a: str, b: str) -> str:
         return self._new(f"select {self.bt} {cond}, {self.ty} {a}, {self.ty} {b}")
@@ -407,6 +486,12 @@ class _Writer:
         sum_ = self._new(f"fadd {self.ty} {a}, {b}")
         pick = self._select(self._compare(keep_a, a, b), a, b)
         return self._select(nan, sum_, pick)
+
+    def _skip_nan(self, a: str, b: str, keep_a: str) -> str:
+        """np.fmin / np.fmax: the other where one is NaN, else a where ``a keep_a b``."""
+        pick = self._select(self._compare(keep_a, a, b), a, b)
+        pick = self._select(self._compare("uno", b, b), a, pick)
+        return self._select(self._compare("uno", a, a), b, pick)
 
     def _intrinsic(self, name: str, *args: str) -> str:
         return self._new(f"call {self.ty} @llvm.{name}.{self.suffix}({', '.join(f'{self.ty} {a}' for a in args)})")
@@ -430,34 +515,94 @@ class _Writer:
         whole = self._intrinsic("trunc", self._new(f"fdiv {self.ty} {a}, {b}"))
         return self._select(small, a, self._new(f"fmul {self.ty} {b}, {whole}"))
 
-    def expr(self, node) -> str:
+    def _lookup(self, x: str, table: int, kind: str) -> str:
+        o = self._load_i64("%LO", table)
+        k = self._load_i64("%LN", table)
+        helper = _LOOKUP_HELPERS[kind]
+        return self._per_lane(lambda lane: f"call double @{helper}(double {self._lane(x, lane)}, "
+                                           f"double* %LX, double* %LY, i64 {o}, i64 {k})")
+
+    def _elementwise(self, function, *arrays) -> np.ndarray:
+        """``function(*operands)`` at every element of the broadcast ``arrays``."""
+        arrays = np.broadcast_arrays(*arrays)
+        out = np.empty(arrays[0].shape, dtype=object)
+        for index in np.ndindex(out.shape):
+            out[index] = function(*(a[index] for a in arrays))
+        return out
+
+    def expr(self, node) -> np.ndarray:
         kind = node[0]
         if kind == "num":
-            return self.const(node[1])
+            return _operands(self.const(node[1]))
         if kind == "ref":
-            return self.value(node[1])
+            return self.values[node[1]]
         if kind == "time":
-            return "%ttv"
+            return _operands("%ttv")
         if kind == "dt":
-            return "%dtv"
+            return _operands("%dtv")
         hoisted = self.p.hoisted.get(id(node))
         if hoisted is not None:
-            return self.value(hoisted)
+            return self.values[hoisted]
+        if kind == "gather":
+            return _operands(self.values[node[1]][np.asarray(node[2], dtype=np.intp)])
+        if kind == "arr":
+            values = np.asarray(node[1], dtype=float)[..., 0]
+            return self._elementwise(self.const, values)
         if kind == "lookup":
-            x = self.expr(node[2])
             table = node[1]
-            o = self._load_i64("%LO", table)
-            k = self._load_i64("%LN", table)
-            helper = _LOOKUP_HELPERS[self.p.lookups[table].kind]
-            return self._per_lane(lambda lane: f"call double @{helper}(double {self._lane(x, lane)}, "
-                                               f"double* %LX, double* %LY, i64 {o}, i64 {k})")
+            kind_ = self.p.lookups[table].kind
+            return self._elementwise(lambda x: self._lookup(x, table, kind_), self.expr(node[2]))
         if kind == "op":
             name = node[1]
             args = [self.expr(a) for a in node[2:]]
             if name in UFUNCS:
-                return self._ufunc(UFUNCS[name], args)
-            return self._function(name, args)
+                return self._elementwise(lambda *a: self._ufunc(UFUNCS[name], a), *args)
+            return self._elementwise(lambda *a: self._function(name, a), *args)
+        if kind == "fn":
+            return self._fn(node)
         raise AssertionError(kind)  # pragma: no cover - unsupported() refuses the rest
+
+    def _fn(self, node) -> np.ndarray:
+        name, params = node[1], node[2]
+        args = [self.expr(a) for a in node[3:]]
+        if name == "rows":  # runtime.rows: a value with elements as it is, a scalar repeated
+            return args[0] if args[0].ndim else np.broadcast_to(args[0], params)
+        if name == "assemble":  # runtime.assemble: each equation's elements, NaN where none
+            size, positions = params
+            out = np.full(size, self.const(math.nan), dtype=object)
+            for pos, value in zip(positions, args):
+                out[np.asarray(pos, dtype=np.intp)] = np.broadcast_to(value, np.shape(pos))
+            return out
+        if name == "reduce":  # runtime.reduce: NaN skipped, the elements taken in order
+            how, axes = params
+            x = args[0]
+            kept = [a for a in range(x.ndim) if a not in axes]
+            x = np.transpose(x, kept + list(axes)).reshape([x.shape[a] for a in kept] + [-1])
+            fold = {"sum": lambda a, b: self._new(f"fadd {self.ty} {a}, {b}"),
+                    "prod": lambda a, b: self._new(f"fmul {self.ty} {a}, {b}"),
+                    "min": lambda a, b: self._skip_nan(a, b, "ole"),
+                    "max": lambda a, b: self._skip_nan(a, b, "oge")}[how]
+            neutral = {"sum": 0.0, "prod": 1.0}.get(how)
+            out = np.empty(x.shape[:-1], dtype=object)
+            for index in np.ndindex(out.shape):
+                items = list(x[index])
+                if neutral is not None:  # np.nansum / np.nanprod: NaN counts as 0 / 1
+                    items = [self._select(self._compare("uno", a, a), self.const(neutral), a) for a in items]
+                acc = items[0]
+                for item in items[1:]:
+                    acc = fold(acc, item)
+                out[index] = acc
+            return out
+        if name == "lookup_elements":  # runtime.lookup_elements: each element's own table
+            index, table_set = params
+            first = self.tables[id(table_set)]
+            kinds = [t[2] for t in table_set]
+            if isinstance(index, int):
+                return self._elementwise(lambda x: self._lookup(x, first + index, kinds[index]), args[0])
+            local = np.asarray(index)[..., 0]
+            return self._elementwise(lambda x, i: self._lookup(x, first + int(i), kinds[int(i)]),
+                                     args[0], local)
+        raise AssertionError(name)  # pragma: no cover - unsupported() refuses the rest
 
     def _load_i64(self, array: str, index: int) -> str:
         self.count += 1
@@ -466,7 +611,7 @@ class _Writer:
         self.lines.append(f"  {v} = load i64, i64* {p}")
         return v
 
-    def _ufunc(self, ufunc: str, a: list) -> str:
+    def _ufunc(self, ufunc: str, a) -> str:
         ty = self.ty
         if ufunc in _ARITH:
             return self._new(f"{_ARITH[ufunc]} {ty} {a[0]}, {a[1]}")
@@ -490,7 +635,7 @@ class _Writer:
             return self._flag(self._new(f"{'and' if ufunc == 'logical_and' else 'or'} {self.bt} {x}, {y}"))
         raise AssertionError(ufunc)  # pragma: no cover - every ufunc of ir.UFUNCS is above
 
-    def _function(self, name: str, a: list) -> str:
+    def _function(self, name: str, a) -> str:
         ty = self.ty
         if name == "if":
             return self._select(self._compare("une", a[0], self.const(0.0)), a[1], a[2])
@@ -507,6 +652,15 @@ class _Writer:
         raise AssertionError(name)  # pragma: no cover - _unsupported_node refuses the rest
 
 
+def _operands(x) -> np.ndarray:
+    """``x`` (an operand, or an array of them) as an object array."""
+    if isinstance(x, np.ndarray):
+        return x
+    out = np.empty((), dtype=object)
+    out[()] = x
+    return out
+
+
 def _vector_type(lanes: int) -> str:
     return "double" if lanes == 1 else f"<{lanes} x double>"
 
@@ -519,13 +673,12 @@ def _constant(value: float, lanes: int) -> str:
 
 
 def _all_outputs(prog):
-    """The visible scalar variables a kernel can save: every one the model's run defines."""
-    return [v.vid for v in prog.vars if not v.hidden and v.size is None and prog.kind[v.vid] != "control"
-            or v.vid in prog.outputs]
+    """The visible variables a kernel can save: every one the model's run defines."""
+    return [v.vid for v in prog.vars if not v.hidden and prog.kind[v.vid] != "control" or v.vid in prog.outputs]
 
 
 def _full_program(prog):
-    """``prog`` made for every visible scalar variable as an output."""
+    """``prog`` made for every visible variable as an output."""
     return Program(prog.vars, prog.lookups, prog.params, _all_outputs(prog), prog.source,
                    prog.control_vids)
 
@@ -542,10 +695,10 @@ class _Function:
     at a time, each lane one set.
     """
 
-    def __init__(self, prog, const_ids, saved_vids):
+    def __init__(self, prog, layout, saved_rows):
         self.p = prog
-        self.const_ids = const_ids
-        self.saved_vids = saved_vids
+        self.layout = layout
+        self.saved_rows = saved_rows
         self.nc = prog.n_continuous
         self.lanes = LANES
         self.ty = _vector_type(LANES)
@@ -577,12 +730,13 @@ class _Function:
 
     def body(self, values) -> _Writer:
         """Write every dynamic variable and the derivatives of the stocks; the writer holds them."""
-        w = _Writer(self.p, values, self.lanes)
-        for vid in self.p.dynamic_order:
-            w.assign(vid, self.p.vars[vid].expr)
-        w.derivs = [w.expr(self.p.vars[vid].deriv) for vid in self.p.stocks]
+        w = _body(self.p, values, self.lanes, self.layout)
         self.lines.extend(w.lines)
         return w
+
+    def states(self) -> dict:
+        """The stocks' values: ``%y<row>``, one register per row of the state."""
+        return _state_values(self.p, [f"%y{i}" for i in range(self.nc)])
 
     def max0(self, x: str, name: str) -> str:
         """``np.maximum(x, 0.0)`` into register ``name`` (a non-negative stock's clipping)."""
@@ -596,11 +750,12 @@ class _Function:
 
     def save(self, w: _Writer, tag: str, after: str) -> None:
         """At a saved time: every output into ``%row``, the selected ones into ``out[s, j, k]``; k += 1."""
-        rows = max(len(self.saved_vids), 1)
+        rows = max(len(self.saved_rows), 1)
         ty, row_ty = self.ty, f"[{rows} x {self.ty}]"
-        for j, vid in enumerate(self.saved_vids):
+        for j, (vid, element) in enumerate(self.saved_rows):
+            value = w.values[vid][() if element is None else element]
             self.emit(f"  %{tag}r{j} = getelementptr {row_ty}, {row_ty}* %row, i64 0, i64 {j}",
-                      f"  store {ty} {w.value(vid)}, {ty}* %{tag}r{j}")
+                      f"  store {ty} {value}, {ty}* %{tag}r{j}")
         self.emit(f"  %{tag}k = load i64, i64* %kp", f"  br label %{tag}copy")
         self.block(f"{tag}copy")
         self.emit(f"  %{tag}j = phi i64 [0, %{tag}save], [%{tag}j2, %{tag}put]",
@@ -625,7 +780,7 @@ class _Function:
 
     def prologue(self, state_allocas) -> dict:
         """The entry block and the loop over the sets, up to loading the sets' constants (returned)."""
-        rows = max(len(self.saved_vids), 1)
+        rows = max(len(self.saved_rows), 1)
         ty = self.ty
         self.block("entry")
         self.emit(f"  %row = alloca [{rows} x {ty}]", "  %sp = alloca i64", "  %ip = alloca i64",
@@ -637,7 +792,7 @@ class _Function:
         self.emit("  %s = load i64, i64* %sp", "  %smore = icmp slt i64 %s, %s1",
                   "  br i1 %smore, label %set, label %exit")
         self.block("set")
-        return {key: self.column("%C", i, "c") for i, key in enumerate(self.const_ids)}
+        return _const_values(self.layout, lambda row: self.column("%C", row, "c"))
 
     def epilogue(self) -> None:
         self.block("nextset")
@@ -646,8 +801,8 @@ class _Function:
         self.emit("  ret void", "}")
 
 
-def _euler(prog, const_ids, saved_vids) -> str:
-    f = _Function(prog, const_ids, saved_vids)
+def _euler(prog, layout, saved_rows) -> str:
+    f = _Function(prog, layout, saved_rows)
     nc, ty = f.nc, f.ty
     f.emit(f"define void @euler({_INTEGRATOR_ARGS}) {{")
     consts = f.prologue(["Ya"])
@@ -661,8 +816,7 @@ def _euler(prog, const_ids, saved_vids) -> str:
     f.emit("  %ttp = getelementptr double, double* %times, i64 %i", "  %tt = load double, double* %ttp")
     f.splat("%tt", "ttv")
     f.emit(*[f"  %y{i} = load {ty}, {ty}* %Ya{i}" for i in range(nc)])
-    values = {**consts, **{vid: f"%y{i}" for i, vid in enumerate(prog.stocks)}}
-    w = f.body(values)
+    w = f.body({**consts, **f.states()})
     f.emit("  %svp = getelementptr i8, i8* %saved, i64 %i", "  %sv = load i8, i8* %svp",
            "  %issv = icmp ne i8 %sv, 0", "  br i1 %issv, label %esave, label %esaved")
     f.block("esave")
@@ -680,9 +834,9 @@ def _euler(prog, const_ids, saved_vids) -> str:
     return "\n".join(f.lines)
 
 
-def _rk4(prog, const_ids, saved_vids) -> str:
+def _rk4(prog, layout, saved_rows) -> str:
     """RK4: the body once, in a loop over the four stages (the numpy path's operations, in order)."""
-    f = _Function(prog, const_ids, saved_vids)
+    f = _Function(prog, layout, saved_rows)
     nc, ty = f.nc, f.ty
     f.emit(f"define void @rk4({_INTEGRATOR_ARGS}) {{")
     consts = f.prologue(["Ya", "Ba", "K1a", "K2a", "K3a"])
@@ -722,8 +876,7 @@ def _rk4(prog, const_ids, saved_vids) -> str:
     f.block("eval")
     f.emit(f"  %ttv = load {ty}, {ty}* %ttp0")
     f.emit(*[f"  %y{i} = load {ty}, {ty}* %Ya{i}" for i in range(nc)])
-    values = {**consts, **{vid: f"%y{i}" for i, vid in enumerate(prog.stocks)}}
-    w = f.body(values)
+    w = f.body({**consts, **f.states()})
     f.emit("  switch i64 %st, label %post3 [ i64 0, label %post0 i64 1, label %post1 i64 2, label %post2 ]")
     f.block("post0")
     f.emit("  %svp = getelementptr i8, i8* %saved, i64 %i", "  %sv = load i8, i8* %svp",
@@ -753,38 +906,81 @@ def _rk4(prog, const_ids, saved_vids) -> str:
     return "\n".join(f.lines)
 
 
-def _deriv(prog, const_ids) -> str:
+def _body(prog, values, lanes, layout) -> _Writer:
+    """A writer holding every dynamic variable of ``prog`` and, as ``derivs``, one derivative per state row."""
+    _, _, tables = layout
+    first = len(prog.lookups)
+    numbers = {}
+    for table_set in tables:
+        numbers[id(table_set)] = first
+        first += len(table_set)
+    w = _Writer(prog, values, lanes, numbers)
+    for vid in prog.dynamic_order:
+        w.assign(vid, prog.vars[vid].expr)
+    w.derivs = []
+    for vid in prog.stocks:
+        size = prog.vars[vid].size
+        d = w.expr(prog.vars[vid].deriv)
+        w.derivs += [d[()]] if size is None else list(np.broadcast_to(d, (size,)))
+    return w
+
+
+def _state_values(prog, registers) -> dict:
+    """Each stock's value: its row's register (a scalar) or its rows' (a subscripted stock)."""
+    out = {}
+    for vid in prog.stocks:
+        rows = prog.state_index[vid]
+        out[vid] = _operands(registers[rows]) if isinstance(rows, int) else \
+            np.array(registers[rows], dtype=object)
+    return out
+
+
+def _const_values(layout, load) -> dict:
+    """Each run constant's value: ``load(row)`` for each of its rows of ``C``, in its element shape."""
+    const_ids, shapes, _ = layout
+    out, row = {}, 0
+    for key, shape in zip(const_ids, shapes):
+        count = math.prod(shape)
+        names = [load(r) for r in range(row, row + count)]
+        out[key] = _operands(names[0]) if not shape else np.array(names, dtype=object).reshape(shape)
+        row += count
+    return out
+
+
+def _deriv(prog, layout) -> str:
     """The derivatives of one set at one time: ``deriv(t, dt, Y, C, D, LX, LY, LO, LN)`` (plain doubles)."""
     lines = ["define void @deriv(double %ttv, double %dtv, double* noalias %Y, double* noalias %C, "
              "double* noalias %D, double* noalias %LX, double* noalias %LY, i64* noalias %LO, "
              "i64* noalias %LN) {", "entry:"]
-    values = {}
-    for i, key in enumerate(const_ids):
-        lines += [f"  %cp{i} = getelementptr double, double* %C, i64 {i}", f"  %c{i} = load double, double* %cp{i}"]
-        values[key] = f"%c{i}"
-    for i, vid in enumerate(prog.stocks):
-        lines += [f"  %yp{i} = getelementptr double, double* %Y, i64 {i}", f"  %y{i} = load double, double* %yp{i}"]
-        values[vid] = f"%y{i}"
-    w = _Writer(prog, values, 1)
-    for vid in prog.dynamic_order:
-        w.assign(vid, prog.vars[vid].expr)
-    derivs = [w.expr(prog.vars[vid].deriv) for vid in prog.stocks]
+
+    def load(array, prefix):
+        def f(row):
+            lines.extend([f"  %{prefix}p{row} = getelementptr double, double* {array}, i64 {row}",
+                          f"  %{prefix}{row} = load double, double* %{prefix}p{row}"])
+            return f"%{prefix}{row}"
+        return f
+
+    values = _const_values(layout, load("%C", "c"))
+    values.update(_state_values(prog, [load("%Y", "y")(i) for i in range(prog.n_continuous)]))
+    w = _body(prog, values, 1, layout)
     lines += w.lines
-    for i, d in enumerate(derivs):
+    for i, d in enumerate(w.derivs):
         lines += [f"  %dp{i} = getelementptr double, double* %D, i64 {i}", f"  store double {d}, double* %dp{i}"]
     lines += ["  ret void", "}"]
     return "\n".join(lines)
 
 
-def source(prog) -> tuple[str, list[int]]:
-    """The kernel module's text for ``prog`` (a program made for all outputs) and its saved vids."""
-    # the run constants, in the order of prog's init (statics, then hoisted subexpressions)
-    const_ids = list(prog.static_order) + list(prog.hoisted.values())
-    saved_vids = list(prog.outputs)
+def source(prog) -> tuple[str, list]:
+    """The kernel module's text for ``prog`` (a program made for all outputs) and its saved rows.
+
+    The saved rows are ``prog.output_rows``: (variable id, element or None).
+    """
+    layout = _layout(prog)
+    saved_rows = list(prog.output_rows)
     text = (f"; generated by aicircle.compiler.kernel (version {KERNEL_VERSION}); do not edit\n"
-            + _HELPERS + "\n" + _euler(prog, const_ids, saved_vids) + "\n\n"
-            + _rk4(prog, const_ids, saved_vids) + "\n\n" + _deriv(prog, const_ids) + "\n")
-    return text, saved_vids
+            + _HELPERS + "\n" + _euler(prog, layout, saved_rows) + "\n\n"
+            + _rk4(prog, layout, saved_rows) + "\n\n" + _deriv(prog, layout) + "\n")
+    return text, saved_rows
 
 
 def cache_dir() -> Path:
@@ -892,18 +1088,26 @@ def _load(text: str, digest: str) -> _Compiled:
 class Kernel:
     """A compiled kernel for one program structure: the machine code and what it saves."""
 
-    def __init__(self, compiled, full_prog, saved_vids, digest):
+    def __init__(self, compiled, full_prog, saved_rows, digest):
         self.compiled = compiled
         self.full = full_prog
-        self.saved_vids = saved_vids
-        self.position = {vid: j for j, vid in enumerate(saved_vids)}
+        self.saved_rows = saved_rows
+        self.position = {row: j for j, row in enumerate(saved_rows)}
         self.digest = digest
-        lookups = full_prog.lookups
-        self.LX = np.concatenate([lk.x for lk in lookups]).astype(float) if lookups else np.zeros(1)
-        self.LY = np.concatenate([lk.y for lk in lookups]).astype(float) if lookups else np.zeros(1)
-        sizes = [len(lk.x) for lk in lookups]
+        _, self.const_shapes, element_tables = _layout(full_prog)
+        tables = [(lk.x, lk.y) for lk in full_prog.lookups]
+        tables += [(xs, ys) for table_set in element_tables for xs, ys, _ in table_set]
+        self.LX = np.concatenate([x for x, _ in tables]).astype(float) if tables else np.zeros(1)
+        self.LY = np.concatenate([y for _, y in tables]).astype(float) if tables else np.zeros(1)
+        sizes = [len(x) for x, _ in tables]
         self.LN = np.array(sizes or [0], dtype=np.int64)
         self.LO = np.array(np.concatenate([[0], np.cumsum(sizes)[:-1]]) if sizes else [0], dtype=np.int64)
+
+    def constants(self, consts, n) -> np.ndarray:
+        """The run constants (``Program.initialise``'s) as the rows of ``C``, shape (rows, n): an element each."""
+        rows = [np.broadcast_to(np.asarray(c, dtype=float), shape + (n,)).reshape(-1, n)
+                for c, shape in zip(consts, self.const_shapes)]
+        return np.ascontiguousarray(np.concatenate(rows) if rows else np.zeros((1, n)))
 
     @property
     def tables(self) -> tuple:
@@ -1014,7 +1218,7 @@ MIN_SETS_PER_WORKER = 16  # below this a thread costs more than it saves
 def derivative_function(kern, P, t0, dt):
     """``f(t, y) -> dy/dt`` of one set (parameters ``P`` of one set) through the kernel's ``deriv``."""
     consts, _, _ = kern.full.initialise(P, t0, dt, 1)
-    C = np.array([float(np.asarray(c).reshape(-1)[0]) for c in consts] or [0.0])
+    C = kern.constants(consts, 1)[:, 0].copy()
     nc = kern.full.n_continuous
     deriv = kern.compiled.deriv
     tables = kern.tables
@@ -1039,13 +1243,13 @@ def run(kern, prog, P, y0, times, saved, dt, n, solver, workers=None):
     # (each lane is computed alone, so the copies change nothing) and their results dropped
     width = -(-n // LANES) * LANES
     consts, _, _ = full.initialise(P, times[0], dt, n)
-    C = np.empty((max(len(consts), 1), width))
-    for i, c in enumerate(consts):
-        C[i, :n] = c
+    rows = kern.constants(consts, n)
+    C = np.empty((rows.shape[0], width))
+    C[:, :n] = rows
     Y0 = np.empty((prog.n_continuous, width))
     Y0[:, :n] = y0[:prog.n_continuous]
     C[:, n:], Y0[:, n:] = C[:, n - 1:n], Y0[:, n - 1:n]
-    sel = np.array([kern.position[vid] for vid, _ in prog.output_rows], dtype=np.int64)
+    sel = np.array([kern.position[row] for row in prog.output_rows], dtype=np.int64)
     n_saved = int(saved.sum())
     # each set's results contiguous (the kernel writes one set at a time): (set, output, time)
     out = np.empty((width, len(sel), n_saved))
