@@ -688,20 +688,22 @@ _INTEGRATOR_ARGS = ("double* noalias %Y0, double* noalias %C, i64 %n, i64 %s0, i
                     "i64 %nsel, double* noalias %out, i64 %nsaved, double* noalias %LX, double* noalias %LY, "
                     "i64* noalias %LO, i64* noalias %LN")
 
+
 class _Function:
     """One integrator's text: its blocks, with the model's body written into one of them.
 
-    It takes the sets ``s0 <= s < s1`` (a multiple of :data:`LANES` of them), ``LANES``
+    It takes the sets ``s0 <= s < s1`` (a multiple of ``lanes`` of them), ``lanes``
     at a time, each lane one set.
     """
 
-    def __init__(self, prog, layout, saved_rows):
+    def __init__(self, prog, layout, saved_rows, lanes):
         self.p = prog
         self.layout = layout
         self.saved_rows = saved_rows
         self.nc = prog.n_continuous
-        self.lanes = LANES
-        self.ty = _vector_type(LANES)
+        self.lanes = lanes
+        self.ty = _vector_type(lanes)
+        self.bt = "i1" if lanes == 1 else f"<{lanes} x i1>"
         self.lines: list[str] = []
 
     def emit(self, *lines: str) -> None:
@@ -715,13 +717,16 @@ class _Function:
 
     def splat(self, x: str, name: str) -> str:
         """The double ``x`` in every lane of vector register ``name``."""
+        if self.lanes == 1:
+            self.emit(f"  %{name} = bitcast double {x} to double")
+            return f"%{name}"
         self.emit(f"  %{name}1 = insertelement {self.ty} undef, double {x}, i64 0",
                   f"  %{name} = shufflevector {self.ty} %{name}1, {self.ty} undef, "
                   f"<{self.lanes} x i32> zeroinitializer")
         return f"%{name}"
 
     def column(self, array: str, row: int, prefix: str) -> str:
-        """Load elements ``(row, s .. s + LANES - 1)`` of a ``(rows, n)`` array: the sets' values of one row."""
+        """Load elements ``(row, s .. s + lanes - 1)`` of a ``(rows, n)`` array: the sets' values of one row."""
         self.emit(f"  %{prefix}o{row} = mul i64 %n, {row}", f"  %{prefix}i{row} = add i64 %{prefix}o{row}, %s",
                   f"  %{prefix}p{row} = getelementptr double, double* {array}, i64 %{prefix}i{row}",
                   f"  %{prefix}q{row} = bitcast double* %{prefix}p{row} to {self.ty}*",
@@ -740,8 +745,7 @@ class _Function:
 
     def max0(self, x: str, name: str) -> str:
         """``np.maximum(x, 0.0)`` into register ``name`` (a non-negative stock's clipping)."""
-        ty, zero = self.ty, self.const(0.0)
-        bt = f"<{self.lanes} x i1>"
+        ty, zero, bt = self.ty, self.const(0.0), self.bt
         self.emit(f"  %{name}u = fcmp uno {ty} {x}, {zero}", f"  %{name}s = fadd {ty} {x}, {zero}",
                   f"  %{name}g = fcmp oge {ty} {x}, {zero}",
                   f"  %{name}p = select {bt} %{name}g, {ty} {x}, {ty} {zero}",
@@ -768,7 +772,8 @@ class _Function:
                   f"  %{tag}val = load {ty}, {ty}* %{tag}src")
         for lane in range(self.lanes):  # out[s + lane, j, k]
             x = f"%{tag}{lane}"
-            self.emit(f"  {x}v = extractelement {ty} %{tag}val, i64 {lane}",
+            self.emit(f"  {x}v = extractelement {ty} %{tag}val, i64 {lane}" if self.lanes > 1 else
+                      f"  {x}v = bitcast double %{tag}val to double",
                       f"  {x}s = add i64 %s, {lane}", f"  {x}a = mul i64 {x}s, %nsel",
                       f"  {x}b = add i64 {x}a, %{tag}j", f"  {x}c = mul i64 {x}b, %nsaved",
                       f"  {x}d = add i64 {x}c, %{tag}k",
@@ -801,10 +806,10 @@ class _Function:
         self.emit("  ret void", "}")
 
 
-def _euler(prog, layout, saved_rows) -> str:
-    f = _Function(prog, layout, saved_rows)
+def _euler(prog, layout, saved_rows, lanes) -> str:
+    f = _Function(prog, layout, saved_rows, lanes)
     nc, ty = f.nc, f.ty
-    f.emit(f"define void @euler({_INTEGRATOR_ARGS}) {{")
+    f.emit(f"define void @euler{lanes}({_INTEGRATOR_ARGS}) {{")
     consts = f.prologue(["Ya"])
     for i in range(nc):
         f.emit(f"  store {ty} {f.column('%Y0', i, 'y0_')}, {ty}* %Ya{i}")
@@ -834,11 +839,11 @@ def _euler(prog, layout, saved_rows) -> str:
     return "\n".join(f.lines)
 
 
-def _rk4(prog, layout, saved_rows) -> str:
+def _rk4(prog, layout, saved_rows, lanes) -> str:
     """RK4: the body once, in a loop over the four stages (the numpy path's operations, in order)."""
-    f = _Function(prog, layout, saved_rows)
+    f = _Function(prog, layout, saved_rows, lanes)
     nc, ty = f.nc, f.ty
-    f.emit(f"define void @rk4({_INTEGRATOR_ARGS}) {{")
+    f.emit(f"define void @rk4_{lanes}({_INTEGRATOR_ARGS}) {{")
     consts = f.prologue(["Ya", "Ba", "K1a", "K2a", "K3a"])
     for i in range(nc):
         f.emit(f"  store {ty} {f.column('%Y0', i, 'y0_')}, {ty}* %Ba{i}")
@@ -970,17 +975,20 @@ def _deriv(prog, layout) -> str:
     return "\n".join(lines)
 
 
-def source(prog) -> tuple[str, list]:
-    """The kernel module's text for ``prog`` (a program made for all outputs) and its saved rows.
+def source(prog) -> tuple[dict, list]:
+    """The kernel's modules for ``prog`` (a program made for all outputs), by function, and its saved rows.
 
+    Each module (LLVM text) holds one function and the lookup helpers: ``euler4``
+    and ``rk4_4`` (LANES sets at a time), ``euler1`` and ``rk4_1`` (one set), ``deriv``.
     The saved rows are ``prog.output_rows``: (variable id, element or None).
     """
     layout = _layout(prog)
     saved_rows = list(prog.output_rows)
-    text = (f"; generated by aicircle.compiler.kernel (version {KERNEL_VERSION}); do not edit\n"
-            + _HELPERS + "\n" + _euler(prog, layout, saved_rows) + "\n\n"
-            + _rk4(prog, layout, saved_rows) + "\n\n" + _deriv(prog, layout) + "\n")
-    return text, saved_rows
+    head = f"; generated by aicircle.compiler.kernel (version {KERNEL_VERSION}); do not edit\n" + _HELPERS
+    texts = {f"euler{lanes}": _euler(prog, layout, saved_rows, lanes) for lanes in (LANES, 1)}
+    texts.update({f"rk4_{lanes}": _rk4(prog, layout, saved_rows, lanes) for lanes in (LANES, 1)})
+    texts["deriv"] = _deriv(prog, layout)
+    return {name: f"{head}\n{body}\n" for name, body in texts.items()}, saved_rows
 
 
 def cache_dir() -> Path:
@@ -1051,38 +1059,62 @@ _DERIV = ctypes.CFUNCTYPE(None, _F64, _F64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, 
 
 
 class _Compiled:
-    """The machine code of one kernel text: its engine and its three functions."""
+    """The machine code of one kernel: each function compiled (or loaded) the first time it is asked for.
 
-    def __init__(self, engine, compiled: bool):
-        self.engine = engine
-        self.compiled = compiled  # False when it was loaded from the disk cache
-        self.euler = _INTEGRATOR(engine.get_function_address("euler"))
-        self.rk4 = _INTEGRATOR(engine.get_function_address("rk4"))
-        self.deriv = _DERIV(engine.get_function_address("deriv"))
+    A run compiles only what it calls: one Euler run the one-set ``euler1``, a
+    batch ``euler4`` (and ``euler1`` for the sets beyond a multiple of four),
+    ``solve_ivp`` ``deriv``.
+    """
+
+    _TYPES = {"deriv": _DERIV}
+
+    def __init__(self, texts: dict, digest: str):
+        self.texts = texts
+        self.digest = digest
+        self.built: set = set()  # the functions this process compiled
+        self.loaded: set = set()  # the functions it loaded from the disk cache
+        self._functions: dict = {}
+        self._lock = threading.Lock()
+
+    def function(self, name: str):
+        """The compiled function ``name`` (a ctypes function)."""
+        with self._lock:
+            found = self._functions.get(name)
+            if found is None:
+                engine = _load(self.texts[name], f"{self.digest}-{name}")
+                (self.built if engine[1] else self.loaded).add(name)
+                kind = self._TYPES.get(name, _INTEGRATOR)
+                found = self._functions[name] = kind(engine[0].get_function_address(name))
+            return found
+
+    def integrator(self, solver: str, lanes: int):
+        """``euler`` or ``rk4`` of ``lanes`` sets at a time (LANES or 1)."""
+        return self.function(f"euler{lanes}" if solver == "euler" else f"rk4_{lanes}")
 
 
-def _load(text: str, digest: str) -> _Compiled:
-    """The compiled kernel of ``text``: from the disk cache, or compiled and written there."""
+def _load(text: str, key: str):
+    """(An engine holding the machine code of ``text``, whether it was compiled): from the disk cache,
+    or compiled and written there."""
     machine = _machine()
     folder = cache_dir()
-    path = folder / f"k{digest}.o"
+    path = folder / f"k{key}.o"
     obj = None
     try:
         obj = path.read_bytes()
     except OSError:
         pass
     if obj:
-        return _Compiled(machine.load(obj), compiled=False)
+        return machine.load(obj), False
     obj = machine.compile(text)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".k{digest}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".k{key}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(obj)
         os.replace(tmp, path)  # atomic: another process sees the whole file or none
     except OSError:  # an unwritable cache: this process keeps its own (no reuse across processes)
         pass
-    return _Compiled(machine.load(obj), compiled=True)
+    return machine.load(obj), True
 
 
 class Kernel:
@@ -1141,12 +1173,13 @@ def kernel_for(prog):
             full, reason = None, f"the whole model ({err})"
         reason = reason or unsupported(full)
         if reason is None:
-            text, saved = source(full)
-            digest = hashlib.sha256(f"{text}\n{_machine().key}".encode()).hexdigest()[:24]
+            texts, saved = source(full)
+            whole = "\n".join(texts[name] for name in sorted(texts))
+            digest = hashlib.sha256(f"{whole}\n{_machine().key}".encode()).hexdigest()[:24]
             with _LOCK:
                 compiled = _KERNELS.get(digest)
                 if compiled is None:
-                    compiled = _KERNELS[digest] = _load(text, digest)
+                    compiled = _KERNELS[digest] = _Compiled(texts, digest)
             kern = Kernel(compiled, full, saved, digest)
     if reason is not None:
         say_fallback(prog.source, reason)
@@ -1220,7 +1253,7 @@ def derivative_function(kern, P, t0, dt):
     consts, _, _ = kern.full.initialise(P, t0, dt, 1)
     C = kern.constants(consts, 1)[:, 0].copy()
     nc = kern.full.n_continuous
-    deriv = kern.compiled.deriv
+    deriv = kern.compiled.function("deriv")
     tables = kern.tables
 
     def f(t, y):
@@ -1239,33 +1272,30 @@ def run(kern, prog, P, y0, times, saved, dt, n, solver, workers=None):
     Returns ``(saved times, data)`` with data of shape ``(n_outputs, n_saved, n)``.
     """
     full = kern.full
-    # the kernel takes LANES sets at a time: the last ones are repeated up to a multiple of LANES
-    # (each lane is computed alone, so the copies change nothing) and their results dropped
-    width = -(-n // LANES) * LANES
     consts, _, _ = full.initialise(P, times[0], dt, n)
-    rows = kern.constants(consts, n)
-    C = np.empty((rows.shape[0], width))
-    C[:, :n] = rows
-    Y0 = np.empty((prog.n_continuous, width))
-    Y0[:, :n] = y0[:prog.n_continuous]
-    C[:, n:], Y0[:, n:] = C[:, n - 1:n], Y0[:, n - 1:n]
+    C = kern.constants(consts, n)
+    Y0 = np.ascontiguousarray(y0[:prog.n_continuous], dtype=float)
     sel = np.array([kern.position[row] for row in prog.output_rows], dtype=np.int64)
     n_saved = int(saved.sum())
     # each set's results contiguous (the kernel writes one set at a time): (set, output, time)
-    out = np.empty((width, len(sel), n_saved))
-    function = kern.compiled.euler if solver == "euler" else kern.compiled.rk4
+    out = np.empty((n, len(sel), n_saved))
     times = np.ascontiguousarray(times, dtype=float)
     flags = np.ascontiguousarray(saved, dtype=np.uint8)
-    head = (Y0.ctypes.data, C.ctypes.data, width)
+    head = (Y0.ctypes.data, C.ctypes.data, n)
     tail = (times.ctypes.data, flags.ctypes.data, len(times), float(dt), sel.ctypes.data, len(sel),
             out.ctypes.data, n_saved, *kern.tables)
+    # LANES sets at a time as far as they go, the rest one by one (the same operations on each set)
+    width = n - n % LANES
     workers = default_workers() if workers is None else workers
-    parts = max(1, min(workers, n // MIN_SETS_PER_WORKER))
+    parts = max(1, min(workers, width // MIN_SETS_PER_WORKER))
     bounds = np.linspace(0, width // LANES, parts + 1).astype(int) * LANES
-    if parts == 1:
-        function(*head, 0, width, *tail)
-    else:  # the sets split into ranges, each written by one thread (ctypes releases the GIL)
+    if width and parts == 1:
+        kern.compiled.integrator(solver, LANES)(*head, 0, width, *tail)
+    elif width:
+        vector = kern.compiled.integrator(solver, LANES)  # the sets split into ranges, each written by one thread (ctypes releases the GIL)
         with ThreadPoolExecutor(parts) as pool:
-            list(pool.map(lambda ab: function(*head, int(ab[0]), int(ab[1]), *tail),
+            list(pool.map(lambda ab: vector(*head, int(ab[0]), int(ab[1]), *tail),
                           zip(bounds[:-1], bounds[1:])))
-    return times[saved], out[:n].transpose(1, 2, 0)  # (output, time, set), as the numpy path's
+    if width < n:
+        kern.compiled.integrator(solver, 1)(*head, width, n, *tail)
+    return times[saved], out.transpose(1, 2, 0)  # (output, time, set), as the numpy path's
