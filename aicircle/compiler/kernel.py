@@ -1,14 +1,20 @@
 """The fused compiled kernel: a model's right-hand side, the step and the saving in one machine-code function.
 
-For a :class:`~aicircle.compiler.emitter.Program` whose run-phase equations are
-scalar arithmetic (no subscripts, data, random functions or discrete state) this
-module writes an LLVM module (text) holding three functions, compiled by LLVM
-through llvmlite into machine code for this processor:
+For a :class:`~aicircle.compiler.emitter.Program` whose run-phase equations the
+kernel takes (arithmetic, the elementwise functions, lookups, subscripts with
+their reductions; no data, random functions or discrete state: see
+:func:`unsupported`) this module writes LLVM modules (text), compiled by LLVM
+through llvmlite into machine code for this processor, one function each:
 
-- ``euler`` and ``rk4`` integrate a range of parameter sets: for each set (the
+- ``euler4`` and ``rk4_4`` integrate a range of parameter sets, four at a time
+  as the lanes of ``<4 x double>`` vectors (:data:`LANES`): for each group (the
   outer loop) they keep the state, the run constants and every variable in
-  registers and loop over the time steps, saving the outputs at the saved times;
+  registers and loop over the time steps, saving the outputs at the saved
+  times; ``euler1`` and ``rk4_1`` do the same one set at a time (single runs,
+  and a batch's sets beyond a multiple of four);
 - ``deriv`` gives the derivatives of one set at one time, for ``solve_ivp``.
+
+A subscripted variable is unrolled: one register per element (:class:`_Writer`).
 
 The numpy path (:mod:`aicircle.integrate`) stays the reference: the kernel does
 the same IEEE operations in the same order (no fast-math, no fused multiply-add,
@@ -18,25 +24,26 @@ reading the run constants the numpy ``init`` computes.
 
 Why LLVM text and not numba (the first kernel, issue 26): numba types and
 lowers every operation of a ~2700-line function through its Python-level
-templates, which took 6.8 s (Euler) and 10 s (RK4) for the shipped model; the
-module written here is parsed, optimised and compiled in about a second
-(``benchmarks/bench_kernel.py``), and the same machine code runs.
+templates, which took 6.8 s (Euler) and 10 s (RK4) for the shipped model; a
+module written here is parsed, optimised and compiled in well under a second
+(``benchmarks/bench_kernel.py``).
 
-What the kernel executes is code *we* write: variables are named by their
-position (``%v12``, ``%y3``, ``%c40``), numbers are written as the hex bit
-patterns of doubles, and lookup tables are passed as arrays; no text of the
-model file becomes code, so loading a model still executes nothing from it.
+What the kernel executes is code *we* write: registers are named by position
+(``%y3``, ``%c40``, ``%t12``), numbers are written as the hex bit patterns of
+doubles, and lookup tables are passed as arrays; no text of the model file
+becomes code, so loading a model still executes nothing from it.
 
 The kernel is independent of which outputs a run asks for: it is generated for
 every visible variable, and writes all of them into a small row at each saved
 time, from which the run's outputs are picked. Programs that differ only in
 their outputs or their overridden constants thus share one kernel.
 
-Compiled kernels are cached on disk: the object code is written (atomically) to
-``$XDG_CACHE_HOME/aicircle/kernels/k<hash>.o``, the hash that of the module's
-text, the processor's name and features and llvmlite's version, so a second
-process (on the same machine) loads it instead of compiling. The folder is the
-user's own; a file there is trusted as the user's own code is.
+Each function is compiled the first time a run calls it, and cached on disk: its
+object code is written (atomically) to
+``$XDG_CACHE_HOME/aicircle/kernels/k<hash>-<function>.o``, the hash that of the
+modules' text, the processor's name and features and llvmlite's version, so a
+second process (on the same machine) loads it instead of compiling. The folder
+is the user's own; a file there is trusted as the user's own code is.
 
 Sets are split over ``workers`` threads; the compiled functions are called
 through :mod:`ctypes`, which releases the GIL, and each set is computed alone,
@@ -1043,13 +1050,16 @@ class _Machine:
 
 
 _MACHINE: _Machine | None = None
+_MACHINE_LOCK = threading.Lock()
 
 
 def _machine() -> _Machine:
+    """The process's one :class:`_Machine` (made on first use: llvmlite is imported only by runs that need it)."""
     global _MACHINE
-    if _MACHINE is None:
-        _MACHINE = _Machine()
-    return _MACHINE
+    with _MACHINE_LOCK:
+        if _MACHINE is None:
+            _MACHINE = _Machine()
+        return _MACHINE
 
 
 _I64, _F64, _PTR = ctypes.c_int64, ctypes.c_double, ctypes.c_void_p
