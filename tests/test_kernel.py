@@ -410,8 +410,12 @@ def test_a_second_process_loads_the_compiled_kernel_from_the_disk_cache(tmp_path
     written = list((tmp_path / "cache" / "aicircle" / "kernels").glob("k*.o"))
     assert len(written) == 1 and written[0].stat().st_size > 0 and written[0].stem.endswith("-euler1")
     assert hits_and_misses() == [1, 0]  # loaded, not compiled
-    written[0].write_bytes(b"")  # an empty file (a full disk): compiled again, not loaded
-    assert hits_and_misses() == [0, 1]
+    intact = written[0].read_bytes()
+    # an empty, truncated or foreign file is compiled again, not loaded (LLVM would crash on it)
+    for broken in (b"", intact[:len(intact) // 2], intact[:-8] + b"\x00" * 8, b"garbage" * 100):
+        written[0].write_bytes(broken)
+        assert hits_and_misses() == [0, 1]
+        assert written[0].read_bytes() == intact  # and written whole again
 
 
 def test_kernel_source_holds_no_text_of_the_model(tmp_path):

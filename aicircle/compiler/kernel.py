@@ -1102,25 +1102,40 @@ class _Compiled:
         return self.function(f"euler{lanes}" if solver == "euler" else f"rk4_{lanes}")
 
 
+# A cached object file: this header, the SHA-256 of the object code, the object code. LLVM crashes the
+# process on an object file that is not one, so a file whose code does not match its hash (a disk
+# error, a file from elsewhere) is compiled again rather than loaded.
+_OBJECT_MAGIC = b"aicircle kernel object 1\n"
+
+
+def _read_object(path: Path) -> bytes | None:
+    """The object code cached at ``path``, or None if it is absent, unreadable or not intact."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    head = len(_OBJECT_MAGIC)
+    obj = data[head + 32:]
+    if not data.startswith(_OBJECT_MAGIC) or not obj or hashlib.sha256(obj).digest() != data[head:head + 32]:
+        return None
+    return obj
+
+
 def _load(text: str, key: str):
     """(An engine holding the machine code of ``text``, whether it was compiled): from the disk cache,
     or compiled and written there."""
     machine = _machine()
     folder = cache_dir()
     path = folder / f"k{key}.o"
-    obj = None
-    try:
-        obj = path.read_bytes()
-    except OSError:
-        pass
-    if obj:
+    obj = _read_object(path)
+    if obj is not None:
         return machine.load(obj), False
     obj = machine.compile(text)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".k{key}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
-            fh.write(obj)
+            fh.write(_OBJECT_MAGIC + hashlib.sha256(obj).digest() + obj)
         os.replace(tmp, path)  # atomic: another process sees the whole file or none
     except OSError:  # an unwritable cache: this process keeps its own (no reuse across processes)
         pass
