@@ -70,7 +70,7 @@ import numpy as np
 from ..errors import UnsupportedFeature
 from ..runtime import SMALL_VENSIM
 from .emitter import Program
-from .ir import UFUNCS
+from .ir import UFUNCS, node_refs
 
 log = logging.getLogger("aicircle.kernel")
 
@@ -763,6 +763,10 @@ class _Function:
         """At a saved time: every output into ``%row``, the selected ones into ``out[s, j, k]``; k += 1."""
         rows = max(len(self.saved_rows), 1)
         ty, row_ty = self.ty, f"[{rows} x {self.ty}]"
+        start = len(w.lines)  # the outputs no derivative needs: computed here, at the saved times only
+        for vid in w.rest:
+            w.assign(vid, self.p.vars[vid].expr)
+        self.lines.extend(w.lines[start:])
         for j, (vid, element) in enumerate(self.saved_rows):
             value = w.values[vid][() if element is None else element]
             self.emit(f"  %{tag}r{j} = getelementptr {row_ty}, {row_ty}* %row, i64 0, i64 {j}",
@@ -918,8 +922,22 @@ def _rk4(prog, layout, saved_rows, lanes) -> str:
     return "\n".join(f.lines)
 
 
+def _for_derivatives(prog) -> list:
+    """The dynamic variables the derivatives need (the rest are outputs only), in ``dynamic_order``."""
+    dynamic = set(prog.dynamic_order)
+    needed: set = set()
+    stack = [vid for stock in prog.stocks for vid in node_refs(prog.vars[stock].deriv)]
+    while stack:
+        vid = stack.pop()
+        if vid in dynamic and vid not in needed:
+            needed.add(vid)
+            stack.extend(node_refs(prog.vars[vid].expr))
+    return [vid for vid in prog.dynamic_order if vid in needed]
+
+
 def _body(prog, values, lanes, layout) -> _Writer:
-    """A writer holding every dynamic variable of ``prog`` and, as ``derivs``, one derivative per state row."""
+    """A writer holding the dynamic variables the derivatives need and, as ``derivs``, one derivative
+    per state row; ``w.rest`` lists the other dynamic variables (computed only where they are saved)."""
     _, _, tables = layout
     first = len(prog.lookups)
     numbers = {}
@@ -927,8 +945,11 @@ def _body(prog, values, lanes, layout) -> _Writer:
         numbers[id(table_set)] = first
         first += len(table_set)
     w = _Writer(prog, values, lanes, numbers)
-    for vid in prog.dynamic_order:
+    order = _for_derivatives(prog)
+    for vid in order:
         w.assign(vid, prog.vars[vid].expr)
+    done = set(order)
+    w.rest = [vid for vid in prog.dynamic_order if vid not in done]
     w.derivs = []
     for vid in prog.stocks:
         size = prog.vars[vid].size
