@@ -306,6 +306,16 @@ def test_a_model_of_too_many_elements_is_refused_by_name(tmp_path):
         model.simulate(backend="kernel", return_columns=["x"])
 
 
+def test_the_kernel_names_what_it_does_not_take(tmp_path):
+    model = ac.load(write_mdl(tmp_path, "x = INTEG(rate, 0)", "rate = 1", final_time=4))
+    series = pd.Series([0.0, 2.0], index=[0.0, 4.0])
+    with pytest.raises(UnsupportedFeature, match=r"does not take data \(GET DATA, a data variable or a time "
+                                                 r"series given to the run\) \('rate'\)"):
+        model.simulate(params={"rate": series}, backend="kernel")
+    auto = model.simulate(params={"rate": series})
+    pd.testing.assert_frame_equal(auto, model.simulate(params={"rate": series}, backend="numpy"))
+
+
 @pytest.mark.parametrize("bad", ["fortran", 3])
 def test_an_unknown_backend_is_refused(tmp_path, bad):
     model = ac.load(write_mdl(tmp_path, "x = INTEG(1, 0)"))

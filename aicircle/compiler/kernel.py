@@ -327,6 +327,8 @@ MAX_ELEMENTS = 20000
 # functions of aicircle.runtime the kernel writes (subscripts: the elements of an equation, reductions
 # over a dimension, each element's own lookup table)
 _KERNEL_FUNCTIONS = ("rows", "assemble", "reduce", "lookup_elements")
+# the others, as a user knows them (else their Vensim name: VECTOR SELECT, RANDOM NORMAL, ...)
+_FUNCTION_NAMES = {"data_at": "data (GET DATA, a data variable or a time series given to the run)"}
 
 
 def unsupported(prog) -> str | None:
@@ -362,7 +364,7 @@ def _unsupported_node(node) -> str | None:
         kind = n[0]
         if kind == "fn":
             if n[1] not in _KERNEL_FUNCTIONS:
-                return f"function {n[1]}"
+                return _FUNCTION_NAMES.get(n[1]) or f"function {n[1].upper().replace('_', ' ')}"
             stack.extend(n[3:])
         elif kind == "op":
             if n[1] not in UFUNCS and n[1] not in _FUNCTIONS:
