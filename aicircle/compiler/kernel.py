@@ -321,9 +321,10 @@ done:
 """
 
 
-#: The most values (elements of the run's variables, states and constants) a kernel unrolls; beyond,
-#: the code would take longer to compile than numpy takes to run (a row per element there).
-MAX_ELEMENTS = 20000
+#: The most values (elements of the run's variables, states and constants) a kernel unrolls: its
+#: compile time grows with them (a SIR over 1000 elements, ~5000 values, took 14 s of CPU), and a
+#: process should not wait longer for the kernel than the shipped model's compile took with numba.
+MAX_ELEMENTS = 2500
 # functions of aicircle.runtime the kernel writes (subscripts: the elements of an equation, reductions
 # over a dimension, each element's own lookup table)
 _KERNEL_FUNCTIONS = ("rows", "assemble", "reduce", "lookup_elements")
