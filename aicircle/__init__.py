@@ -38,9 +38,48 @@ def load(path, data_dirs=(), vocabulary=OBSERVABLES) -> Model:
     return _load(path, data_dirs=data_dirs, vocabulary=vocabulary)
 
 
+def _explorer_arguments(model, params=None, outcome=None, start_label=None) -> dict:
+    """:func:`aicircle.explorer.explore`'s arguments for ``model``, the study's filled in.
+
+    Where ``model`` defines them: the study's scenarios (toggles) and switches, its
+    bust classifier read at its horizons (unless ``outcome`` is given); for the shipped
+    model, its targets and, unless ``params`` says otherwise, its shipped calibration.
+    """
+    calibration, outcomes, scenarios = study.calibration, study.outcomes, study.scenarios
+    shipped = model.path.resolve() == shipped_model().resolve()
+    if params is None and shipped and shipped_parameters().exists():
+        params = {k: v for k, v in calibrate.read_parameters(shipped_parameters()).items()
+                  if k in model.parameters.index}
+        start_label = "the shipped calibration"
+    classifier = None if outcome else outcomes.default_classifier(model)
+    return {"model": model, "params": params, "start_label": start_label,
+            "switches": scenarios.switches(model),
+            "scenarios": {name: (sc.description, sc.params)
+                          for name, sc in scenarios.available(model).items()},
+            "targets": calibration.targets() if shipped else None, "vocabulary": OBSERVABLES,
+            "outcome": outcome, "classifier": classifier,
+            "horizons": outcomes.HORIZONS if classifier else None,
+            "bust_from": outcomes.FORECAST_START if classifier else None}
+
+
+def explore(model=None, params=None, outcome=None):
+    """The explorer of ``model`` in a Jupyter notebook (:func:`aicircle.explorer.explore`).
+
+    ``model`` is a :class:`Model` or a path (the shipped model by default); the
+    shipped model starts from its shipped calibration, with the study's scenarios,
+    targets and bust classifier; ``params`` (name -> value) replaces the values it
+    starts from, ``outcome`` (``'VARIABLE<VALUE'``) the classifier. Needs
+    ``pip install 'aicircle[explore]'``.
+    """
+    from . import explorer  # on use: it loads matplotlib and Panel, which the other commands need not
+
+    model = model if isinstance(model, Model) else load(model if model is not None else shipped_model())
+    return explorer.explore(**_explorer_arguments(model, params, outcome))
+
+
 __all__ = [
     "AicircleError", "IntegrationError", "InvalidInput", "Model", "ModelReadError", "ResourceLimit",
-    "TargetFileError", "UnknownName", "UnsupportedFeature", "__version__", "calibrate", "load",
+    "TargetFileError", "UnknownName", "UnsupportedFeature", "__version__", "calibrate", "explore", "load",
     "observables", "sensitivity", "shipped_model", "shipped_parameters", "shipped_targets", "study",
     "tipping",
 ]

@@ -486,6 +486,27 @@ def _cmd_report(args):
     _info(args, f"report written to {Path(args.out) / 'report.html'}")
 
 
+def _cmd_explore(args):
+    from . import _explorer_arguments, explorer
+
+    try:
+        explorer._panel()
+    except ImportError as err:  # the optional extra is missing: the user's to install
+        raise InvalidInput(str(err)) from err
+    model = _load(args)
+    params = _base_params(args, model)
+    label = f"the values in {args.params}" if args.params else \
+        ("the shipped calibration" if params else None)
+    arguments = _explorer_arguments(model, params, args.outcome, label)
+    _info(args, f"aicircle explore: scoring the loops of {model.path.name} before serving it")
+
+    def announce(url):
+        _info(args, f"aicircle explore: serving {model.path.name} at {url} (Ctrl-C to stop)")
+        sys.stderr.flush()
+
+    explorer.serve(arguments, port=args.port, address=args.address, show=args.show, announce=announce)
+
+
 def _read_run(path, variables=None):
     """The CSV ``aicircle run`` wrote: a numeric ``time`` index and numeric columns, or InvalidInput.
 
@@ -685,8 +706,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an outcome 'VAR<X' or 'VAR>X' (default: the bust classifier)")
     p.add_argument("--horizon", action="append", type=_finite, metavar="T",
                    help="judge the outcome at this time (repeatable; default: FINAL TIME)")
-    p.add_argument("--classifier", choices=["economic", "confidence"], default=None,
-                   help="the capital-circle definition of a bust (default: economic)")
+    p.add_argument("--classifier", choices=["capital-loss", "economic", "confidence"], default=None,
+                   help="the capital-circle definition of a bust (default: capital-loss, the rule; economic and "
+                        "confidence are the earlier definitions, kept for comparison)")
     seed(p, "the continuation's starts and ")
     p.add_argument("--json", help="write the result as JSON to this file")
     _params_options(p)
@@ -717,6 +739,21 @@ def build_parser() -> argparse.ArgumentParser:
     seed(p)
     _params_options(p)
     force(p)
+
+    p = command("explore", _cmd_explore, "explore a model in the browser: sliders on its parameters, its "
+                "behaviour redrawn as they move (needs pip install 'aicircle[explore]')")
+    p.add_argument("model", nargs="?", type=_text("MODEL"),
+                   help="a .mdl or .xmile model (default: the shipped model)")
+    data_dir(p)
+    p.add_argument("--port", type=_whole_number(1), default=5006, help="the local port (default 5006)")
+    p.add_argument("--address", default="127.0.0.1", type=_text("--address"),
+                   help="the address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--outcome", type=_text("--outcome"),
+                   help="an outcome 'VAR<X' or 'VAR>X' (default: the capital-circle classifier where the "
+                        "model defines its variables)")
+    p.add_argument("--show", action="store_true", help="open the page in the default browser")
+    seed(p)
+    _params_options(p)
 
     p = command("report", _cmd_report, "run the whole analysis and write an HTML/Markdown report (the "
                 "capital-circle study for the shipped model and copies of it; a generic analysis otherwise)")

@@ -20,7 +20,8 @@ import pandas as pd  # noqa: E402
 from .errors import InvalidInput, UnknownName  # noqa: E402
 
 __all__ = [
-    "panels", "plot_bands", "plot_bifurcation", "plot_fit", "plot_loop_dominance", "plot_p_bust", "plot_profiles",
+    "panels", "plot_bands", "plot_bifurcation", "plot_distributions", "plot_fit", "plot_loop_dominance",
+    "plot_outcome_map", "plot_p_bust", "plot_profiles",
     "plot_regime_map", "plot_residuals", "plot_response", "plot_run", "plot_scenarios", "plot_sensitivity",
     "plot_structure", "plot_time_to_bust", "save",
 ]
@@ -769,4 +770,66 @@ def plot_loop_dominance(relative, loops=None, ax=None, top=6, marks=None, title=
     ax.set_ylabel("relative loop score (R > 0, B < 0)")
     ax.set_title(title or "Loop dominance")
     ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), framealpha=0.85)
+    return ax
+
+
+def plot_outcome_map(x, y, z, ax=None, threshold=0.5, consistent=None, marker=None, xlabel=None,
+                     ylabel=None, label="P(outcome)", title=None, vmax=1.0):
+    """An outcome over a grid of two parameters, with its threshold curve and the data-consistent region.
+
+    Parameters
+    ----------
+    x, y : array, shapes (nx,) and (ny,)
+        The grid's values.
+    z : array, shape (ny, nx)
+        The outcome at each point (a probability, or a share).
+    threshold : float, optional
+        The level whose contour is drawn (the threshold curve), when ``z`` crosses it.
+    consistent : array of bool, shape (ny, nx), optional
+        Where the data do not reject the point; the rest is hatched.
+    marker : (float, float), optional
+        The calibrated point.
+    """
+    x, y, z = np.asarray(x, float), np.asarray(y, float), np.asarray(z, float)
+    if z.shape != (len(y), len(x)):
+        raise InvalidInput(f"z must have shape (len(y), len(x)) = ({len(y)}, {len(x)}), got {z.shape}")
+    ax = _axes(ax, (5.6, 4.4))
+    mesh = ax.pcolormesh(x, y, z, cmap="magma_r", vmin=0, vmax=vmax, shading="nearest")
+    ax.figure.colorbar(mesh, ax=ax, label=label)
+    if threshold is not None and np.nanmin(z) < threshold < np.nanmax(z):
+        curve = ax.contour(x, y, z, levels=[threshold], colors="#1f77b4", linewidths=2)
+        ax.clabel(curve, fmt={threshold: f"{threshold:g}"}, fontsize=8)
+    if consistent is not None:
+        consistent = np.asarray(consistent, bool)
+        if consistent.shape != z.shape:
+            raise InvalidInput(f"consistent must have the shape of z {z.shape}, got {consistent.shape}")
+        if not consistent.all():
+            ax.contourf(x, y, (~consistent).astype(float), levels=[0.5, 1.5], colors="none", hatches=["//"])
+            ax.contour(x, y, consistent.astype(float), levels=[0.5], colors="0.3", linewidths=1, linestyles="--")
+    if marker is not None:
+        ax.plot(*marker, "*", color="white", mec="black", mew=0.8, ms=13, clip_on=False, zorder=5)
+    ax.set_xlabel(xlabel or "")
+    ax.set_ylabel(ylabel or "")
+    ax.set_title(title or label)
+    return ax
+
+
+def plot_distributions(samples, ax=None, unit="", title=None):
+    """Box plots of several metrics across an ensemble (whiskers 5–95%, box 25–75%, line the median).
+
+    Parameters
+    ----------
+    samples : dict
+        Label -> 1-D array of the metric over the ensemble (NaN left out).
+    """
+    if not isinstance(samples, dict) or not samples:
+        raise InvalidInput("samples must be a non-empty dict of label -> values")
+    ax = _axes(ax, (6, 0.5 + 0.45 * len(samples)))
+    data = [np.asarray(v, float)[np.isfinite(np.asarray(v, float))] for v in samples.values()]
+    ax.boxplot(data, orientation="horizontal", whis=(5, 95), showfliers=False, tick_labels=list(samples),
+               medianprops={"color": "#e76f51", "lw": 2})
+    ax.invert_yaxis()
+    ax.set_xlabel(unit)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(title or "")
     return ax

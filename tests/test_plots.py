@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 import aicircle as ac
 from aicircle import plots, tipping
+from aicircle.errors import InvalidInput
 from aicircle.observables import read_targets
 from aicircle.sensitivity import monte_carlo, sensitivity
 from aicircle.study import outcomes
@@ -186,6 +187,38 @@ def test_plot_regime_map_keeps_its_legend_off_the_map():
     legend, axes_box = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
     assert legend.x0 >= axes_box.x1  # beside the map: it hid the top-right corner
     assert legend.x1 <= fig.bbox.x1
+
+
+def test_plot_outcome_map_draws_the_threshold_curve_and_hatches_what_the_data_reject(tmp_path):
+    x, y = np.linspace(0, 1, 11), np.linspace(0, 2, 9)
+    z = np.clip(x[None, :] + y[:, None] / 4, 0, 1)  # crosses 0.5 along x + y/4 = 0.5
+    consistent = y[:, None] + 0 * x[None, :] < 1.5
+    ax = plots.plot_outcome_map(x, y, z, consistent=consistent, marker=(0.2, 0.4), xlabel="a", ylabel="b",
+                                label="P(bust)")
+    curve = [c for c in ax.collections if c.get_linewidths().size and c.get_linewidths()[0] == 2]
+    assert curve, "the threshold curve is drawn"
+    assert any("//" in (getattr(c, "hatches", None) or ()) for c in ax.collections)  # the rejected region
+    _check(ax, Axes, tmp_path)
+
+
+def test_plot_outcome_map_draws_no_curve_where_the_outcome_does_not_cross_it():
+    x, y = np.linspace(0, 1, 5), np.linspace(0, 1, 4)
+    ax = plots.plot_outcome_map(x, y, np.zeros((4, 5)), consistent=np.ones((4, 5), bool), xlabel="a", ylabel="b")
+    assert len(ax.collections) == 1  # the map alone: no curve, nothing rejected, nothing hatched
+
+
+def test_plot_outcome_map_refuses_a_grid_of_the_wrong_shape():
+    with pytest.raises(InvalidInput, match=r"z must have shape \(len\(y\), len\(x\)\) = \(3, 2\), got \(2, 3\)"):
+        plots.plot_outcome_map([0, 1], [0, 1, 2], np.zeros((2, 3)))
+
+
+def test_plot_distributions_draws_a_box_per_metric(tmp_path):
+    rng = np.random.default_rng(0)
+    ax = plots.plot_distributions({"loss": rng.normal(10, 2, 200), "gap": np.r_[rng.normal(5, 1, 99), np.nan]},
+                                  unit="$B", title="outcomes")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["loss", "gap"]
+    assert ax.get_xlabel() == "$B"
+    _check_saves_png(ax, tmp_path)
 
 
 def test_plot_time_to_bust_draws_the_year_of_bust_against_the_parameter(models, tmp_path):

@@ -32,7 +32,7 @@ SHIPPED_FIT = ROOT / "calibration" / "results" / "fit.json"
 
 # The figures the report draws from the shipped model and its shipped calibration (profiles included).
 FIGURES = ("structure", "fit", "residuals", "profiles", "time_to_bust", "bifurcation", "regime_map",
-           "sobol", "scenarios", "bands", "p_bust")
+           "sobol", "scenarios", "bands", "p_bust", "outcomes", "tipping_map")
 SMALL = {"sobol_n": 128, "n_draws": 800}  # enough for every figure and table; the defaults take ~60 s more
 OLD_HTML = "<html><body><p>the previous report</p></body></html>"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -137,7 +137,7 @@ def test_manifest_records_versions_seed_parameters_timings_and_command(report):
     assert m["free"] == free
     assert set(free) <= set(m["parameters"])
     assert all(np.isfinite(v) for v in m["parameters"].values())
-    assert len(m["timings_s"]) == 10  # one entry per stage the progress shows
+    assert len(m["timings_s"]) == 11  # one entry per stage the progress shows
     assert all(t >= 0 for t in m["timings_s"].values())
     # built from Python here: the command is the call, with its non-default sizes
     assert m["command"].startswith("python -c") and "build_report(" in m["command"]
@@ -154,10 +154,17 @@ def test_a_complete_run_replaces_the_previous_report_entirely(report):
 
 
 @pytest.mark.slow
-def test_report_states_the_bust_probability_with_an_interval_and_what_it_depends_on(report):
+def test_report_states_the_bust_probability_only_beside_its_priors_and_what_it_depends_on(report):
     md = report["md"]
-    assert re.search(r"P\(bust by 2035\) = \d\.\d\d \(\d\.\d\d–\d\.\d\d\)", md)
-    assert "What it depends on" in md and "Structural alternatives" in md
+    # the headline: the rule's P(bust) and the lab's P(failure) as drawn and under every prior tried,
+    # after the table of priors and the findings that hold under all of them
+    headline = re.search(r"Under the priors as drawn P\(capital bust by 2035\) = \d\.\d\d and P\(the lab fails "
+                         r"by 2035\) = \d\.\d\d; under the other priors tried, \d\.\d\d–\d\.\d\d and "
+                         r"\d\.\d\d–\d\.\d\d\.", md)
+    assert headline and md.index("What the priors decide") < headline.start()
+    assert "log-uniform over the same ranges" in md and "a finding; the rest is a condition" in md
+    assert "Outcomes in money" in md and "The tipping map" in md
+    assert "What the economic definition's busts depend on" in md and "Structural alternatives" in md
     assert "largest residuals" in md
 
 
@@ -189,7 +196,7 @@ def test_interrupting_the_report_half_way_leaves_the_previous_report_as_it_was(t
     else:
         assert not out.exists()
     assert _leftovers(tmp_path, "report") == []  # no partial folder, no lock
-    assert "[4/10] tipping points" in capsys.readouterr().err  # progress is shown
+    assert "[5/11] tipping points" in capsys.readouterr().err  # progress is shown
 
 
 # --------------------------------------------------------------------------- the destination

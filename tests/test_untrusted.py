@@ -467,7 +467,8 @@ def random_model(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("command", ["run", "loops", "validate", "tipping", "sensitivity", "report", "calibrate"])
+@pytest.mark.parametrize("command", ["run", "loops", "validate", "tipping", "sensitivity", "report", "calibrate",
+                                     "explore"])
 def test_every_command_that_runs_a_model_takes_a_seed(command):
     parser = aicircle.cli.build_parser()
     args = parser.parse_args([command, "m.mdl", "--seed", "7", *REQUIRED_OPTIONS.get(command, [])])

@@ -21,13 +21,17 @@ from .. import _check, _limits
 from ..calibrate import Problem, fit
 from ..errors import InvalidInput
 from ..integrate import progress as bar
+from ..posterior import Uniform, effective_sample_size, reweight, weighted_probability
 from ..sensitivity import run_ensemble
 from . import calibration
-from .outcomes import BOOM, BUST, ECONOMIC, FORECAST_START, HORIZONS, SOFT
+from .outcomes import (BOOM, BUST, ECONOMIC, FORECAST_START, HORIZONS, METRIC_VARIABLES, SOFT,
+                       outcome_metrics)
 from .scenarios import switches as scenario_switches
 
-__all__ = ["STRUCTURAL", "bust_probability", "bust_summary", "depends_on", "future_parameters",
-           "predictive_ensemble", "structural_alternatives", "wilson_interval", "with_fixed"]
+__all__ = ["STRUCTURAL", "alternative_priors", "bust_probability", "bust_summary", "deciding_parameters",
+           "delta_chi2_grid", "depends_on", "future_parameters", "outcome_flags", "predictive_ensemble",
+           "prior_sensitivity", "robust_findings", "structural_alternatives", "tipping_map", "wilson_interval",
+           "with_fixed"]
 
 # --------------------------------------------------------------------------
 # the predictive ensemble
@@ -246,6 +250,213 @@ def depends_on(table, busted, top=8):
     out = pd.DataFrame(rows).set_index("parameter")
     out["difference"] = out["p_high"] - out["p_low"]
     return out.reindex(out["rank_corr"].abs().sort_values(ascending=False).index).head(top)
+
+
+# --------------------------------------------------------------------------
+# outcomes in money, the tipping map and the priors
+# --------------------------------------------------------------------------
+
+
+def outcome_flags(metrics_by_horizon, capex_fall=0.5):
+    """The yes/no outcomes of each run, by horizon, from :func:`aicircle.study.outcomes.outcome_metrics`.
+
+    Parameters
+    ----------
+    metrics_by_horizon : dict
+        Horizon (year) -> the metrics table of that horizon.
+    capex_fall : float
+        The fall of AI capex from its peak (a fraction) counted as a collapse.
+
+    Returns
+    -------
+    dict
+        Outcome label -> bool array (n_sets,): ``capital bust by H``, ``lab fails by H``,
+        ``AI capex falls by half by H`` for each horizon H.
+    """
+    out = {}
+    for h, met in metrics_by_horizon.items():
+        out[f"capital bust by {int(h)}"] = met["capital bust"].to_numpy(bool)
+        out[f"lab fails by {int(h)}"] = met["lab fails"].to_numpy(bool)
+        out[f"AI capex falls by {capex_fall:.0%} by {int(h)}"] = met["AI capex fall"].to_numpy() >= capex_fall
+    return out
+
+
+def deciding_parameters(table, metrics, candidates, columns=("worst loss share", "lab fails"), top=3):
+    """The parameters among ``candidates`` that decide the outcome most: by the mean of the absolute
+    Spearman correlations of each with the ``columns`` of ``metrics`` over the rows of ``table``.
+
+    Returns
+    -------
+    pandas.Series
+        Parameter -> mean |rank correlation|, the ``top`` largest, in decreasing order.
+    """
+    ranks = table[[c for c in candidates if c in table and np.ptp(table[c].to_numpy(float)) > 0]].rank()
+    if ranks.shape[1] == 0:
+        raise InvalidInput("no candidate parameter varies across the table: nothing can decide the outcome")
+    scores = []
+    for col in columns:
+        y = pd.Series(np.asarray(metrics[col], float), index=ranks.index).rank()
+        scores.append(ranks.corrwith(y).fillna(0.0).abs() if y.std() > 0 else pd.Series(0.0, index=ranks.columns))
+    score = pd.concat(scores, axis=1).mean(axis=1)
+    return score.sort_values(ascending=False).head(top)
+
+
+def alternative_priors(drawn, deciding):
+    """Defensible priors besides the one drawn, over the parameters that decide the outcome.
+
+    ``drawn`` maps every drawn parameter to its prior (:class:`aicircle.posterior.Uniform`);
+    for the ``deciding`` parameters (most deciding first) the alternatives are:
+    each log-uniform over the same range (a scale prior: every factor equally
+    likely); each parameter's lower or upper half, the others as drawn (what a
+    source supporting one side would say); and the four combinations of the
+    halves of the first two. All lie within the drawn ranges, so the same runs
+    serve every prior (:func:`aicircle.posterior.reweight`).
+
+    Returns
+    -------
+    dict
+        Label -> {parameter: prior} (an empty dict: the priors as drawn).
+    """
+    missing = [p for p in deciding if p not in drawn]
+    if missing:
+        raise InvalidInput(f"{', '.join(missing)}: not drawn from a prior, so no other prior can be given")
+
+    def half(p, upper):
+        lo, hi = drawn[p].lo, drawn[p].hi
+        mid = (lo + hi) / 2
+        return (f"{p} in [{mid:g}, {hi:g}]", Uniform(mid, hi)) if upper else (f"{p} in [{lo:g}, {mid:g}]",
+                                                                              Uniform(lo, mid))
+
+    out = {"as drawn (uniform over each range)": {}}
+    logs = {p: Uniform(drawn[p].lo, drawn[p].hi, log=True) for p in deciding if drawn[p].lo > 0}
+    if logs:
+        out["log-uniform over the same ranges"] = logs
+    for p in deciding:
+        for upper in (False, True):
+            label, prior = half(p, upper)
+            out[label] = {p: prior}
+    if len(deciding) >= 2:
+        a, b = deciding[:2]
+        for ua in (False, True):
+            for ub in (False, True):
+                (la, pa), (lb, pb) = half(a, ua), half(b, ub)
+                out[f"{la} and {lb}"] = {a: pa, b: pb}
+    return out
+
+
+def prior_sensitivity(table, flags, drawn, alternatives, weights=None):
+    """P(each outcome) under each prior, side by side, from the same runs (importance reweighting).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The runs' parameters (one row per run).
+    flags : dict
+        Outcome label -> bool array (n_sets,).
+    drawn : dict
+        Parameter -> the prior it was drawn from.
+    alternatives : dict
+        Label -> {parameter: prior}: the parameters given another prior (within the drawn support).
+    weights : array, optional
+        The runs' weights under ``drawn`` (equal by default: the kept sets of the predictive ensemble).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index the prior's label; for each outcome ``P(outcome)``, and its 95% interval at the
+        effective sample size as ``lo``/``hi`` columns; ``ess``.
+    """
+    n = len(table)
+    w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, float)
+    rows = []
+    for label, priors in alternatives.items():
+        wk = reweight(table, w, drawn, priors) if priors else w / w.sum()
+        row = {"prior": label, "ess": effective_sample_size(wk)}
+        for name, flag in flags.items():
+            p, lo, hi = weighted_probability(flag, wk)
+            row[name], row[f"{name} lo"], row[f"{name} hi"] = p, lo, hi
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("prior")
+
+
+def robust_findings(table, outcomes, likely=0.9, unlikely=0.1):
+    """What holds under every prior of :func:`prior_sensitivity`'s ``table``, and what is a condition.
+
+    Returns
+    -------
+    list of (str, str)
+        One (outcome, sentence) per outcome: ``likely``/``unlikely`` under every
+        prior is a finding; otherwise the priors that give the smallest and the
+        largest probability are its condition.
+    """
+    out = []
+    for name in outcomes:
+        p = table[name]
+        lo_label, hi_label = p.idxmin(), p.idxmax()
+        if p.min() >= likely:
+            out.append((name, f"**{name}: likely under every prior** (P = {p.min():.2f}–{p.max():.2f})."))
+        elif p.max() <= unlikely:
+            out.append((name, f"**{name}: unlikely under every prior** (P = {p.min():.2f}–{p.max():.2f})."))
+        else:
+            out.append((name, f"{name}: a condition, not a finding — P = {p.min():.2f} if {lo_label}, "
+                              f"{p.max():.2f} if {hi_label} (as drawn: {p.iloc[0]:.2f})."))
+    return out
+
+
+def tipping_map(model, sets, fixed, param_x, values_x, param_y, values_y, horizon, per_cell=40, seed=0,
+                chunk_size=1000, progress=False):
+    """The outcome over a grid of two parameters, every other parameter drawn from ``sets``.
+
+    At each point of the grid ``per_cell`` rows of ``sets`` (the kept ensemble;
+    the same rows at every point) are run with the two parameters set to the
+    point's values.
+
+    Returns
+    -------
+    dict
+        ``x``, ``y`` (the grid's values), and arrays of shape (len(values_y), len(values_x)):
+        ``capital bust`` and ``lab fails`` (the share of the runs by ``horizon``) and
+        ``worst loss share`` (the median of the bust rule's worst windowed loss share).
+    """
+    rng = np.random.default_rng(_check.seed(seed))
+    values_x, values_y = np.asarray(values_x, float), np.asarray(values_y, float)
+    rows = sets.iloc[rng.choice(len(sets), size=min(per_cell, len(sets)), replace=False)].reset_index(drop=True)
+    k = len(rows)
+    gx, gy = np.meshgrid(values_x, values_y)
+    table = pd.concat([rows] * gx.size, ignore_index=True)
+    table[param_x] = np.repeat(gx.ravel(), k)
+    table[param_y] = np.repeat(gy.ravel(), k)
+    columns = [model.resolve(v) for v in METRIC_VARIABLES]
+    values, times = run_ensemble(model, with_fixed(table, fixed), columns, chunk_size=chunk_size,
+                                 progress=progress, final_time=horizon)
+    met = outcome_metrics(times, {v: values[c] for v, c in zip(METRIC_VARIABLES, columns)}, horizon)
+
+    def grid(x, how):
+        return how(np.asarray(x, float).reshape(gx.size, k), axis=1).reshape(gx.shape)
+
+    return {"x": values_x, "y": values_y, "param_x": param_x, "param_y": param_y, "horizon": horizon,
+            "per_cell": k, "capital bust": grid(met["capital bust"], np.mean),
+            "lab fails": grid(met["lab fails"], np.mean), "worst loss share": grid(met["worst loss share"], np.median)}
+
+
+def delta_chi2_grid(model, targets, params, param_x, values_x, param_y, values_y, chunk_size=1000):
+    """Δχ² of the targets over a grid of two parameters, every other parameter at ``params``.
+
+    Returns an array (len(values_y), len(values_x)): χ² at each point less χ² at ``params``.
+    """
+    params = _check.mapping("params", params)
+    fixed = {k: v for k, v in params.items() if k not in (param_x, param_y)}
+    problem = Problem(model, targets, [param_x, param_y], fixed=fixed, priors=False)
+    n_targets = len(problem.targets)
+    gx, gy = np.meshgrid(np.asarray(values_x, float), np.asarray(values_y, float))
+    at = [float(params.get(p, model.parameters.loc[p, "value"])) for p in (param_x, param_y)]
+    table = pd.DataFrame({param_x: [at[0], *gx.ravel()], param_y: [at[1], *gy.ravel()]})
+    chi2 = []
+    for start in range(0, len(table), chunk_size):
+        r = np.atleast_2d(problem.residuals(problem.from_params(table.iloc[start:start + chunk_size])))
+        chi2.append(np.nansum(r[:, :n_targets] ** 2, axis=1))
+    chi2 = np.concatenate(chi2)
+    return (chi2[1:] - chi2[0]).reshape(gx.shape)
 
 
 # --------------------------------------------------------------------------

@@ -27,15 +27,16 @@ from .. import calibrate as cal
 from .. import loops as ltm
 from ..errors import InvalidInput
 from ..model import load
+from ..posterior import Uniform
 from ..observables import find_observables, windows_extent
 from ..report import MORRIS_N, Context, Findings, GenericAnalysis, percent, write_report
 from ..sensitivity import bands_of, monte_carlo, p_bust_by_year, run_ensemble, sensitivities
 from . import calibration, ensemble, scenarios
 from .early_warning import capital_circle_study
 from .observables import OBSERVABLES
-from .outcomes import (BIFURCATION_PARAM, BIFURCATION_RANGE, BIFURCATION_YEARS, CONFIDENCE, ECONOMIC,
-                       FIRM_TARGET_IDS, FORECAST_START, HORIZONS, KEY_OUTPUTS, REDUCED_CORE, SHOCK_DRIVERS,
-                       missing_names)
+from .outcomes import (BIFURCATION_PARAM, BIFURCATION_RANGE, BIFURCATION_YEARS, CAPITAL_LOSS, CONFIDENCE,
+                       ECONOMIC, FIRM_TARGET_IDS, FORECAST_START, HORIZONS, KEY_OUTPUTS, METRIC_VARIABLES,
+                       METRICS, REDUCED_CORE, SHOCK_DRIVERS, missing_names, outcome_metrics)
 
 __all__ = ["CapitalCircleAnalysis", "CircleFindings", "build_report", "capital_circle_tipping"]
 
@@ -49,6 +50,11 @@ EW_STEPS = 3
 LOOP_SIDE = 0.03
 LOOP_TOP = 6
 N_LARGEST_RESIDUALS = 10
+#: The parameters that decide the outcomes (and the data cannot) whose priors are varied; the first two
+#: span the tipping map, of MAP_POINTS x MAP_POINTS points with MAP_SETS kept sets run at each.
+N_DECIDING = 3
+MAP_POINTS = 11
+MAP_SETS = 32
 
 
 @dataclasses.dataclass(slots=True)
@@ -62,6 +68,7 @@ class CircleFindings(Findings):
     largest: pd.DataFrame = None
     baseline_outcome: dict = None
     baseline_first_bust: float = None
+    baseline_metrics: pd.Series = None
     # predictive ensemble
     draws: pd.DataFrame = None
     kept: pd.DataFrame = None
@@ -71,6 +78,13 @@ class CircleFindings(Findings):
     depends: pd.DataFrame = None
     median_path: dict = None
     anatomy: dict = None
+    # outcomes in money, the tipping map, the priors
+    metrics: dict = None
+    deciding: pd.Series = None
+    priors: pd.DataFrame = None
+    prior_findings: list = None
+    tipping_map: dict = None
+    map_delta: np.ndarray = None
     # tipping points
     tipping_curves: dict = None
     tipping: pd.DataFrame = None
@@ -90,7 +104,7 @@ class CapitalCircleAnalysis:
 
     name = "capital circle"
     title = "aicircle: where does the AI capital circle tip?"
-    n_stages = 10
+    n_stages = 11
 
     def __init__(self, sobol_n=1024, n_draws=PREDICTIVE_DRAWS):
         self.sobol_n, self.n_draws = sobol_n, n_draws
@@ -226,7 +240,7 @@ def capital_circle_tipping(model, params, drivers, horizons=HORIZONS, n_grid=33)
 def _stage_fit(study: Context):
     model, params = study.model, study.params
     names = find_observables(model.variables, OBSERVABLES)
-    columns = list(dict.fromkeys([*names.values(), *ECONOMIC.variables, *KEY_OUTPUTS]))
+    columns = list(dict.fromkeys([*names.values(), *ECONOMIC.variables, *METRIC_VARIABLES, *KEY_OUTPUTS]))
     base = model.simulate(params=params, return_columns=columns, final_time=max(HORIZONS))
     # the fit figure ends a year after the last target's window
     fit_end = math.ceil(windows_extent(study.targets)[1]) + 1
@@ -253,13 +267,15 @@ def _stage_fit(study: Context):
                   "Profile likelihoods: Δχ² as each calibrated parameter is fixed and the others "
                   "re-fitted; the 95% interval is where Δχ² < 3.84.")
     t = base.index.to_numpy()
-    vals = [base[v].to_numpy()[None] for v in ECONOMIC.variables]
+    vals = [base[v].to_numpy()[None] for v in CAPITAL_LOSS.variables]
     largest = validation.reindex(validation["residual"].abs().sort_values(ascending=False).index)
     study.findings.set(base=base, validation=validation, stats=stats,
                        largest=largest.head(N_LARGEST_RESIDUALS)[["id", "value", "sigma", "predicted", "residual"]],
-                       baseline_outcome={int(h): str(ECONOMIC.labels(t, vals, h)[0])
+                       baseline_outcome={int(h): str(CAPITAL_LOSS.labels(t, vals, h)[0])
                                          for h in HORIZONS},
-                       baseline_first_bust=float(ECONOMIC.first_bust(t, vals, FORECAST_START)[0]))
+                       baseline_first_bust=float(CAPITAL_LOSS.first_bust(t, vals, FORECAST_START)[0]),
+                       baseline_metrics=outcome_metrics(t, {v: base[v].to_numpy()[None] for v in METRIC_VARIABLES},
+                                                        max(HORIZONS)).iloc[0])
 
 
 def _stage_ensemble(study: Context, n_draws):
@@ -270,8 +286,8 @@ def _stage_ensemble(study: Context, n_draws):
     if len(kept) < 20:
         raise InvalidInput(f"only {len(kept)} of {n_draws} draws fit as well as the calibration's ensemble; "
                            f"too few for a probability")
-    classifiers = (ECONOMIC, CONFIDENCE)
-    # one run of the kept sets serves both definitions and the bands
+    classifiers = (CAPITAL_LOSS, ECONOMIC, CONFIDENCE)
+    # one run of the kept sets serves every definition, the outcome metrics and the bands
     columns = list(dict.fromkeys([*(model.resolve(v) for c in classifiers for v in c.variables), *KEY_OUTPUTS]))
     values, times = run_ensemble(model, ensemble.with_fixed(kept, info["fixed"]), columns,
                                  final_time=max(HORIZONS))
@@ -280,6 +296,8 @@ def _stage_ensemble(study: Context, n_draws):
         summaries[clf.name], runs[clf.name] = ensemble.bust_summary(
             times, [values[model.resolve(v)] for v in clf.variables], clf, index=kept.index)
     busted = runs["economic"]["first_bust"].to_numpy() <= max(HORIZONS) + 1e-9
+    metrics = {h: outcome_metrics(times, {v: values[model.resolve(v)] for v in METRIC_VARIABLES}, h)
+               for h in HORIZONS}
     # what the economic busts consist of, and whether compute ever stands idle
     forecast = times >= FORECAST_START - 1e-9
     causes = ECONOMIC.causes(times, [values[model.resolve(v)] for v in ECONOMIC.variables])
@@ -289,18 +307,23 @@ def _stage_ensemble(study: Context, n_draws):
     drivers = ensemble.depends_on(kept, busted, top=8)
     bands = bands_of(values, times, list(KEY_OUTPUTS))
     years = np.arange(int(np.ceil(FORECAST_START)), int(max(HORIZONS)) + 1)
-    p_bust, p_bust_first = (p_bust_by_year(runs[name]["first_bust"], years)
-                            for name in ("economic", "confidence"))
+    p_bust = {name: p_bust_by_year(runs[name]["first_bust"], years) for name in runs}
+    lab = metrics[max(HORIZONS)]["lab fails at"].to_numpy()
     fig, axes = plots.panels(len(KEY_OUTPUTS), ncols=2, size=(5.5, 3.9))
     for ax, (output, unit) in zip(axes, KEY_OUTPUTS.items()):
         plots.plot_bands(bands, output, ax=ax, unit=unit, title=output)
     study.fig("bands", fig, f"Vensim-style 50/75/95/100% bands of the {len(kept)} parameter sets the data "
                             f"cannot reject (of {n_draws} drawn).")
-    ax = plots.plot_p_bust(p_bust, label="economic definition (default)")
-    plots.plot_p_bust(p_bust_first, ax=ax, label="first definition (confidence/capex, absorbing)",
-                      title="Probability of a bust after September 2025, by year")
-    study.fig("p_bust", ax, "Share of the predictive ensemble that has been in a bust between October 2025 "
-                            "and each year, under each definition.")
+    ax = plots.plot_p_bust(p_bust["capital loss"], label=f"{CAPITAL_LOSS.window:g}-year capital losses > "
+                                                         f"{CAPITAL_LOSS.share:.0%} of AI capital (the rule)")
+    plots.plot_p_bust(p_bust_by_year(lab, years), ax=ax, label="the lab fails (restructures its bills)")
+    plots.plot_p_bust(p_bust["economic"], ax=ax, label="economic definition (alternative)")
+    plots.plot_p_bust(p_bust["confidence"], ax=ax, label="first definition (alternative, absorbing)",
+                      title="Probability of each outcome after September 2025, by year")
+    study.fig("p_bust", ax, "Share of the kept parameter sets in which each outcome has happened between "
+                            "October 2025 and each year: the bust rule (capital losses realised over two years "
+                            "above a tenth of the AI capital stock), the lab's failure, and the two earlier "
+                            "definitions.")
     capex = bands.loc["Total AI Capex"]["median"]
     peak = capex.loc[:HORIZONS[0] + 1].idxmax()
     trough = capex.loc[peak:].idxmin()
@@ -310,7 +333,67 @@ def _stage_ensemble(study: Context, n_draws):
             "confidence_min": float(confidence.loc[peak:].min()),
             "confidence_min_year": float(confidence.loc[peak:].idxmin())}
     study.findings.set(draws=draws, kept=kept, ensemble_info=info, bust=summaries, bust_runs=runs,
-                       depends=drivers, median_path=path, anatomy=anatomy)
+                       depends=drivers, median_path=path, anatomy=anatomy, metrics=metrics)
+
+
+def _stage_outcomes(study: Context):
+    """The outcomes in money, the parameters that decide them, their tipping map and their priors."""
+    f, model = study.findings, study.model
+    info, kept, metrics = f.ensemble_info, f.kept, f.metrics
+    last = max(HORIZONS)
+    ranges = info["ranges"]
+    drawn = {p: Uniform(float(ranges.loc[p, "draw_min"]), float(ranges.loc[p, "draw_max"]))
+             for p in info["varied"] if ranges.loc[p, "draw_max"] > ranges.loc[p, "draw_min"]}
+    # the data cannot decide a parameter drawn over its whole declared range
+    undecided = [p for p in drawn if (ranges.loc[p, "draw_max"] - ranges.loc[p, "draw_min"])
+                 >= (ranges.loc[p, "max"] - ranges.loc[p, "min"]) - 1e-12]
+    deciding = ensemble.deciding_parameters(kept, metrics[last], undecided, top=N_DECIDING)
+    flags = ensemble.outcome_flags(metrics)
+    for name in ("economic", "confidence"):
+        flags[f"{name} definition by {int(last)}"] = f.bust_runs[name]["first_bust"].to_numpy() <= last + 1e-9
+    alternatives = ensemble.alternative_priors(drawn, list(deciding.index))
+    priors = ensemble.prior_sensitivity(kept, flags, drawn, alternatives)
+    findings = ensemble.robust_findings(priors, list(flags))
+    # the outcomes' distributions
+    met = metrics[last]
+    money = {k: met[k].to_numpy() for k in ("realised loss", "stranded capital", "builder defaults",
+                                            "bills written off", "lost revenue", "lab funding gap")}
+    shares = {"realised loss / peak AI capital": met["loss share"].to_numpy(),
+              f"worst {CAPITAL_LOSS.window:g}-year loss / AI capital (the rule)": met["worst loss share"].to_numpy(),
+              "fall of AI capex from its peak": met["AI capex fall"].to_numpy(),
+              "fall of the lab's valuation": met["lab valuation drawdown"].to_numpy()}
+    fig, axes = plots.panels(2, ncols=2, size=(6.2, 3.6))
+    plots.plot_distributions(money, ax=axes[0], unit="$B", title=f"October 2025 to {int(last)}, $B")
+    plots.plot_distributions({k: 100 * v for k, v in shares.items()}, ax=axes[1], unit="%",
+                             title=f"October 2025 to {int(last)}, %")
+    study.fig("outcomes", fig, f"Each outcome across the {len(kept)} kept parameter sets: median (line), "
+                               "25–75% (box), 5–95% (whiskers).")
+    # the tipping map over the two that decide most, the others drawn from the kept sets
+    px, py = deciding.index[:2]
+    grid = {p: np.linspace(*(float(x) for x in model.parameters.loc[p, ["min", "max"]]), MAP_POINTS)
+            for p in (px, py)}
+    tmap = ensemble.tipping_map(model, kept, info["fixed"], px, grid[px], py, grid[py], last,
+                                per_cell=MAP_SETS, seed=study.seed)
+    delta = ensemble.delta_chi2_grid(model, study.targets, study.params, px, grid[px], py, grid[py])
+    consistent = delta < 3.84
+    fig, axes = plots.panels(3, ncols=3, size=(5.4, 4.3))
+    marker = (study.value(px), study.value(py))
+    panels = (("lab fails", f"P(the lab fails by {int(last)})", 0.5, 1.0),
+              ("capital bust", f"P(capital bust by {int(last)})", 0.5, 1.0),
+              ("worst loss share", f"median worst {CAPITAL_LOSS.window:g}-year loss / AI capital", CAPITAL_LOSS.share,
+               max(CAPITAL_LOSS.share * 1.5, float(np.nanmax(tmap["worst loss share"])))))
+    for ax, (key, label, threshold, vmax) in zip(axes, panels):
+        plots.plot_outcome_map(tmap["x"], tmap["y"], tmap[key], ax=ax, threshold=threshold,
+                               consistent=consistent, marker=marker, xlabel=px, ylabel=py, label=label,
+                               vmax=vmax)
+    study.fig("tipping_map", fig,
+              f"The outcomes by {int(last)} over the two parameters that decide them most and the data cannot "
+              f"({px} and {py}, each over its declared range), every other parameter drawn from "
+              f"{tmap['per_cell']} kept sets (the same at every point); blue: the threshold curve (P = 0.5; "
+              f"the rule's {CAPITAL_LOSS.share:.0%} for the loss); hatched: where the data reject the point "
+              f"(Δχ² ≥ 3.84, the other parameters at the calibration; none hatched: the data reject none); "
+              f"star: the calibration.")
+    f.set(deciding=deciding, priors=priors, prior_findings=findings, tipping_map=tmap, map_delta=delta)
 
 
 def _stage_tipping(study: Context):
@@ -491,6 +574,8 @@ def _study_stages(study: Context, stages, sobol_n, n_draws):
         _stage_fit(study)
     with stages(f"predictive ensemble ({n_draws} draws)"):
         _stage_ensemble(study, n_draws)
+    with stages("outcomes in money, tipping map and priors"):
+        _stage_outcomes(study)
     with stages("tipping points"):
         _stage_tipping(study)
     with stages("loop dominance"):
@@ -591,6 +676,75 @@ def _year(t):
     return f"{t:.2f}" if np.isfinite(t) else "none"
 
 
+def _write_outcomes(doc, study: Context):
+    """The outcomes in money, the tipping map and P(outcome) under several priors."""
+    f = study.findings
+    kept, last = f.kept, max(HORIZONS)
+    doc.heading("Outcomes in money", level=3)
+    rows = []
+    for h, met in f.metrics.items():
+        for name, unit in METRICS.items():
+            if unit in ("bool", "year"):
+                continue
+            x = met[name].to_numpy(float)
+            scale, shown = (100, "%") if unit == "fraction" else (1, unit)
+            q5, q50, q95 = (scale * np.nanquantile(x, q) for q in (0.05, 0.5, 0.95))
+            rows.append({"metric": name, "by": int(h), "unit": shown, "median": q50, "5%": q5, "95%": q95})
+        for name in ("capital bust", "lab fails"):
+            rows.append({"metric": name, "by": int(h), "unit": "share of sets",
+                         "median": met[name].to_numpy(bool).mean(), "5%": np.nan, "95%": np.nan})
+    doc.table(pd.DataFrame(rows).set_index("metric"),
+              f"Each outcome from October 2025 to each year across the {len(kept)} kept sets: median and "
+              "5–95% ($B, or % for the shares and falls; for a capital bust and the lab's failure, the share "
+              "of the sets in which it happens).")
+    doc.figure(*study.figures["outcomes"])
+    met = f.metrics[last]
+    doc.text(f"By {int(last)} the median set has lost ${np.median(met['lost revenue']):.0f}B of contracted revenue "
+             f"(cancelled orders for capacity never built) but realised "
+             f"${np.median(met['realised loss']):.0f}B of capital losses "
+             f"({100 * np.median(met['loss share']):.1f}% of the AI capital stock at its peak; 95th "
+             f"percentile {100 * np.quantile(met['loss share'], 0.95):.1f}%; over the worst "
+             f"{CAPITAL_LOSS.window:g} years a median {100 * np.median(met['worst loss share']):.1f}%, against the "
+             f"rule's {100 * CAPITAL_LOSS.share:.0f}%); the lab fails in "
+             f"{met['lab fails'].mean():.0%} of the sets and AI capex falls a median "
+             f"{100 * np.median(met['AI capex fall']):.0f}% from its peak.")
+    doc.heading("The tipping map", level=3)
+    deciding, tmap = f.deciding, f.tipping_map
+    doc.text(f"The parameters the data cannot decide (drawn over their whole declared range) that decide the "
+             f"outcomes most — by the mean absolute rank correlation with the rule's worst loss share and the "
+             f"lab's failure "
+             f"by {int(last)} across the kept sets: "
+             + ", ".join(f"{p} ({v:.2f})" for p, v in deciding.items())
+             + f". The map spans the first two; at each of its {len(tmap['x'])} × {len(tmap['y'])} points "
+             f"{tmap['per_cell']} kept sets supply every other parameter. "
+             + ("The data reject no point of it (Δχ² < 3.84 everywhere with the others at the calibration): "
+                "where on it the industry lies is a prior, not a finding."
+                if (f.map_delta < 3.84).all() else
+                f"The data reject {100 * (f.map_delta >= 3.84).mean():.0f}% of its points (hatched)."))
+    doc.figure(*study.figures["tipping_map"])
+    doc.heading("What the priors decide", level=3)
+    priors = f.priors
+    outcomes = [c for c in priors.columns if c != "ess" and not c.endswith((" lo", " hi"))]
+    shown = pd.DataFrame({c: [f"{p:.2f} ({lo:.2f}–{hi:.2f})" for p, lo, hi in
+                              zip(priors[c], priors[f"{c} lo"], priors[f"{c} hi"])] for c in outcomes},
+                         index=priors.index)
+    shown["effective sets"] = priors["ess"].round().astype(int)
+    doc.table(shown, f"P(each outcome) under each prior over {', '.join(deciding.index)}, the others as "
+                     f"drawn: the same {len(kept)} kept sets reweighted to each prior (importance weights, 95% "
+                     "interval at the effective number of sets).")
+    doc.text("What holds under every prior is a finding; the rest is a condition:")
+    doc.bullets([sentence for _, sentence in f.prior_findings])
+    doc.text(_headline(priors, int(last)))
+
+
+def _headline(priors, year):
+    """The report's headline: the rule's P(bust) and the lab's P(failure), as drawn and under every prior."""
+    bust, fails = priors[f"capital bust by {year}"], priors[f"lab fails by {year}"]
+    return (f"**Under the priors as drawn P(capital bust by {year}) = {bust.iloc[0]:.2f} and P(the lab fails by "
+            f"{year}) = {fails.iloc[0]:.2f}; under the other priors tried, {bust.min():.2f}–{bust.max():.2f} and "
+            f"{fails.min():.2f}–{fails.max():.2f}.**")
+
+
 def _write_document(doc, study: Context, sobol_n, n_draws, command):
     f = study.findings
     model = study.model
@@ -607,10 +761,15 @@ def _write_document(doc, study: Context, sobol_n, n_draws, command):
              "calibrated to the article's figures and sourced history published by 30 September 2025.")
     doc.text(f"Reproduce it with `{command}`; every number below comes from that command.")
     doc.heading("What a bust is")
-    doc.text(f"**Economic definition (default):** {ECONOMIC.description}. It is judged at each time over "
-             "the year before it, so a bust can end; a bust *by* a year is one that happens between October "
-             "2025 (the data end in September) and that year. The end of a build-out while compute is still "
-             f"scarce is not a bust. **First definition (kept for comparison):** {CONFIDENCE.description}.")
+    doc.text(f"**The rule (capital losses judged against the industry's size):** {CAPITAL_LOSS.description}. "
+             "A bust *by* a year is one that happens between October 2025 (the data end in September) and "
+             "that year. Each run's outcomes are also measured in money and reported apart: the capital "
+             "losses and what they consist of, the revenue lost with cancelled contracts, the lab's funding "
+             "gap and whether it **fails** (its overdue bills exceed what the builders tolerate, and it "
+             "restructures them), the fall of AI capex from its peak and the drawdown of the lab's "
+             "valuation (docs/model.md, *Outcomes in money*). **Alternatives, kept for comparison:** the "
+             f"economic definition — {ECONOMIC.description} — and the first definition — "
+             f"{CONFIDENCE.description}.")
     doc.heading("The model")
     doc.text(f"{len(model.stocks)} stocks, {len(model.parameters)} parameters, "
              f"{len(model.variables)} variables; the feedback loops named in its comments: "
@@ -642,12 +801,15 @@ def _write_document(doc, study: Context, sobol_n, n_draws, command):
     info, kept = f.ensemble_info, f.kept
     ranges = info["ranges"]
     full = int(((ranges["draw_max"] - ranges["draw_min"]) >= (ranges["max"] - ranges["min"]) - 1e-12).sum())
-    e = f.bust["economic"]
-    first = f.baseline_first_bust
+    first, bm = f.baseline_first_bust, f.baseline_metrics
     doc.text(f"The calibrated baseline is a **{f.baseline_outcome[int(min(HORIZONS))]}** in "
              f"{int(min(HORIZONS))} and a **{f.baseline_outcome[int(max(HORIZONS))]}** in "
              f"{int(max(HORIZONS))}"
              + (f", with a bust in between (from {first:.2f})" if np.isfinite(first) else ", with no bust in between")
+             + f" by the rule: by {int(max(HORIZONS))} it realises ${bm['realised loss']:.0f}B of capital losses "
+             f"({100 * bm['loss share']:.1f}% of the AI capital stock at its peak), loses "
+             f"${bm['lost revenue']:.0f}B of contracted revenue, and the lab "
+             + (f"fails in {bm['lab fails at']:.2f}" if bm["lab fails"] else "does not fail")
              + f". One run is not a forecast: the calibration pins down "
              f"{len(info['calibrated'])} parameters, and {len(info['varied'])} others — among them those that "
              f"decide the future (how investors value the capital, how far they count circular sales, the "
@@ -660,6 +822,7 @@ def _write_document(doc, study: Context, sobol_n, n_draws, command):
              f"of the calibration's own ensemble ({info['threshold']:.1f}). The data cannot reject any of them. "
              f"One-at-a-time ranges are narrower than joint ones; the structural alternatives and the tipping "
              f"thresholds below show what lies beyond them.")
+    _write_outcomes(doc, study)
     rows = []
     for name, summary in f.bust.items():
         for h, r in summary.iterrows():
@@ -668,17 +831,16 @@ def _write_document(doc, study: Context, sobol_n, n_draws, command):
                          "bust at": r[f"bust at {h}"], "soft landing at": r[f"soft landing at {h}"],
                          "boom at": r[f"boom at {h}"]})
     doc.table(pd.DataFrame(rows).set_index("definition"),
-              f"Probability of a bust after September 2025 by each year over the {len(kept)} kept sets "
-              "(Wilson 95% interval), and the share in each state at that year, under each definition.")
-    p30, p35 = (float(e.loc[int(h), "p_bust_by"]) for h in HORIZONS)
-    doc.text(f"**P(bust by {int(min(HORIZONS))}) = {p30:.2f} "
-             f"({e.loc[int(min(HORIZONS)), 'lo']:.2f}–{e.loc[int(min(HORIZONS)), 'hi']:.2f}); "
-             f"P(bust by {int(max(HORIZONS))}) = {p35:.2f} "
-             f"({e.loc[int(max(HORIZONS)), 'lo']:.2f}–{e.loc[int(max(HORIZONS)), 'hi']:.2f})** "
-             "(economic definition). What it depends on — the parameters whose values most change the "
-             "chance of a bust among the kept sets:")
-    doc.table(f.depends, "P(bust by the last horizon) among the kept sets in the lowest and highest third of "
-                            "each parameter's values, their difference, and the rank correlation with a bust.")
+              f"P(bust) after September 2025 by each year over the {len(kept)} kept sets, under the priors as "
+              "drawn (Wilson 95% interval: the sampling error alone, not the priors' — see the table of "
+              "priors above), and the share in each state at that year, under the rule and the two "
+              "alternative definitions.")
+    doc.text("What the economic definition's busts depend on — the parameters whose values most change its "
+             "chance among the kept sets (the tipping points, loop dominance, early warnings and scenarios "
+             "below still use the economic definition):")
+    doc.table(f.depends, "P(bust by the last horizon, economic definition) among the kept sets in the lowest and "
+                            "highest third of each parameter's values, their difference, and the rank "
+                            "correlation with a bust.")
     m = f.median_path
     doc.text(f"Across the kept sets the median AI capex peaks at ${m['peak']:.0f}B a year in {m['peak_year']:.0f}, "
              f"falls to ${m['trough']:.0f}B in {m['trough_year']:.0f} and is ${m['end']:.0f}B a year in "
