@@ -826,3 +826,24 @@ def test_a_constant_read_from_a_cell_holding_no_number_is_refused_at_load(tmp_pa
     # it loaded, and the run stopped as "diverges" (exit 1), though the README says it is refused
     with pytest.raises(ac.errors.ModelReadError, match=f"'k' reads 'd.csv', 1 of the 1 cells from '{cell}' on hold no"):
         ac.load(path)
+
+
+@pytest.mark.peer
+@pytest.mark.skipif(not PEER.is_dir(), reason="../shared/peer-models is absent (a user's clone has none)")
+@pytest.mark.parametrize("path", _subscripted_peer_models(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_loops_and_tipping_run_on_every_subscripted_peer_model_or_refuse_it_by_name(path):
+    # the issue: loops stopped with an IndexError and tipping with a broadcast error on such models.
+    # Tipping varies the first parameter over +-50% of its value (8 starts keep all 69 near 10 s)
+    def analyse():
+        model = ac.load(path)
+        model.loops()
+        if len(model.parameters):
+            name = model.parameters.index[0]
+            value = float(model.parameters.loc[name, "value"]) or 1.0
+            aicircle.tipping.tipping(model, name, *sorted((0.5 * value, 1.5 * value)), n_starts=8)
+
+    try:
+        analyse()
+    except ac.AicircleError as err:  # what the command line says in one line, exit 2
+        assert not isinstance(err, ac.errors.IntegrationError), err
+        assert str(err) and "internal" not in str(err)
