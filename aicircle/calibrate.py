@@ -24,7 +24,8 @@ The pipeline (each step a function; :func:`calibrate` runs them all):
    others re-optimised; the 95% interval where chi2 rises by 3.84.
 6. :func:`sample_posterior` — an ``emcee`` ensemble (vectorised: every walker
    of a step in one batch), with the residuals scaled by the Birge ratio
-   sqrt(chi2_min / dof) when the fit is worse than its sigmas claim.
+   sqrt(chi2_min / dof) when the fit is worse than its sigmas claim (chi2_min
+   and dof both count the priors' pseudo-observations).
 
 Afterwards, :func:`refit_ends` checks that the calibration is an optimum over
 the parameters it held too: each set at either end of its declared range, the
@@ -674,7 +675,10 @@ def sample_posterior(problem, best, n_walkers=None, n_steps=300, burn=100, thin=
     ensemble : pandas.DataFrame
         One row per kept sample, columns the free parameters (model units).
     info : dict
-        ``birge`` (the residual scale used), ``acceptance``, ``n_samples``.
+        ``birge`` (the residual scale used: sqrt(best.chi2 / dof), at least 1,
+        where dof is the number of residuals -- the targets, and with priors
+        one per parameter -- less the k fitted parameters), ``acceptance``,
+        ``n_samples``.
     """
     import emcee
 
@@ -683,8 +687,10 @@ def sample_posterior(problem, best, n_walkers=None, n_steps=300, burn=100, thin=
     seed = _check.seed(seed)
     k = problem.k
     n_walkers = max(2 * k + 2, 16) if n_walkers is None else int(n_walkers)
-    n_data = len(problem.targets)
-    dof = max(1, n_data - k)
+    # best.chi2 sums every residual: the targets' and, with priors, one pseudo-observation per
+    # parameter; k parameters were fitted to them
+    n_residuals = len(problem.targets) + (k if problem.priors else 0)
+    dof = max(1, n_residuals - k)
     birge = max(1.0, math.sqrt(best.chi2 / dof))
 
     def log_prob(X):

@@ -501,3 +501,14 @@ def test_the_fingerprint_of_parameters_ignores_order_and_sees_any_change():
     assert cal.fingerprint(values) == cal.fingerprint({"b": 2.5, "a": 1.0})
     assert cal.fingerprint(values) != cal.fingerprint({"a": 1.0, "b": 2.5 + 1e-12})
     assert cal.fingerprint(values) != cal.fingerprint({"a": 1.0, "c": 2.5})
+
+
+@pytest.mark.parametrize("priors", [True, False])
+def test_the_birge_ratio_counts_the_priors_as_observations_and_the_parameters_as_fitted(model, synthetic, priors):
+    problem = cal.Problem(model, read_targets(synthetic, VOCABULARY), ["r", "K"], priors=priors)
+    chi2 = 4.0 * len(problem.targets)  # a misfit of twice the sigmas per target
+    best = cal.Fit(problem.from_params(TRUE), chi2, [], None, None)
+    _, info = cal.sample_posterior(problem, best, n_walkers=8, n_steps=2, burn=0)
+    # 8 targets (and 2 priors' pseudo-observations) less the 2 fitted parameters: 8 or 6 dof
+    dof = len(problem.targets) + (2 if priors else 0) - 2
+    assert info["birge"] == pytest.approx(math.sqrt(chi2 / dof))
