@@ -69,9 +69,9 @@ from ._io import read_capped
 from .errors import InvalidInput
 from .observables import errors, find_observables, model_time, observe, read_targets, residuals, windows_extent
 
-__all__ = ["CalibrationResult", "Problem", "calibrate", "fit", "fit_statistics", "identifiability", "process_pool",
-           "fingerprint", "profiles", "read_parameters", "read_results", "refit_batch", "refit_ends", "sample_posterior", "screen",
-           "validate", "write_results"]
+__all__ = ["CalibrationResult", "Problem", "calibrate", "fingerprint", "fit", "fit_statistics", "identifiability",
+           "process_pool", "profiles", "read_parameters", "read_results", "refit_batch", "refit_ends",
+           "sample_posterior", "screen", "validate", "write_results"]
 
 CHI2_95 = 3.84  # the 95% quantile of chi-squared with one degree of freedom
 
