@@ -408,3 +408,107 @@ def test_a_process_pool_needs_a_positive_whole_number_of_workers(model, syntheti
     problem = cal.Problem(model, read_targets(synthetic, VOCABULARY), ["r", "K"])
     with pytest.raises(ac.InvalidInput, match="workers must be a positive whole number"):
         cal.process_pool(problem, workers)
+
+
+# --------------------------------------------------------------------------- refits
+
+# The logistic model with a range on its initial users: a parameter a calibration can hold.
+HELD_MDL = LOGISTIC_MDL.replace("million\n\t~\tInitial users (no range: not calibrated).",
+                                "million [5, 20]\n\t~\tInitial users (held, then tested by refit_ends).")
+
+
+@pytest.fixture(scope="module")
+def held_model(folder):
+    assert HELD_MDL != LOGISTIC_MDL
+    path = folder / "held.mdl"
+    path.write_text(HELD_MDL, encoding="utf-8")
+    return ac.load(path)
+
+
+def held_calibration(model, folder, x0_true):
+    """Targets made at TRUE with x0 = ``x0_true``, and r, K fitted with x0 held at its model value 10."""
+    targets = read_targets(write_targets(folder / f"held_{x0_true:g}.csv",
+                                         predictions(model, {**TRUE, "x0": x0_true}, folder)), VOCABULARY)
+    problem = cal.Problem(model, targets, ["r", "K"])
+    best = cal.fit(problem, n_starts=2, seed=0)
+    params = {**model.parameters["value"].to_dict(), **problem.to_params(best.x[None]).iloc[0][["r", "K"]]}
+    return targets, params
+
+
+def test_refit_batch_recovers_known_parameters_from_several_starts_at_once(model, synthetic):
+    problem = cal.Problem(model, read_targets(synthetic, VOCABULARY), ["r", "K"], priors=False)
+    starts = problem.from_params(np.array([[0.3, 200.0], [1.5, 1500.0], [0.8, 300.0]]))
+    X, chi2 = cal.refit_batch(problem, starts, [0, 1], n_iter=40)
+    # noise-free data made at TRUE: chi2 0 there; 1e-6 of a sigma of 5% is far below any misfit
+    np.testing.assert_allclose(problem.to_params(X)[["r", "K"]].to_numpy(),
+                               np.tile([TRUE["r"], TRUE["K"]], (3, 1)), rtol=1e-3)
+    np.testing.assert_allclose(chi2, np.sum(problem.residuals(X) ** 2, axis=1))
+    assert np.all(chi2 < 1e-6)
+
+
+def test_refit_batch_moves_only_the_free_columns_and_each_row_on_its_own(model, synthetic):
+    problem = cal.Problem(model, read_targets(synthetic, VOCABULARY), ["r", "K"], priors=False)
+    starts = problem.from_params(np.array([[0.3, 200.0], [1.5, 1500.0]]))
+    X, chi2 = cal.refit_batch(problem, starts, [0], n_iter=6)
+    np.testing.assert_array_equal(X[:, 1], starts[:, 1])  # K held where each row started
+    start_chi2 = np.sum(problem.residuals(starts) ** 2, axis=1)
+    assert np.all(chi2 < start_chi2)  # a step is kept only where it fits better
+    alone = cal.refit_batch(problem, starts[1:], [0], n_iter=6)[0]
+    np.testing.assert_array_equal(alone[0], X[1])  # a row's refit does not depend on the others
+
+
+@pytest.mark.parametrize("columns", [[0, 2], [0, 0]])  # a column beyond the problem's two; one twice
+def test_refit_batch_refuses_columns_it_cannot_free(model, synthetic, columns):
+    problem = cal.Problem(model, read_targets(synthetic, VOCABULARY), ["r", "K"], priors=False)
+    with pytest.raises(ac.InvalidInput, match="free_cols"):
+        cal.refit_batch(problem, np.log([[0.5, 300.0]]), columns)
+
+
+def test_refit_ends_flags_a_held_parameter_whose_end_fits_better(held_model, folder):
+    # The data were made with x0 at 20, the top of its range; the calibration held it at 10.
+    targets, params = held_calibration(held_model, folder, x0_true=20.0)
+    table, summary = cal.refit_ends(held_model, targets, params, ["r", "K"], ["x0", "dummy"])
+    # dummy reaches no target: no row; x0 reaches them at both ends
+    assert sorted(zip(table["parameter"], table["end"])) == [("x0", "max"), ("x0", "min")]
+    assert summary["n_candidates"] == 2 and summary["n_reaching"] == 1
+    row = table.set_index("end").loc["max"]
+    assert row["value"] == pytest.approx(20.0)
+    # at the truth the refit fits the noise-free data almost exactly, far better than the held fit
+    assert row["chi2_targets"] < 0.1 * summary["chi2_targets"]
+    assert row["delta_misfit"] < -cal.CHI2_95 and row["better_by_more_than_3.84"]
+    assert abs(summary["self_refit"]) < 1e-2  # the calibration is an optimum over r and K
+
+
+def test_refit_ends_passes_a_calibration_that_held_a_parameter_at_its_truth(held_model, folder):
+    targets, params = held_calibration(held_model, folder, x0_true=10.0)
+    table, _ = cal.refit_ends(held_model, targets, params, ["r", "K"], ["x0"])
+    assert len(table) == 2 and not table["better_by_more_than_3.84"].any()
+    assert (table["delta_misfit"] > 0).all()  # either end fits worse than the truth
+
+
+@pytest.mark.parametrize(("calibrated", "candidates", "params", "match"), [
+    (["r", "K"], ["r"], {"r": 0.8, "K": 500.0}, "both calibrated and a candidate"),
+    (["r", "K"], ["x0"], {"r": 0.8, "K": 500.0}, "no value for 'x0'"),
+])
+def test_refit_ends_refuses_a_candidate_it_cannot_test(held_model, synthetic, calibrated, candidates, params,
+                                                      match):
+    with pytest.raises(ac.InvalidInput, match=match):
+        cal.refit_ends(held_model, read_targets(synthetic, VOCABULARY), params, calibrated, candidates)
+
+
+def test_the_fingerprint_of_parameters_ignores_order_and_sees_any_change():
+    values = {"a": 1.0, "b": 2.5}
+    assert cal.fingerprint(values) == cal.fingerprint({"b": 2.5, "a": 1.0})
+    assert cal.fingerprint(values) != cal.fingerprint({"a": 1.0, "b": 2.5 + 1e-12})
+    assert cal.fingerprint(values) != cal.fingerprint({"a": 1.0, "c": 2.5})
+
+
+@pytest.mark.parametrize("priors", [True, False])
+def test_the_birge_ratio_counts_the_priors_as_observations_and_the_parameters_as_fitted(model, synthetic, priors):
+    problem = cal.Problem(model, read_targets(synthetic, VOCABULARY), ["r", "K"], priors=priors)
+    chi2 = 4.0 * len(problem.targets)  # a misfit of twice the sigmas per target
+    best = cal.Fit(problem.from_params(TRUE), chi2, [], None, None)
+    _, info = cal.sample_posterior(problem, best, n_walkers=8, n_steps=2, burn=0)
+    # 8 targets (and 2 priors' pseudo-observations) less the 2 fitted parameters: 8 or 6 dof
+    dof = len(problem.targets) + (2 if priors else 0) - 2
+    assert info["birge"] == pytest.approx(math.sqrt(chi2 / dof))
