@@ -24,13 +24,7 @@ The pipeline (each step a function; :func:`calibrate` runs them all):
    others re-optimised; the 95% interval where chi2 rises by 3.84.
 6. :func:`sample_posterior` — an ``emcee`` ensemble (vectorised: every walker
    of a step in one batch), with the residuals scaled by the Birge ratio
-   sqrt(chi2_min / dof) when the fit is worse than its sigmas claim (chi2_min
-   and dof both count the priors' pseudo-observations).
-
-Afterwards, :func:`refit_ends` checks that the calibration is an optimum over
-the parameters it held too: each set at either end of its declared range, the
-calibrated ones refitted (:func:`refit_batch`), none may fit better by more
-than 3.84.
+   sqrt(chi2_min / dof) when the fit is worse than its sigmas claim.
 
 Steps 3 and 5 take an ``executor`` (:func:`process_pool`, one process per
 core): the fit's starts and the profiles' parameters are shared out among its
@@ -51,7 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import io
 import json
 import math
@@ -69,9 +62,8 @@ from ._io import read_capped
 from .errors import InvalidInput
 from .observables import errors, find_observables, model_time, observe, read_targets, residuals, windows_extent
 
-__all__ = ["CalibrationResult", "Problem", "calibrate", "fingerprint", "fit", "fit_statistics", "identifiability",
-           "process_pool", "profiles", "read_parameters", "read_results", "refit_batch", "refit_ends",
-           "sample_posterior", "screen", "validate", "write_results"]
+__all__ = ["CalibrationResult", "Problem", "calibrate", "fit", "fit_statistics", "identifiability", "process_pool",
+           "profiles", "read_parameters", "read_results", "sample_posterior", "screen", "validate", "write_results"]
 
 CHI2_95 = 3.84  # the 95% quantile of chi-squared with one degree of freedom
 
@@ -423,46 +415,19 @@ def identifiability(jacobian, names, rel_tol=1e-3):
             "sloppiest": dict(zip(names, np.round(vt[-1], 4).tolist()))}
 
 
-def refit_batch(problem, X0, free_cols, n_iter=12, lam0=1e-2):
+def _lm_batch(problem, X0, free_cols, n_iter=12, lam0=1e-2):
     """Levenberg-Marquardt on many problems at once, each with some coordinates fixed.
 
     Row ``g`` of ``X0`` is problem ``g``'s start; only the columns in
-    ``free_cols`` move (within the box), the others keep their start's value.
-    Every iteration evaluates the residuals and forward-difference Jacobians of
-    all problems in one batch of ``G * (m + 1)`` runs, so the grid points of a
-    profile, or the end-refits of :func:`refit_ends`, are optimised together.
-    A step is kept only where it lowers that row's sum of squared residuals,
-    so no row ends worse than its start; each row's damping adapts on its own,
-    and a row's result does not depend on the other rows.
-
-    Parameters
-    ----------
-    problem : Problem
-    X0 : ndarray, shape (G, k)
-        Starts, in search coordinates (:meth:`Problem.from_params`), inside the box.
-    free_cols : sequence of int, length m
-        The columns of ``X0`` that move, the same for every row.
-    n_iter : int
-        Iterations (each one batch of runs).
-    lam0 : float
-        The initial damping (relative to the diagonal of J^T J).
+    ``free_cols`` move (within the box). Every iteration evaluates the
+    residuals and forward-difference Jacobians of all problems in one batch of
+    ``G * (m + 1)`` runs, so a profile's grid points are optimised together.
 
     Returns
     -------
     X : ndarray, shape (G, k)
-        The refitted points.
     chi2 : ndarray, shape (G,)
-        Their sums of squared residuals (:meth:`Problem.residuals`: the
-        targets and, with ``problem.priors``, every free parameter's prior).
     """
-    n_iter = _check.whole_number("n_iter", n_iter)
-    free_cols = np.asarray(free_cols, dtype=int).reshape(-1)
-    X0 = np.asarray(X0, dtype=float)
-    if X0.ndim != 2 or X0.shape[1] != problem.k:
-        raise InvalidInput(f"X0 must have shape (n_problems, {problem.k}), got {X0.shape}")
-    if free_cols.size and (free_cols.min() < 0 or free_cols.max() >= problem.k
-                           or len(set(free_cols.tolist())) != free_cols.size):
-        raise InvalidInput(f"free_cols must be distinct column numbers below {problem.k}, got {free_cols.tolist()}")
     X = np.array(X0, dtype=float)
     G, m = len(X), len(free_cols)
     lam = np.full(G, lam0)
@@ -506,7 +471,7 @@ def profiles(problem, best, n_points=7, n_iter=8, progress=False, executor=None)
 
     Each parameter is fixed on ``n_points`` values spanning its box (plus the
     optimum) and the others are re-optimised, warm-started from the optimum,
-    by Levenberg-Marquardt run on all the grid points at once (:func:`refit_batch`).
+    by Levenberg-Marquardt run on all the grid points at once (:func:`_lm_batch`).
     With an ``executor`` (see :func:`process_pool`) the parameters' profiles
     run in its processes, with equal results.
 
@@ -528,96 +493,6 @@ def profiles(problem, best, n_points=7, n_iter=8, progress=False, executor=None)
     return pd.DataFrame(rows), pd.DataFrame(intervals).set_index("parameter")
 
 
-def refit_ends(model, targets, params, calibrated, candidates, n_iter=12, vocabulary=None):
-    """Is a calibration an optimum over the parameters it held too? Refit with each held at its range's ends.
-
-    Each of ``candidates`` (parameters the calibration held at ``params``)
-    is set at either end of its declared range; those ends that change any
-    prediction of the targets are kept, and for each the ``calibrated``
-    parameters are refitted to the targets (:func:`refit_batch`, from the
-    calibration's values, every refit in one batch per iteration). The misfit
-    compared is the one the calibration minimised: the targets' chi-square
-    plus the calibrated parameters' priors. A refit that lowers it by more
-    than :data:`CHI2_95` shows a parameter the data inform that the calibration
-    held: the calibration is not an optimum over it.
-
-    Parameters
-    ----------
-    model : aicircle.Model
-    targets : pandas.DataFrame or path
-        read_targets' table, or a target file read in ``vocabulary``.
-    params : dict
-        The calibration: a value for every calibrated parameter and every
-        candidate (e.g. :func:`read_parameters` of its ``parameters.csv``);
-        the other model parameters it names are held at their values.
-    calibrated : list of str
-        The calibrated parameters (fit.json's ``free``).
-    candidates : list of str
-        The held parameters to test, each with a finite declared range.
-    n_iter : int
-        Levenberg-Marquardt iterations of each refit.
-
-    Returns
-    -------
-    table : pandas.DataFrame
-        One row per end that reaches the targets: ``parameter, end`` ("min" or
-        "max"), ``value``, ``chi2_targets`` (after the refit),
-        ``delta_misfit`` (refitted misfit minus the calibration's) and
-        ``better_by_more_than_3.84``.
-    summary : dict
-        ``chi2_targets`` and ``misfit`` of the calibration itself,
-        ``self_refit`` (its misfit refitted from itself minus its own: about
-        0 if it is an optimum over the calibrated parameters), ``n_candidates``
-        and ``n_reaching`` (candidates with an end that reaches the targets).
-    """
-    targets = _read(targets, vocabulary)
-    calibrated = [model.resolve(p) for p in calibrated]
-    candidates = [model.resolve(p) for p in candidates]
-    both = sorted(set(calibrated) & set(candidates))
-    if both:
-        raise InvalidInput(f"'{both[0]}' is both calibrated and a candidate: a candidate is a parameter the "
-                           f"calibration held")
-    params = _check.mapping("params", params)
-    missing = [p for p in calibrated + candidates if p not in params]
-    if missing:
-        raise InvalidInput(f"params has no value for '{missing[0]}'")
-    held = {k: v for k, v in params.items() if k in model.parameters.index
-            and k not in calibrated and k not in candidates}
-    problem = Problem(model, targets, calibrated + candidates, fixed=held, priors=True)
-    n_targets, kc = len(problem.targets), len(calibrated)
-    x_best = problem.from_params({p: params[p] for p in problem.free})
-    # every end of every candidate, the others at the calibration; which ones move a prediction?
-    ends = []
-    for j in range(kc, problem.k):
-        for side, bound in (("min", problem.lower[j]), ("max", problem.upper[j])):
-            x = x_best.copy()
-            x[j] = bound
-            ends.append((problem.free[j], side, j, x))
-    base = problem.predict(x_best[None])[0]
-    moved = problem.predict(np.array([x for *_, x in ends])) if ends else np.zeros((0, n_targets))
-    reach = ~np.all(np.isclose(moved, base, rtol=0, atol=0, equal_nan=True), axis=1)
-    rows = [e for e, r in zip(ends, reach) if r]
-    X0 = np.vstack([x_best[None]] + [x[None] for *_, x in rows])  # row 0: the calibration, refitted as a check
-    X, _ = refit_batch(problem, X0, np.arange(kc), n_iter=n_iter)
-
-    def seen(points):
-        """The targets' chi2 and the misfit the calibration minimised (targets and calibrated priors)."""
-        r = problem.residuals(points)
-        return np.sum(r[:, :n_targets] ** 2, axis=1), np.sum(r[:, :n_targets + kc] ** 2, axis=1)
-
-    chi2, misfit = seen(X)
-    chi2_0, misfit_0 = seen(x_best[None])
-    table = pd.DataFrame({
-        "parameter": [name for name, *_ in rows], "end": [side for _, side, *_ in rows],
-        "value": [float(np.exp(x[j]) if problem.log[j] else x[j]) for _, _, j, x in rows],
-        "chi2_targets": chi2[1:], "delta_misfit": misfit[1:] - misfit_0[0]})
-    table["better_by_more_than_3.84"] = table["delta_misfit"] < -CHI2_95
-    summary = {"chi2_targets": float(chi2_0[0]), "misfit": float(misfit_0[0]),
-               "self_refit": float(misfit[0] - misfit_0[0]), "n_candidates": len(candidates),
-               "n_reaching": len({name for name, *_ in rows})}
-    return table, summary
-
-
 def _posterior(problem, best, n_steps, burn, seed):
     """:func:`sample_posterior` as :func:`calibrate` runs it, for a pool's process."""
     return sample_posterior(problem, best, n_steps=n_steps, burn=burn, seed=seed)
@@ -631,7 +506,7 @@ def _profile(problem, best, j, n_points, n_iter):
     X0 = np.repeat(best.x[None], len(grid), axis=0)
     X0[:, j] = grid
     if len(others):
-        _, chis = refit_batch(problem, X0, others, n_iter=n_iter)
+        _, chis = _lm_batch(problem, X0, others, n_iter=n_iter)
     else:
         r = problem.residuals(X0)
         chis = np.sum(r * r, axis=1)
@@ -675,10 +550,7 @@ def sample_posterior(problem, best, n_walkers=None, n_steps=300, burn=100, thin=
     ensemble : pandas.DataFrame
         One row per kept sample, columns the free parameters (model units).
     info : dict
-        ``birge`` (the residual scale used: sqrt(best.chi2 / dof), at least 1,
-        where dof is the number of residuals -- the targets, and with priors
-        one per parameter -- less the k fitted parameters), ``acceptance``,
-        ``n_samples``.
+        ``birge`` (the residual scale used), ``acceptance``, ``n_samples``.
     """
     import emcee
 
@@ -687,10 +559,8 @@ def sample_posterior(problem, best, n_walkers=None, n_steps=300, burn=100, thin=
     seed = _check.seed(seed)
     k = problem.k
     n_walkers = max(2 * k + 2, 16) if n_walkers is None else int(n_walkers)
-    # best.chi2 sums every residual: the targets' and, with priors, one pseudo-observation per
-    # parameter; k parameters were fitted to them
-    n_residuals = len(problem.targets) + (k if problem.priors else 0)
-    dof = max(1, n_residuals - k)
+    n_data = len(problem.targets)
+    dof = max(1, n_data - k)
     birge = max(1.0, math.sqrt(best.chi2 / dof))
 
     def log_prob(X):
@@ -733,7 +603,6 @@ class CalibrationResult:
     validation: pd.DataFrame
     timings: dict
     seed: int
-    include: list = dataclasses.field(default_factory=list)  # calibrated besides the screened ones
 
 
 def calibrate(model, targets, seed=0, k_max=30, n_starts=8, free=None, mcmc_steps=300,
@@ -768,8 +637,7 @@ def calibrate(model, targets, seed=0, k_max=30, n_starts=8, free=None, mcmc_step
     if free is None:
         screening = screen(model, targets, k_max=k_max, rel_tol=rel_tol, switches=switches)
         free = list(screening.index[screening["chosen"]])
-        include = [model.resolve(i) for i in include]
-        for name in include:
+        for name in (model.resolve(i) for i in include):
             if name not in screening.index:
                 raise InvalidInput(f"--include '{name}' is not a parameter that can be calibrated "
                                    f"(it needs a finite declared range and must not be a scenario switch)")
@@ -778,7 +646,6 @@ def calibrate(model, targets, seed=0, k_max=30, n_starts=8, free=None, mcmc_step
                 screening.loc[name, "chosen"] = True
     else:
         screening = pd.DataFrame({"chosen": True}, index=pd.Index(free, name="parameter"))
-        include = []
     timings["screen"] = _time.perf_counter() - t0
     problem = Problem(model, targets, free)
     with process_pool(problem, workers) if workers > 1 else contextlib.nullcontext() as executor:
@@ -816,7 +683,7 @@ def calibrate(model, targets, seed=0, k_max=30, n_starts=8, free=None, mcmc_step
     stats = fit_statistics(targets, table, best.chi2, actuals=actuals)
     timings["total"] = _time.perf_counter() - t0
     return CalibrationResult(params, problem.free, screening, best, ident, curves, intervals,
-                             ensemble, info, stats, table, timings, seed, list(include))
+                             ensemble, info, stats, table, timings, seed)
 
 
 def fit_statistics(targets, table, chi2=None, actuals=None):
@@ -910,17 +777,6 @@ def read_parameters(path) -> dict:
     return out
 
 
-def fingerprint(params) -> str:
-    """A short hash of parameter values (name -> value), as :func:`read_parameters` returns them.
-
-    Equal for equal names and values whatever their order or the file's
-    formatting; any other value changes it. Results derived from a calibration
-    store it, so that a check can tell they were computed against that one.
-    """
-    lines = "".join(f"{name}={float(value).hex()}\n" for name, value in sorted(_check.mapping("params", params).items()))
-    return hashlib.sha256(lines.encode()).hexdigest()[:16]
-
-
 #: The tables :func:`write_results` writes besides ``parameters.csv`` and ``fit.json``.
 RESULT_TABLES = ("ensemble", "profiles", "profile_intervals", "validation", "screening")
 
@@ -973,7 +829,7 @@ def write_results(result: CalibrationResult, out_dir, model=None, command=None) 
         except md.PackageNotFoundError:
             versions[pkg] = None
     info = {
-        "seed": result.seed, "free": result.free, "include": result.include, "statistics": result.statistics,
+        "seed": result.seed, "free": result.free, "statistics": result.statistics,
         "identifiability": result.identifiability, "mcmc": result.mcmc,
         "starts": [{"start": i, "chi2": c, "success": s} for i, c, s in result.fit.starts],
         "timings_s": {k: round(v, 2) for k, v in result.timings.items()},

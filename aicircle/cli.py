@@ -297,9 +297,8 @@ def _cmd_calibrate(args):
     quick = args.quick
     if args.free and args.include:
         raise InvalidInput("--include adds to the screened parameters; with --free, list them all there")
-    # on the shipped model the study adds its INCLUDE list (recorded in fit.json) to the screened ones
     result = calibration.calibrate(model, args.targets, seed=args.seed, free=args.free, before=args.before,
-                           include=args.include,
+                           include=args.include or (),
                            n_starts=3 if quick else 8, profile_points=0 if quick else 7,
                            mcmc_steps=0 if quick else 300, progress=not args.quiet, workers=args.workers)
     command = f"aicircle calibrate{' ' + args.model if args.model else ''} --seed {args.seed} --out {args.out}"
@@ -677,8 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--free", action="append", metavar="NAME", type=_text("--free"),
                    help="calibrate these parameters instead of the screened ones (repeatable)")
     p.add_argument("--include", action="append", metavar="NAME", type=_text("--include"),
-                   help="calibrate these parameters besides the screened ones and, on the shipped model, "
-                        "the study's list (aicircle/study/calibration.py INCLUDE; repeatable)")
+                   help="calibrate these parameters besides the screened ones (repeatable)")
     p.add_argument("--quick", action="store_true", help="fewer starts, no profiles or MCMC")
     p.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1,
                    help="processes sharing the fit's starts and the profiles, the MCMC running beside "

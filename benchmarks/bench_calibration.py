@@ -2,10 +2,8 @@
 
 Times ``aicircle.study.calibration.calibrate(model, seed=0, include=...)`` on the shipped model
 (models/aicircle.mdl) and targets (calibration/targets.csv) with the default
-pipeline, as ``aicircle calibrate --seed 0 --out calibration/results`` runs it:
-screening (pivoted QR of the sensitivity matrix, the parameters whose pivot
-stays above 3% of the first) joined by the study's INCLUDE list (and any other
-parameter fit.json's ``include`` records), least squares from 8 starts, profile likelihoods (7 points per
+pipeline: screening (pivoted QR of the sensitivity matrix, the parameters
+whose pivot stays above 3% of the first), least squares from 8 starts, profile likelihoods (7 points per
 parameter) and the MCMC ensemble (300 steps). Printed: the machine, the time of
 each stage (``result.timings``), the total, and the fit statistics, with the
 shipped calibration's (calibration/results/fit.json) beside them: the same seed
@@ -26,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 import warnings
@@ -42,14 +41,20 @@ FIT = ROOT / "calibration" / "results" / "fit.json"
 TARGET_MINUTES = 15.0  # the calibration's budget on 2 cores
 
 
+def included(command: str) -> tuple:
+    """The ``--include NAME`` values of the command recorded in fit.json."""
+    words = shlex.split(command)
+    return tuple(words[i + 1] for i, w in enumerate(words[:-1]) if w == "--include")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="3 starts, no profiles, no MCMC: a smoke run")
     args = parser.parse_args()
     options = dict(n_starts=3, profile_points=0, mcmc_steps=0) if args.quick else {}
-    # as the shipped calibration was made: the study's INCLUDE list, and whatever else fit.json records
-    options["include"] = json.loads(FIT.read_text()).get("include", [])
+    # as the shipped calibration was made (its fit.json records the command)
+    options["include"] = included(json.loads(FIT.read_text())["command"])
     options["workers"] = os.cpu_count() or 1  # `aicircle calibrate`'s default: one process per core
 
     import emcee

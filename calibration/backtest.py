@@ -1,9 +1,8 @@
 """Rolling-origin backtest: calibrate on the figures up to each origin, forecast the rest up to the cut-off.
 
 For each origin (by default 2024-06-30, 2024-12-31 and 2025-03-31) the model is
-calibrated only on the targets whose window ends by the origin (screening
-joined by the study's INCLUDE list, as the shipped calibration; multi-start
-least squares and a short MCMC; no profiles), then run forward to
+calibrated only on the targets whose window ends by the origin (screening,
+multi-start least squares and a short MCMC; no profiles), then run forward to
 predict every *actual* (not a plan or a projection) whose window ends after the
 origin and by the data cut-off, 2025-09-30. Each forecast is scored against a
 naive trend fitted to the same figures (the same observable's earlier figures

@@ -245,13 +245,6 @@ CASES = {
     "read_parameters/folder": (lambda w: calibrate.read_parameters(w.dir), "folder|directory"),
     "read_parameters/garbage": (lambda w: calibrate.read_parameters(w.dir / "garbage.csv"), "garbage.csv"),
     "read_parameters/None": (lambda w: calibrate.read_parameters(None), "path"),
-    "refit_batch/n_iter zero": (lambda w: calibrate.refit_batch(w.problem, np.zeros((1, 1)), [0], n_iter=0), "n_iter"),
-    "refit_batch/X0 1-d": (lambda w: calibrate.refit_batch(w.problem, np.zeros(1), [0]), "X0"),
-    "refit_batch/column beyond": (lambda w: calibrate.refit_batch(w.problem, np.zeros((1, 1)), [1]), "free_cols"),
-    "refit_ends/params list": (lambda w: calibrate.refit_ends(w.model, w.targets, [0.4], ["g"], []), "params"),
-    "refit_ends/candidate unknown": (lambda w: calibrate.refit_ends(w.model, w.targets, {"g": 0.4}, ["g"], ["nope"]),
-                                     "nope"),
-    "fingerprint/list": (lambda w: calibrate.fingerprint([1.0]), "params"),
     # ---- sensitivity ----
     "sensitivity/method unknown": (sens("fast", "x"), "method"),
     "sensitivity/method None": (sens(None, "x"), "method"),

