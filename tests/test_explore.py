@@ -128,6 +128,22 @@ def test_moving_a_slider_draws_what_simulate_gives_for_that_value(small):
     np.testing.assert_array_equal(drawn["baseline"], small.simulate()["Infected"].to_numpy())
 
 
+def test_in_a_notebook_the_explorer_displays_itself_with_no_asset_from_the_internet(small):
+    """``aicircle.explore(model)`` in Jupyter: the bundle IPython displays holds the page and Bokeh's
+    document, and no script or stylesheet it loads comes from outside (the assets are inline)."""
+    import re
+
+    page = explorer.explore(small, outcome="Infected>2")
+    page.sliders["Contact Rate"].value = 0.9
+    bundle = page._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert "text/html" in data and "application/vnd.holoviews_exec.v0+json" in data
+    html = data["text/html"]
+    assert re.findall(r"<(?:script|link)[^>]+(?:src|href)=[\"']https?://", html) == []
+    # the document holds the moved slider's run
+    assert "Contact Rate" in html or "Contact Rate" in str(data)
+
+
 def test_a_subscripted_model_has_a_slider_and_a_plot_per_element(tmp_path):
     path = write_mdl(tmp_path, "Region: north, south\n\t~\t\n\t~\t\n\t|",
                      "Pop[Region] = INTEG(growth[Region], 1)\n\t~\tperson\n\t~\t\n\t|",
