@@ -419,8 +419,14 @@ def _cmd_tipping(args):
         for h in horizons:
             if not start < h <= end:
                 raise InvalidInput(f"--horizon {h:g} is outside the model's run ({start:g} to {end:g})")
+    if args.classifier and outcome:
+        raise InvalidInput("give --outcome or --classifier, not both: --outcome replaces the classifier")
     classifier = None if outcome else (outcomes.classifier(args.classifier) if args.classifier
                                        else outcomes.default_classifier(model))
+    if args.classifier and not classifier.applies_to(model):
+        missing = ", ".join(f"'{n}'" for n in outcomes.missing_names(model)[:3])
+        raise InvalidInput(f"--classifier {args.classifier} reads the capital-circle study's variables, which "
+                           f"{model.path.name} does not define ({missing}, ...); give --outcome 'VAR<X' instead")
     result = tipping.tipping(model, args.param, lo, hi, outcome=outcome, seed=args.seed,
                              params=_base_params(args, model), horizons=horizons, classifier=classifier)
     if args.json:
@@ -701,7 +707,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a .mdl or .xmile model (default: the shipped model)")
     data_dir(p)
     p.add_argument("--param", required=True, type=_text("--param"), help="the parameter to vary")
-    p.add_argument("--range", nargs=2, type=_finite, required=True, metavar=("LO", "HI"))
+    p.add_argument("--range", nargs=2, type=_finite, required=True, metavar=("LO", "HI"),
+                   help="the interval of --param to scan (finite, LO < HI)")
     p.add_argument("--outcome", type=_text("--outcome"),
                    help="an outcome 'VAR<X' or 'VAR>X' (default: the bust classifier)")
     p.add_argument("--horizon", action="append", type=_finite, metavar="T",
@@ -718,11 +725,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", type=_text("MODEL"),
                    help="a .mdl or .xmile model (default: the shipped model)")
     data_dir(p)
-    p.add_argument("--method", required=True, choices=["oat", "morris", "sobol"])
+    p.add_argument("--method", required=True, choices=["oat", "morris", "sobol"],
+                   help="one at a time (each parameter at its bounds), Morris screening or Sobol indices")
     p.add_argument("--output", required=True, type=_text("--output"), help="the model variable analysed")
     p.add_argument("--at", type=_finite, help="time of the output (default: FINAL TIME)")
-    p.add_argument("--bounds", action="append", type=_bounds, metavar="NAME=LO:HI")
-    p.add_argument("--n", type=_positive_int, help="SALib's base sample size N")
+    p.add_argument("--bounds", action="append", type=_bounds, metavar="NAME=LO:HI",
+                   help="vary NAME over [LO, HI] (repeatable; default: every parameter with a declared range)")
+    p.add_argument("--n", type=_positive_int,
+                   help="SALib's base sample size N (Sobol runs N*(D+2) simulations, Morris N*(D+1))")
     seed(p, "the sample and ")
     p.add_argument("--json", help="write the indices as JSON to this file")
     _params_options(p)

@@ -655,6 +655,19 @@ def test_tipping_horizon_outside_the_run_is_bad_input(work):
     assert_one_line_error(proc, 2, r"--horizon 50 is outside the model's run \(0 to 10\)")
 
 
+def test_tipping_classifier_on_a_model_without_the_studys_variables_is_bad_input(work):
+    # the capital-circle classifier reads the study's variables: accepting it on another model found nothing
+    proc = aicircle(work, "tipping", "growth.mdl", "--param", "g", "--range", "0", "0.5", "--classifier", "economic")
+    assert_one_line_error(proc, 2, r"--classifier economic reads the capital-circle study's variables, which "
+                                   r"growth.mdl does not define .*give --outcome")
+
+
+def test_tipping_outcome_and_classifier_together_are_bad_input(work):
+    proc = aicircle(work, "tipping", "growth.mdl", "--param", "g", "--range", "0", "0.5", "--outcome", "x>2",
+                    "--classifier", "economic")
+    assert_one_line_error(proc, 2, "give --outcome or --classifier, not both")
+
+
 def test_run_writes_only_the_columns_asked_for(work):
     proc = aicircle(work, "run", "growth.mdl", "--return-columns", "y", "X", "--out", "out.csv")
     assert proc.returncode == 0, proc.stderr
