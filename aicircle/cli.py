@@ -340,6 +340,11 @@ def _cmd_validate(args):
                "predicted": rec["predicted"], "residual": rec["residual"]}
         row[err_key] = None if _m.isnan(rec[err_key]) else rec[err_key]
         rows.append(row)
+    residuals = [r["residual"] for r in rows if _m.isfinite(r["residual"])]
+    if residuals:
+        within = sum(abs(z) <= 2 for z in residuals)
+        print(f"chi2 = {sum(z * z for z in residuals):.4g} over {len(residuals)} targets "
+              f"(residual = error / sigma); {within} of {len(residuals)} within 2 sigma")
     if args.json:
         _write_json(args.json, rows)
     bad = [r["id"] for r in rows if not _m.isfinite(r["predicted"])]

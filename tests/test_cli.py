@@ -585,6 +585,17 @@ def test_validate_the_shipped_model_with_the_shipped_targets(tmp_path):
     params = {k: v for k, v in params.items() if _defines(model, k)}  # as the command does
     expected = cal.validate(model, SHIPPED_TARGETS, params, vocabulary=VOCABULARY)
     np.testing.assert_allclose([r["predicted"] for r in rows], expected["predicted"], rtol=1e-12)
+    # the summary line: chi2 and the count within 2 sigma, as the calibration recorded them
+    z = expected["residual"].to_numpy()
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert summary == (f"chi2 = {np.sum(z * z):.4g} over {len(z)} targets (residual = error / sigma); "
+                       f"{int(np.sum(np.abs(z) <= 2))} of {len(z)} within 2 sigma")
+    fit = SHIPPED_PARAMETERS.parent / "fit.json"
+    if fit.exists() and SHIPPED_PARAMETERS.exists():
+        stats = json.loads(fit.read_text())["statistics"]
+        # parameters.csv holds the values as written (rounded), fit.json the optimiser's own: 1e-5 apart
+        assert np.sum(z * z) == pytest.approx(stats["chi2_targets"], rel=1e-4)
+        assert np.mean(np.abs(z) <= 2) == pytest.approx(stats["within_2sigma"])
 
 
 def _defines(model, name):
