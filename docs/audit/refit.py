@@ -1,5 +1,6 @@
 # Spot-check refits at range ends with the project's API (same Problem/LM as calibration/refit_ends.py),
-# 12 and 40 LM iterations; results dir as argv[1].
+# 12 and 40 LM iterations. Arguments: [RESULTS_DIR] [MODEL] [NAME=min|max ...] (extra checks, put first;
+# for the calib branch: "Growth Perception Time=max" "Max Lab Share of AI Funding=max").
 import sys, json, numpy as np, pandas as pd, aicircle as ac
 from aicircle import calibrate as cal
 from aicircle.study import calibration
@@ -9,7 +10,8 @@ model = ac.load(sys.argv[2] if len(sys.argv) > 2 else "models/aicircle.mdl")
 targets = calibration.targets()
 fit = json.loads(open(f"{results}/fit.json").read()); calibrated = list(fit["free"])
 params = {k: v for k, v in cal.read_parameters(f"{results}/parameters.csv").items() if k in model.parameters.index}
-checks = [("Cost per GW", "min"), ("Growth Horizon", "max"), ("AI Operating Margin", "max"), ("Fundamentalist Share", "max"),
+extra = [tuple(a.rsplit("=", 1)) for a in sys.argv[3:]]
+checks = extra + [("Cost per GW", "min"), ("Growth Horizon", "max"), ("AI Operating Margin", "max"), ("Fundamentalist Share", "max"),
           ("Cancellation Threshold", "min"), ("Cancellation Threshold", "max"), ("Investable Funding Pool", "max"), ("Payables Limit", "min")]
 checks = [(p, s) for p, s in checks if p not in calibrated]
 cands = [p for p in future_parameters(model, calibrated) if p in {c for c, _ in checks}]
