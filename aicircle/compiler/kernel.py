@@ -113,6 +113,52 @@ def _double(value: float) -> str:
 
 _ZERO, _ONE, _SMALL = _double(0.0), _double(1.0), _double(SMALL_VENSIM)
 
+def _step_lookup(name: str, comparison: str, at: str) -> str:
+    """A lookup that holds a point's value: the first point whose x fails ``x_i <comparison> x``,
+    the index then picked by ``at`` (from ``%i``, as ``%at``); NaN takes the last point."""
+    return f"""define internal double @{name}(double %x, double* %xs, double* %ys, i64 %o, i64 %k) {{
+entry:
+  %end = add i64 %o, %k
+  %lasti = sub i64 %end, 1
+  %isnan = fcmp uno double %x, {_ZERO}
+  br i1 %isnan, label %last, label %loop
+last:
+  %ql = getelementptr double, double* %ys, i64 %lasti
+  %yl = load double, double* %ql
+  ret double %yl
+loop:
+  %i = phi i64 [0, %entry], [%i2, %next]
+  %inside = icmp slt i64 %i, %k
+  br i1 %inside, label %test, label %done
+test:
+  %ii = add i64 %o, %i
+  %pi = getelementptr double, double* %xs, i64 %ii
+  %xi = load double, double* %pi
+  %passed = fcmp {comparison} double %xi, %x
+  br i1 %passed, label %next, label %done
+next:
+  %i2 = add i64 %i, 1
+  br label %loop
+done:
+{at}
+  %ia = add i64 %o, %at
+  %qa = getelementptr double, double* %ys, i64 %ia
+  %ya = load double, double* %qa
+  ret double %ya
+}}
+"""
+
+
+# HOLD BACKWARD: the last point at or before x (the first when x lies before every point)
+_HOLD_AT = """  %back = sub i64 %i, 1
+  %neg = icmp slt i64 %back, 0
+  %at = select i1 %neg, i64 0, i64 %back"""
+# LOOK FORWARD: the first point at or after x (the last when x lies beyond every point)
+_FORWARD_AT = """  %km1 = sub i64 %k, 1
+  %over = icmp sgt i64 %i, %km1
+  %at = select i1 %over, i64 %km1, i64 %i"""
+
+
 # The lookup tables, as aicircle.runtime.lookup computes them (np.interp formula for formula;
 # the tables concatenated in xs and ys, this one from offset o, k points).
 _HELPERS = f"""
@@ -253,72 +299,8 @@ right:
   ret double %rr
 }}
 
-define internal double @lk_hold(double %x, double* %xs, double* %ys, i64 %o, i64 %k) {{
-entry:
-  %end = add i64 %o, %k
-  %lasti = sub i64 %end, 1
-  %isnan = fcmp uno double %x, {_ZERO}
-  br i1 %isnan, label %last, label %loop
-last:
-  %ql = getelementptr double, double* %ys, i64 %lasti
-  %yl = load double, double* %ql
-  ret double %yl
-loop:
-  %i = phi i64 [0, %entry], [%i2, %next]
-  %inside = icmp slt i64 %i, %k
-  br i1 %inside, label %test, label %done
-test:
-  %ii = add i64 %o, %i
-  %pi = getelementptr double, double* %xs, i64 %ii
-  %xi = load double, double* %pi
-  %le = fcmp ole double %xi, %x
-  br i1 %le, label %next, label %done
-next:
-  %i2 = add i64 %i, 1
-  br label %loop
-done:
-  %back = sub i64 %i, 1
-  %neg = icmp slt i64 %back, 0
-  %at = select i1 %neg, i64 0, i64 %back
-  %ia = add i64 %o, %at
-  %qa = getelementptr double, double* %ys, i64 %ia
-  %ya = load double, double* %qa
-  ret double %ya
-}}
-
-define internal double @lk_forward(double %x, double* %xs, double* %ys, i64 %o, i64 %k) {{
-entry:
-  %end = add i64 %o, %k
-  %lasti = sub i64 %end, 1
-  %isnan = fcmp uno double %x, {_ZERO}
-  br i1 %isnan, label %last, label %loop
-last:
-  %ql = getelementptr double, double* %ys, i64 %lasti
-  %yl = load double, double* %ql
-  ret double %yl
-loop:
-  %i = phi i64 [0, %entry], [%i2, %next]
-  %inside = icmp slt i64 %i, %k
-  br i1 %inside, label %test, label %done
-test:
-  %ii = add i64 %o, %i
-  %pi = getelementptr double, double* %xs, i64 %ii
-  %xi = load double, double* %pi
-  %lt = fcmp olt double %xi, %x
-  br i1 %lt, label %next, label %done
-next:
-  %i2 = add i64 %i, 1
-  br label %loop
-done:
-  %km1 = sub i64 %k, 1
-  %over = icmp sgt i64 %i, %km1
-  %at = select i1 %over, i64 %km1, i64 %i
-  %ia = add i64 %o, %at
-  %qa = getelementptr double, double* %ys, i64 %ia
-  %ya = load double, double* %qa
-  ret double %ya
-}}
-"""
+{_step_lookup("lk_hold", "ole", _HOLD_AT)}
+{_step_lookup("lk_forward", "olt", _FORWARD_AT)}"""
 
 
 #: The most values (elements of the run's variables, states and constants) a kernel unrolls: its
